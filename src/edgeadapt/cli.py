@@ -1,0 +1,163 @@
+"""The `edgeadapt` command line. Each subcommand builds a config and calls one function.
+
+Bad input (config keys, files, names) prints one line starting with `error:` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from edgeadapt.errors import UserError
+
+EXIT_USAGE = 2
+
+
+def _models(args: argparse.Namespace) -> None:
+    from edgeadapt import models
+
+    if args.action == "list":
+        for row in models.list_models():
+            mark = "fetched" if row["fetched"] else "not fetched"
+            print(f"{row['name']:24} {mark:12} {row['license']:20} {row['description']}")
+    else:
+        path = models.fetch(args.name)
+        print(f"{args.name}: ready at {path}")
+
+
+def _data(args: argparse.Namespace) -> None:
+    from edgeadapt.data import packs
+
+    if args.action == "list":
+        for name, (_, description) in packs.PACKS.items():
+            print(f"{name:10} {description}")
+        return
+    if not args.name:
+        raise UserError(f"Name a pack to build: {', '.join(packs.PACKS)}.")
+    folder = packs.build(args.name, args.seed, args.out)
+    print(f"{args.name}: {json.loads((folder / 'meta.json').read_text())['rows']} rows in {folder}")
+
+
+def _methods(args: argparse.Namespace) -> None:
+    from edgeadapt.methods import METHODS
+
+    for name, module in METHODS.items():
+        print(f"{name:8} {module.DESCRIPTION}")
+
+
+def _config(args: argparse.Namespace):
+    from edgeadapt import config
+
+    return config.load(args.config, args.overrides)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from edgeadapt.pipeline import compare
+
+    results = compare(_config(args), resume=args.resume)
+    _print_summary(results)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from edgeadapt.pipeline import Run, train_run
+
+    cfg = _config(args)
+    run = Run(cfg, only=args.method)
+    for name, result in train_run(run, resume=args.resume).items():
+        print(
+            f"{name}: {result.steps} steps in {result.seconds:.0f} s, update in {cfg.run_dir() / name / 'update'}"
+        )
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from edgeadapt.pipeline import Run, evaluate_run
+
+    _print_summary(evaluate_run(Run(_config(args), only=args.method)))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from edgeadapt.report import write_reports
+
+    path = Path(args.run_dir) / "results.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `edgeadapt compare CONFIG` first.")
+    write_reports(path.parent, json.loads(path.read_text()))
+    print(f"wrote {path.parent / 'report.md'} and report.html")
+
+
+def _print_summary(results: dict) -> None:
+    from edgeadapt.report import markdown
+
+    print(markdown(results).split("\n![")[0])
+    run_dir = Path(results["config"]["out_dir"]) / results["config"]["name"]
+    print(f"Results: {run_dir / 'results.json'}; report: {run_dir / 'report.html'}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="edgeadapt", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list or fetch the built-in offline models")
+    p.add_argument("action", choices=["list", "fetch"])
+    p.add_argument("name", nargs="?", default="smollm2-135m-instruct")
+    p.set_defaults(func=_models)
+
+    p = sub.add_parser("data", help="list or build the built-in data packs")
+    p.add_argument("action", choices=["list", "build"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default: $EDGEADAPT_HOME/data/NAME-seedN)")
+    p.set_defaults(func=_data)
+
+    p = sub.add_parser("methods", help="list the methods")
+    p.set_defaults(func=_methods)
+
+    for name, func, text in [
+        (
+            "compare",
+            _compare,
+            "train every method in CONFIG, evaluate base and tuned models, write the report",
+        ),
+        ("train", _train, "train the methods in CONFIG (or --method ones) and save their updates"),
+        ("eval", _eval, "evaluate the base model and the trained methods of CONFIG's run; write results"),
+    ]:
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("config", help="YAML config (see configs/)")
+        p.add_argument(
+            "overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 methods.lora.rank=16"
+        )
+        if name != "compare":
+            p.add_argument("--method", action="append", help="only this method (repeatable)")
+        if name != "eval":
+            p.add_argument(
+                "--resume", action="store_true", help="continue from checkpoints; reuse trained methods"
+            )
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("report", help="rewrite report.md/report.html from a run's results.json")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_report)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("default")
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Run configuration: dataclasses for every stage, read from YAML with `key=value` overrides.
+
+Keys are strict: an unknown key is an error that names it and suggests the closest valid one. Every problem
+found in a config is collected and reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeadapt.errors import UserError, did_you_mean
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """A built-in model (`edgeadapt models list`), a local transformers folder, or a hub id."""
+    dtype: str = "auto"
+    """auto | float32 | bfloat16. auto trains in fp32 on the CPU and bf16 on CUDA."""
+
+
+@dataclass
+class DataConfig:
+    domain: str = "medical"
+    """A built-in pack (medical, legal, math) or a folder holding train.jsonl, val.jsonl and test.jsonl."""
+    general: str = "general"
+    """The built-in `general` pack or a folder holding text.jsonl (held-out prose) and probes.jsonl."""
+    train_rows: int = 0
+    """Use at most this many training rows (0: all)."""
+    val_rows: int = 32
+    """Domain validation rows for the loss curve during training."""
+    test_rows: int = 80
+    """Domain test questions for accuracy and perplexity."""
+    max_length: int = 256
+    """Longest tokenized row; longer rows are truncated."""
+    seed: int = 0
+    """Seed of the built-in packs' splits."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 40
+    """Optimizer steps per method."""
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_steps: int = 4
+    scheduler: str = "linear"
+    """A transformers scheduler name (linear, cosine, constant_with_warmup, ...)."""
+    weight_decay: float = 0.0
+    eval_every: int = 10
+    """Evaluate domain validation loss and general held-out loss every N steps (the forgetting curve)."""
+    curve_general_chunks: int = 16
+    """General text chunks used for the curve (the final evaluation uses eval.general_chunks)."""
+    save_every: int = 0
+    """Save a resumable checkpoint every N steps (0: only at the end)."""
+    seed: int = 0
+    threads: int = 0
+    """CPU threads for torch (0: one per core)."""
+
+
+@dataclass
+class EvalConfig:
+    general_chunks: int = 48
+    """Chunks of general held-out text for general_ppl."""
+    chunk_tokens: int = 128
+    """Tokens per general text chunk."""
+    max_new_tokens: int = 24
+    """Greedy tokens generated per domain question."""
+    probe_new_tokens: int = 40
+    """Greedy tokens generated per general probe (topic retention)."""
+    probes: int = 0
+    """Use at most this many general probes (0: all)."""
+    batch_size: int = 16
+    """Rows per forward pass for perplexity."""
+    generate_batch_size: int = 64
+    """Prompts per batch for greedy generation (larger batches amortize each decoding step)."""
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    """Results go to OUT_DIR/NAME/."""
+    out_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
+    """Method name -> that method's options (see `edgeadapt methods`). Each trains on the same data."""
+    base_dir: str = ""
+    """Folder the config file was read from; relative data paths resolve against it. Set by `load`."""
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def from_dict(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from `data`, appending every problem (unknown key, wrong type) to `problems`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping, got {type(data).__name__}")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"{where}: unknown key '{key}'.{did_you_mean(key, fields)}")
+            continue
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, f"{where}.{key}" if where else key, problems)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{where}.{key}" if where else key, problems)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    """Check a scalar against its annotation; ints are accepted for floats, '1e-4' strings for numbers."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        allowed = typing.get_args(hint)
+        if value is None and type(None) in allowed:
+            return None
+        hint = next(a for a in allowed if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            problems.append(f"{where}: expected a {origin.__name__}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        problems.append(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one `a.b.c=value` override to nested dict `data`; the value is parsed as YAML."""
+    if "=" not in override:
+        raise UserError(f"Override '{override}' is not key=value (example: train.steps=10).")
+    key, raw = override.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"Override '{override}': '{part}' is not a section.")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults when `path` is None), apply overrides and validate."""
+    data: dict = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"Config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: the top level must be a mapping of sections.")
+        base_dir = path.resolve().parent
+    for override in overrides:
+        apply_override(data, override)
+    problems: list[str] = []
+    cfg = from_dict(RunConfig, data, "", problems)
+    cfg.base_dir = cfg.base_dir or str(base_dir)
+    problems += validate(cfg)
+    if problems:
+        where = f"{path}: " if path else ""
+        raise UserError(where + "; ".join(problems))
+    return cfg
+
+
+def validate(cfg: RunConfig) -> list[str]:
+    """Range checks that types alone cannot express."""
+    problems = []
+    positive = {
+        "train.steps": cfg.train.steps,
+        "train.batch_size": cfg.train.batch_size,
+        "train.grad_accum": cfg.train.grad_accum,
+        "train.eval_every": cfg.train.eval_every,
+        "eval.batch_size": cfg.eval.batch_size,
+        "eval.generate_batch_size": cfg.eval.generate_batch_size,
+        "eval.chunk_tokens": cfg.eval.chunk_tokens,
+        "eval.general_chunks": cfg.eval.general_chunks,
+        "data.max_length": cfg.data.max_length,
+        "data.test_rows": cfg.data.test_rows,
+        "data.val_rows": cfg.data.val_rows,
+    }
+    problems += [f"{k}: must be > 0, got {v}" for k, v in positive.items() if isinstance(v, int) and v <= 0]
+    if cfg.model.dtype not in ("auto", "float32", "bfloat16"):
+        problems.append(f"model.dtype: must be auto, float32 or bfloat16, got '{cfg.model.dtype}'")
+    if not cfg.methods:
+        problems.append("methods: list at least one method (see `edgeadapt methods`)")
+    if not isinstance(cfg.methods, dict):
+        problems.append("methods: expected a mapping of method name -> options")
+    return problems
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """The config as plain data, for results.json."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,68 @@
+"""Evaluation: the same held-out sets for the base model and every tuned one.
+
+- `domain_ppl`: perplexity of the domain test responses (prompt tokens excluded);
+- `domain_accuracy`: greedy answers to the domain test questions, normalized exact match with the reference;
+- `general_ppl`: perplexity of general held-out prose, in fixed chunks;
+- `on_topic_rate`, `domain_leakage`: answers to general probes, embedded and assigned to the nearest topic
+  (see `topics`); retention and degradation relative to the base model come from `metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgeadapt.config import EvalConfig
+from edgeadapt.evaluate.generation import greedy
+from edgeadapt.evaluate.metrics import exact_match
+from edgeadapt.evaluate.perplexity import perplexity
+from edgeadapt.evaluate.topics import TopicSpace
+
+
+@dataclass
+class EvalSets:
+    """Everything tokenized once and shared by every model evaluated in a run."""
+
+    domain_rows: list[dict]  # raw test rows (prompt, response)
+    domain_encoded: list[dict[str, list[int]]]  # prompt + response with the loss on the response
+    domain_prompts: list[list[int]]  # prompt ids for generation
+    general_chunks: list[dict[str, list[int]]]
+    probe_prompts: list[list[int]]
+    probe_topics: list[str]
+
+
+def evaluate_model(model: nn.Module, tokenizer, sets: EvalSets, cfg: EvalConfig, topics: TopicSpace) -> dict:
+    """All metrics of one model on the shared sets, with a few sample answers for the report."""
+    start = time.perf_counter()
+    model.eval()
+    answers = greedy(
+        model, tokenizer, sets.domain_prompts, cfg.max_new_tokens, cfg.generate_batch_size, "domain questions"
+    )
+    references = [row["response"] for row in sets.domain_rows]
+    probe_answers = greedy(
+        model, tokenizer, sets.probe_prompts, cfg.probe_new_tokens, cfg.generate_batch_size, "probes"
+    )
+    assigned = topics.assign(probe_answers)
+    result = {
+        "domain_ppl": perplexity(model, sets.domain_encoded, cfg.batch_size),
+        "domain_accuracy": sum(exact_match(a, r) for a, r in zip(answers, references, strict=False))
+        / len(references),
+        "general_ppl": perplexity(model, sets.general_chunks, cfg.batch_size),
+        "on_topic_rate": sum(a == t for a, t in zip(assigned, sets.probe_topics, strict=False))
+        / len(assigned),
+        "domain_leakage": sum(a == topics.domain for a in assigned) / len(assigned),
+        "samples": {
+            "domain": [
+                {"prompt": r["prompt"], "reference": r["response"], "answer": a}
+                for r, a in zip(sets.domain_rows[:3], answers, strict=False)
+            ],
+            "probes": [
+                {"topic": t, "answer": a, "assigned": s}
+                for t, a, s in list(zip(sets.probe_topics, probe_answers, assigned, strict=False))[::13][:5]
+            ],
+        },
+    }
+    result["eval_seconds"] = round(time.perf_counter() - start, 1)
+    return result

@@ -1,0 +1,42 @@
+"""Batched greedy generation with a KV cache, left-padded, in the original order."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def greedy(
+    model: nn.Module,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "generating",
+) -> list[str]:
+    """Greedy continuations of token-id prompts, decoded without special tokens."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: dict[int, str] = {}
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        index = order[start : start + batch_size]
+        width = max(len(prompts[i]) for i in index)
+        ids = torch.full((len(index), width), pad, dtype=torch.long)
+        mask = torch.zeros(len(index), width, dtype=torch.long)
+        for j, i in enumerate(index):
+            ids[j, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[j, width - len(prompts[i]) :] = 1
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        for j, i in enumerate(index):
+            answers[i] = tokenizer.decode(out[j, width:], skip_special_tokens=True).strip()
+    return [answers[i] for i in range(len(prompts))]

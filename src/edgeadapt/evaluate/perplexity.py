@@ -1,0 +1,42 @@
+"""Token-weighted perplexity over rows of input ids and labels (label -100 is not scored)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeadapt.data.format import IGNORE_INDEX
+from edgeadapt.evaluate.metrics import perplexity_from_nll
+
+
+@torch.no_grad()
+def nll(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int) -> tuple[float, int]:
+    """Summed negative log-likelihood of the labelled tokens, and how many there were."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # less padding per batch
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        batch = [rows[i] for i in order[start : start + batch_size]]
+        width = max(len(r["input_ids"]) for r in batch)
+        ids = torch.zeros(len(batch), width, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        for j, row in enumerate(batch):  # right padding: positions start at 0 as in training
+            n = len(row["input_ids"])
+            ids[j, :n] = torch.tensor(row["input_ids"])
+            labels[j, :n] = torch.tensor(row["labels"])
+            mask[j, :n] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        targets = labels[:, 1:].to(device)
+        losses = F.cross_entropy(
+            logits[:, :-1].transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        total += losses.item()
+        count += int((targets != IGNORE_INDEX).sum())
+    return total, count
+
+
+def perplexity(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int) -> float:
+    total, count = nll(model, rows, batch_size)
+    return perplexity_from_nll(total, count)

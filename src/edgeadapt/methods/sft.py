@@ -1,0 +1,43 @@
+"""`sft`: full fine-tuning; every weight trains and the update a device receives is the whole model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+NAME = "sft"
+DESCRIPTION = "full fine-tuning of all weights; the update is the whole model"
+
+
+@dataclass
+class Config:
+    lr: float = 5e-5
+    """Learning rate (the transformers Trainer default, usual for full fine-tuning)."""
+
+
+def check(cfg: Config, where: str) -> list[str]:
+    return [f"{where}.lr: must be > 0, got {cfg.lr}"] if cfg.lr <= 0 else []
+
+
+def prepare(model: nn.Module, cfg: Config) -> nn.Module:
+    for param in model.parameters():
+        param.requires_grad_(True)
+    return model
+
+
+def save_update(model: nn.Module, out_dir: Path) -> list[Path]:
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return sorted(out_dir.glob("*.safetensors"))
+
+
+def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    dtype = next(base.parameters()).dtype
+    return AutoModelForCausalLM.from_pretrained(str(update_dir), dtype=dtype).to(base.device)
+
+
+def merge(model: nn.Module) -> nn.Module:
+    return model

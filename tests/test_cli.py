@@ -1,0 +1,140 @@
+"""The command line: every kind of bad input gives one `error:` line and exit code 2; the smoke run works."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeadapt.cli import main
+
+ROOT = Path(__file__).parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def run_cli(*args, cwd=None):
+    """Run the real console entry point in a subprocess: exit code and stderr exactly as a user sees them."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeadapt.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def write_domain(folder: Path, train_lines: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text("\n".join(train_lines) + "\n")
+    for split in ("val", "test"):
+        (folder / f"{split}.jsonl").write_text('{"prompt": "q", "response": "a"}\n')
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", SMOKE, "methods.lorra={}"], "Unknown method 'lorra'. Did you mean 'lora'"),
+        (["compare", SMOKE, "model.name=smollm3"], "Did you mean 'smollm2-135m-instruct'"),
+        (
+            ["compare", SMOKE, "model.name=gemma3-270m"],
+            "not fetched yet: run `edgeadapt models fetch gemma3-270m`",
+        ),
+        (["compare", SMOKE, "methods.lora.rank=0"], "methods.lora.rank: must be between 1"),
+        (["compare", SMOKE, "train.setps=3"], "unknown key 'setps'. Did you mean 'steps'"),
+        (["compare", "no/such.yaml"], "Config file not found"),
+        (["models", "fetch", "smolm2"], "Did you mean 'smollm2-135m-instruct'"),
+        (["data", "build", "legl"], "Did you mean 'legal'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = (
+        run_cli(*args, "out_dir=" + str(tmp_path) if args[0] == "compare" else "", cwd=tmp_path)
+        if args[0] == "compare"
+        else run_cli(*args, cwd=tmp_path)
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    domain = write_domain(
+        tmp_path / "dom", ['{"prompt": "q", "response": "a"}', '{"prompt": "q", "response": ']
+    )
+    result = run_cli("compare", SMOKE, f"data.domain={domain}", f"out_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{domain / 'train.jsonl'}:2: not valid JSON" in result.stderr
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_empty_dataset_is_rejected(tmp_path):
+    domain = write_domain(tmp_path / "dom", [""])
+    result = run_cli("compare", SMOKE, f"data.domain={domain}", f"out_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and "empty" in result.stderr
+
+
+def test_methods_and_models_list(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("sft", "lora", "hlora"))
+    assert main(["models", "list"]) == 0
+    assert "smollm2-135m-instruct" in capsys.readouterr().out
+
+
+def test_eval_before_train_says_what_to_run(tmp_path, capsys):
+    code = main(["eval", str(SMOKE), f"out_dir={tmp_path}"])
+    assert code == 2
+    assert "has not been trained" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["compare", str(SMOKE), f"out_dir={out}"]) == 0
+    return out / "smoke"
+
+
+def test_smoke_compare_writes_results_and_reports(smoke_run):
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert set(results["methods"]) == {"sft", "lora", "hlora"}
+    for key in ("domain_ppl", "domain_accuracy", "general_ppl", "on_topic_rate", "domain_leakage"):
+        assert key in results["base"]
+    for m in results["methods"].values():
+        for key in (
+            "general_degradation_pct",
+            "topic_retention",
+            "domain_leakage",
+            "trainable_params",
+            "trainable_pct",
+            "update_bytes",
+            "update_ratio",
+            "curve",
+        ):
+            assert key in m
+        assert m["update_bytes"]["bf16"] * 2 == m["update_bytes"]["fp32"]
+        assert [p["step"] for p in m["curve"]][0] == 0 and "general_loss" in m["curve"][-1]
+    assert results["methods"]["sft"]["update_ratio"] == pytest.approx(1.0)
+    assert results["methods"]["lora"]["update_ratio"] < 1.0
+    assert results["config"]["name"] == "smoke"
+    html = (smoke_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert "| hlora |" in (smoke_run / "report.md").read_text()
+
+
+def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, capsys):
+    cfg_args = [str(SMOKE), f"out_dir={smoke_run.parent}"]
+    assert main(["compare", *cfg_args, "--resume"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    (smoke_run / "report.md").unlink()
+    assert main(["report", str(smoke_run)]) == 0
+    assert (smoke_run / "report.md").is_file()
+
+
+def test_a_failed_evaluation_leaves_no_results_file(smoke_run, tmp_path, capsys):
+    # Same trained run, but the general data is now broken: evaluation fails, results.json must be gone.
+    general = tmp_path / "gen"
+    general.mkdir()
+    (general / "text.jsonl").write_text('{"text": "too short"}\n')
+    (general / "probes.jsonl").write_text('{"prompt": "q"}\n')
+    code = main(["eval", str(SMOKE), f"out_dir={smoke_run.parent}", f"data.general={general}"])
+    assert code == 2 and "probes.jsonl:1" in capsys.readouterr().err
+    assert not (smoke_run / "results.json").exists()

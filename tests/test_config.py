@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from edgeadapt import config, methods
+from edgeadapt.errors import UserError
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_its_methods_validate(path):
+    cfg = config.load(path)
+    assert cfg.methods
+    parsed = methods.parse_configs(cfg.methods)
+    assert set(parsed) == set(cfg.methods)
+
+
+def test_shipped_configs_include_demo_and_smoke():
+    assert {p.name for p in CONFIGS} >= {"demo.yaml", "smoke.yaml"}
+
+
+def test_unknown_key_names_it_and_suggests(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  stpes: 3\n")
+    with pytest.raises(UserError, match=r"train: unknown key 'stpes'. Did you mean 'steps'\?"):
+        config.load(path)
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  steps: 0\n  batch_size: many\nmodel:\n  dtype: fp8\n")
+    with pytest.raises(UserError) as info:
+        config.load(path)
+    message = str(info.value)
+    assert "train.batch_size: expected int" in message
+    assert "train.steps: must be > 0" in message
+    assert "model.dtype" in message
+
+
+def test_overrides_parse_yaml_values_and_nest():
+    cfg = config.load(None, ["train.steps=7", "methods.lora.rank=16", "eval.probes=13", "name=x"])
+    assert cfg.train.steps == 7 and cfg.eval.probes == 13 and cfg.name == "x"
+    assert cfg.methods["lora"] == {"rank": 16}
+
+
+def test_scientific_notation_strings_become_floats():
+    cfg = config.load(None, ["train.weight_decay=1e-2"])
+    assert cfg.train.weight_decay == pytest.approx(0.01)
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(UserError, match="key=value"):
+        config.load(None, ["train.steps"])
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntrain: [unclosed\n")
+    with pytest.raises(UserError, match=r"bad.yaml:\d+: invalid YAML"):
+        config.load(path)

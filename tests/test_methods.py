@@ -1,0 +1,153 @@
+"""Table-driven checks over every registered method, on the tiny model built in code."""
+
+import pytest
+import torch
+
+from edgeadapt import methods
+from edgeadapt.errors import UserError
+from edgeadapt.methods import hlora
+from edgeadapt.models import count_parameters
+
+ADAPTERS = ["lora", "hlora"]
+ALL = list(methods.METHODS)
+
+
+def batch(seed=0):
+    torch.manual_seed(seed)
+    return torch.randint(3, 200, (2, 12))
+
+
+def prepared(name, model, **options):
+    cfg = methods.parse_configs({name: options})[name]
+    return methods.get(name).prepare(model, cfg)
+
+
+def one_step(model, lr=1e-2):
+    model.train()
+    ids = batch(1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr)
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    model.eval()
+
+
+def base_weights(model):
+    """The base model's weights by name, whether or not the model is wrapped by PEFT."""
+    return {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p.detach().clone()
+        for n, p in model.named_parameters()
+        if "lora_" not in n
+    }
+
+
+def test_registry_lists_the_three_methods_with_descriptions():
+    assert {"sft", "lora", "hlora"} <= set(methods.METHODS)
+    assert all(m.DESCRIPTION for m in methods.METHODS.values())
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapter_at_init_gives_the_base_output(name, make_tiny):
+    base = make_tiny()
+    expected = base(batch()).logits
+    adapted = prepared(name, make_tiny())
+    torch.testing.assert_close(adapted(batch()).logits, expected)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_merge_gives_the_unmerged_output(name, make_tiny):
+    model = prepared(name, make_tiny())
+    one_step(model)
+    unmerged = model(batch()).logits.detach()
+    merged = methods.get(name).merge(model)
+    assert "peft" not in type(merged).__module__
+    torch.testing.assert_close(merged(batch()).logits, unmerged, atol=1e-5, rtol=1e-4)
+
+
+def test_sft_changes_every_weight(make_tiny):
+    model = prepared("sft", make_tiny())
+    before = base_weights(model)
+    one_step(model)
+    after = base_weights(model)
+    assert all(not torch.equal(before[n], after[n]) for n in before)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapters_change_none_of_the_base_weights(name, make_tiny):
+    model = prepared(name, make_tiny())
+    before = base_weights(model)
+    one_step(model)
+    after = base_weights(model)
+    assert before.keys() == after.keys() and all(torch.equal(before[n], after[n]) for n in before)
+    assert not torch.equal(model(batch()).logits, make_tiny()(batch()).logits)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_saved_update_reloads_to_the_same_output(name, make_tiny, tmp_path):
+    model = prepared(name, make_tiny())
+    one_step(model)
+    expected = model(batch()).logits.detach()
+    files = methods.get(name).save_update(model, tmp_path)
+    assert files and all(f.suffix == ".safetensors" for f in files)
+    reloaded = methods.get(name).load_tuned(make_tiny(), tmp_path)
+    torch.testing.assert_close(reloaded(batch()).logits, expected)
+
+
+def test_lora_trainable_count_matches_the_formula(make_tiny):
+    model = make_tiny()
+    shapes = {
+        n: (m.in_features, m.out_features)
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in ("q_proj", "o_proj")
+    }
+    adapted = prepared("lora", model, rank=4, targets=["q_proj", "o_proj"])
+    assert count_parameters(adapted, trainable_only=True) == sum(4 * (i + o) for i, o in shapes.values())
+
+
+def test_hlora_default_rank_is_two_thirds_of_hidden_rounded_to_8():
+    assert hlora.default_rank(576) == 384
+    assert hlora.default_rank(640) == 424
+    assert hlora.default_rank(64) == 40
+
+
+@pytest.mark.parametrize(
+    ("scaling", "expected"), [("none", 1.0), ("standard", 16 / 8), ("rslora", 16 / 8**0.5)]
+)
+def test_hlora_scaling_modes(make_tiny, scaling, expected):
+    model = prepared("hlora", make_tiny(), rank=8, scaling=scaling)
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert layer.scaling["default"] == pytest.approx(expected)
+
+
+def test_rank_above_a_module_size_is_capped_with_a_warning(make_tiny):
+    # k_proj and v_proj are 64 -> 32 in the tiny model: rank 48 cannot raise their update rank.
+    with pytest.warns(UserWarning, match=r"k_proj \(32\)"):
+        model = prepared("hlora", make_tiny(), rank=48, targets=["q_proj", "k_proj"])
+    attn = model.base_model.model.model.layers[0].self_attn
+    assert attn.k_proj.lora_A["default"].weight.shape[0] == 32
+    assert attn.q_proj.lora_A["default"].weight.shape[0] == 48
+    assert attn.k_proj.scaling["default"] == pytest.approx(1.0)  # factor 1 survives the cap
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rank": 0}, "rank: must be between 1"),
+        ({"scaling": "big"}, "scaling: must be one of"),
+        ({"lr": -1.0}, "lr: must be > 0"),
+        ({"rnak": 8}, "Did you mean 'rank'"),
+    ],
+)
+def test_bad_method_options_are_named(options, message):
+    with pytest.raises(UserError, match=message):
+        methods.parse_configs({"lora": options})
+
+
+def test_unknown_method_suggests_the_closest():
+    with pytest.raises(UserError, match="Unknown method 'lorra'. Did you mean 'lora'"):
+        methods.parse_configs({"lorra": {}})
+
+
+def test_targets_matching_nothing_are_an_error(make_tiny):
+    with pytest.raises(UserError, match="No module matched targets"):
+        prepared("lora", make_tiny(), targets=["c_attn"])

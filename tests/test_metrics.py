@@ -1,0 +1,94 @@
+import math
+
+import pytest
+import torch
+
+from edgeadapt.evaluate.generation import greedy
+from edgeadapt.evaluate.metrics import degradation_pct, exact_match, normalize, retention
+from edgeadapt.evaluate.perplexity import nll, perplexity
+from edgeadapt.evaluate.topics import TopicSpace
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "expected"),
+    [
+        ("E50 Vitamin A deficiency", "E50 Vitamin A deficiency", True),
+        ("  e50 vitamin a deficiency.\nMore text", "E50 Vitamin A deficiency", True),
+        ("E50: Vitamin-A deficiency", "E50 Vitamin A deficiency", True),
+        ("E50", "E50 Vitamin A deficiency", False),
+        ("The answer is 42", "42", False),
+        ("", "", False),
+    ],
+)
+def test_exact_match_normalizes_case_punctuation_and_first_line(answer, reference, expected):
+    assert exact_match(answer, reference) is expected
+
+
+def test_normalize_keeps_the_first_line_only():
+    assert normalize("Copyleft Limited\nbecause ...") == "copyleft limited"
+
+
+def test_degradation_and_retention_by_hand():
+    assert degradation_pct(11.0, 10.0) == pytest.approx(10.0)
+    assert degradation_pct(9.0, 10.0) == pytest.approx(-10.0)
+    assert retention(0.45, 0.9) == pytest.approx(0.5)
+    assert retention(0.5, 0.0) is None
+
+
+class Uniform(torch.nn.Module):
+    """Uniform next-token distribution over V tokens: perplexity must be exactly V."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.vocab = vocab
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = torch.zeros(*input_ids.shape, self.vocab) + self.dummy
+        return type("Out", (), {"logits": logits})
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    rows = [{"input_ids": [1, 2, 3, 4], "labels": [1, 2, 3, 4]}, {"input_ids": [5, 6], "labels": [-100, 6]}]
+    total, count = nll(Uniform(50), rows, batch_size=2)
+    assert count == 3 + 1  # first token of each row has no prediction; -100 labels are skipped
+    assert total == pytest.approx(4 * math.log(50), rel=1e-5)
+    assert perplexity(Uniform(50), rows, 1) == pytest.approx(50, rel=1e-5)
+
+
+def test_perplexity_does_not_depend_on_batching(tiny_model):
+    rows = [{"input_ids": list(range(3, 3 + n)), "labels": list(range(3, 3 + n))} for n in (5, 9, 14)]
+    assert perplexity(tiny_model, rows, 1) == pytest.approx(perplexity(tiny_model, rows, 3), rel=1e-4)
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_model, tokenizer):
+    tokenizer.padding_side = "left"
+    prompts = [tokenizer("hello there")["input_ids"], tokenizer("a much longer prompt here")["input_ids"]]
+    together = greedy(tiny_model, tokenizer, prompts, 6, batch_size=2)
+    alone = [greedy(tiny_model, tokenizer, [p], 6, batch_size=1)[0] for p in prompts]
+    assert together == alone
+
+
+class WordEmbedder:
+    """Bag-of-keywords embedding: enough to check the assignment logic by hand."""
+
+    words = ["river", "recipe", "goal", "icd"]
+
+    def __call__(self, texts):
+        vecs = torch.tensor([[float(w in t.lower()) for w in self.words] + [0.1] for t in texts])
+        return torch.nn.functional.normalize(vecs, dim=-1)
+
+
+def test_answers_go_to_the_nearest_topic_or_the_domain():
+    space = TopicSpace(
+        WordEmbedder(),
+        {"geography": ["river"], "cooking": ["recipe"], "sport": ["goal"]},
+        "domain:medical",
+        ["icd code"],
+    )
+    assert space.assign(["The river Nile", "A recipe for soup", "ICD code E50", "goal!"]) == [
+        "geography",
+        "cooking",
+        "domain:medical",
+        "sport",
+    ]
