@@ -45,11 +45,8 @@ def write_domain(folder: Path, train_lines: list[str]) -> Path:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
-    result = (
-        run_cli(*args, "out_dir=" + str(tmp_path) if args[0] == "compare" else "", cwd=tmp_path)
-        if args[0] == "compare"
-        else run_cli(*args, cwd=tmp_path)
-    )
+    extra = [f"out_dir={tmp_path}"] if args[0] == "compare" else []
+    result = run_cli(*args, *extra, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -130,11 +127,36 @@ def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, capsys):
 
 
 def test_a_failed_evaluation_leaves_no_results_file(smoke_run, tmp_path, capsys):
-    # Same trained run, but the general data is now broken: evaluation fails, results.json must be gone.
+    # Same trained run, but too little general text for one perplexity chunk: evaluation fails part-way,
+    # and the earlier results.json must not survive to pass for this run's.
     general = tmp_path / "gen"
     general.mkdir()
     (general / "text.jsonl").write_text('{"text": "too short"}\n')
-    (general / "probes.jsonl").write_text('{"prompt": "q"}\n')
+    (general / "probes.jsonl").write_text('{"prompt": "q", "topic": "t"}\n')
+    assert (smoke_run / "results.json").exists()
     code = main(["eval", str(SMOKE), f"out_dir={smoke_run.parent}", f"data.general={general}"])
-    assert code == 2 and "probes.jsonl:1" in capsys.readouterr().err
+    assert code == 2 and "Not enough general text" in capsys.readouterr().err
     assert not (smoke_run / "results.json").exists()
+    assert not (smoke_run / "report.html").exists()
+
+
+def test_malformed_probe_names_file_and_line(tmp_path, capsys):
+    general = tmp_path / "gen"
+    general.mkdir()
+    (general / "text.jsonl").write_text('{"text": "some prose"}\n')
+    (general / "probes.jsonl").write_text('{"prompt": "q"}\n')
+    code = main(["eval", str(SMOKE), f"out_dir={tmp_path}", f"data.general={general}"])
+    assert code == 2 and "probes.jsonl:1: a probe needs a non-empty string 'topic'" in capsys.readouterr().err
+
+
+def test_resume_continues_an_interrupted_method_from_its_checkpoint(tmp_path, capsys):
+    args = [str(SMOKE), f"out_dir={tmp_path}", "train.save_every=2", "--method", "lora"]
+    assert main(["train", *args]) == 0
+    method_dir = tmp_path / "smoke" / "lora"
+    assert (method_dir / "checkpoints" / "checkpoint-4").is_dir()
+    (method_dir / "train_result.json").unlink()  # as if the run had died after its last checkpoint
+    capsys.readouterr()
+    assert main(["train", *args, "train.steps=6", "--resume"]) == 0
+    result = json.loads((method_dir / "train_result.json").read_text())
+    assert result["steps"] == 6
+    assert [p["step"] for p in result["curve"] if "general_loss" in p][-1] == 6

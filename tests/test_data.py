@@ -139,7 +139,7 @@ def test_packs_are_deterministic_for_a_seed(tmp_path):
     c = packs.build("medical", 4, tmp_path / "c")
     assert (a / "test.jsonl").read_text() == (b / "test.jsonl").read_text()
     assert (a / "test.jsonl").read_text() != (c / "test.jsonl").read_text()
-    assert json.loads((a / "meta.json").read_text())["rows"]["test"] == 80
+    assert json.loads((a / "meta.json").read_text())["rows"]["test"] == 64
 
 
 def test_unknown_pack_suggests_the_closest(tmp_path):

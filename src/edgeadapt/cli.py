@@ -146,7 +146,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = parser().parse_args(argv)
+    top = parser()
+    # Overrides may come after options (`train CONFIG --method lora train.steps=6`): collect them here.
+    args, extra = top.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
+    if stray:
+        top.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         args.func(args)
     except UserError as exc:

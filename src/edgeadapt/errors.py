@@ -12,7 +12,11 @@ class UserError(Exception):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    choices, name = list(choices), str(name)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    if not close:  # a misspelt short form of a long name ("smolm2" for "smollm2-135m-instruct")
+        heads = {c[: len(name) + 1]: c for c in choices}
+        close = [heads[h] for h in difflib.get_close_matches(name, list(heads), n=1, cutoff=0.7)]
     return f" Did you mean '{close[0]}'?" if close else ""
 
 

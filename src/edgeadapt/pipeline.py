@@ -211,6 +211,11 @@ class Run:
         self.dir = cfg.run_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
 
+    def invalidate_results(self) -> None:
+        """Inputs are valid and work starts: earlier results of this run no longer describe its updates."""
+        for name in OUTPUTS:
+            (self.dir / name).unlink(missing_ok=True)
+
 
 def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
     """`edgeadapt train`: train the run's methods and save their updates."""
@@ -226,8 +231,7 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
 def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]:
     """`edgeadapt eval`: evaluate the base model and every trained method; write results and reports."""
     started = time.perf_counter()
-    for name in OUTPUTS:  # a stale results file from an earlier run must not pass for this one
-        (run.dir / name).unlink(missing_ok=True)
+    run.invalidate_results()
     trained = {}
     for name in run.method_cfgs:
         result = TrainResult.load(run.dir / name)
@@ -257,8 +261,6 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]
 def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, evaluate and report every method in `cfg`; return the results written to results.json."""
     run = Run(cfg)
-    for name in OUTPUTS:
-        (run.dir / name).unlink(missing_ok=True)
     train_run(run, resume, log)
     return evaluate_run(run, log)
 

