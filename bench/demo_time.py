@@ -64,8 +64,7 @@ def main() -> int:
         print(f"make demo failed with exit code {code}", file=sys.stderr)
         return code
     results = json.loads((ROOT / "runs" / "demo" / "results.json").read_text())
-    import torch
-
+    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     lines = [
         "# Benchmarks",
         "",
@@ -74,7 +73,7 @@ def main() -> int:
         "## `make demo` on this machine",
         "",
         f"- Date: {datetime.now(timezone.utc).date()}; CPU: {cpu_name()}, {os.cpu_count()} cores; "
-        f"torch {torch.__version__} with {results['torch_threads']} threads; Python {platform.python_version()}.",
+        f"{results['torch_threads']} torch threads; {versions}.",
         f"- Virtual environment {'rebuilt from the registries' if args.fresh_venv else 'already installed'}; "
         "model fetched and data packs built (or reused from the cache) inside the timed run.",
         "",

@@ -112,6 +112,7 @@ def test_smoke_compare_writes_results_and_reports(smoke_run):
     assert results["methods"]["sft"]["update_ratio"] == pytest.approx(1.0)
     assert results["methods"]["lora"]["update_ratio"] < 1.0
     assert results["config"]["name"] == "smoke"
+    assert set(results["versions"]) >= {"torch", "transformers", "peft"}
     html = (smoke_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "| hlora |" in (smoke_run / "report.md").read_text()

@@ -247,6 +247,7 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": run.device.type,
         "torch_threads": torch.get_num_threads(),
+        "versions": versions(),
         "seconds": round(time.perf_counter() - started + sum(r.seconds for r in trained.values()), 1),
         "model": models.model_info(run.model_path),
         "data": {"domain": run.data.domain_name, "sources": run.data.sources, "rows": run.data.sizes()},
@@ -263,6 +264,16 @@ def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = p
     run = Run(cfg)
     train_run(run, resume, log)
     return evaluate_run(run, log)
+
+
+def versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import version
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "transformers", "peft", "accelerate"):
+        found[package] = version(package)
+    return found
 
 
 def write_results(run_dir: Path, results: dict) -> None:
