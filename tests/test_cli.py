@@ -69,6 +69,13 @@ def test_empty_dataset_is_rejected(tmp_path):
     assert result.returncode == 2 and "empty" in result.stderr
 
 
+def test_a_gguf_file_is_refused_with_the_convert_command(tmp_path, capsys):
+    gguf_file = tmp_path / "model.gguf"
+    gguf_file.write_bytes(b"GGUF")
+    assert main(["compare", str(SMOKE), f"model.name={gguf_file}", f"out_dir={tmp_path}"]) == 2
+    assert "edgeadapt models convert" in capsys.readouterr().err
+
+
 def test_methods_and_models_list(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out

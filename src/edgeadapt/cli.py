@@ -24,9 +24,14 @@ def _models(args: argparse.Namespace) -> None:
         for row in models.list_models():
             mark = "fetched" if row["fetched"] else "not fetched"
             print(f"{row['name']:24} {mark:12} {row['license']:20} {row['description']}")
-    else:
+    elif args.action == "fetch":
         path = models.fetch(args.name)
         print(f"{args.name}: ready at {path}")
+    else:
+        if not args.target:
+            raise UserError("Name the converted model: `edgeadapt models convert FILE.gguf --name NAME`.")
+        path = models.convert_local(Path(args.name), args.target)
+        print(f"{args.target}: ready at {path}; use it with model.name={args.target}")
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -101,9 +106,12 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="edgeadapt", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list or fetch the built-in offline models")
-    p.add_argument("action", choices=["list", "fetch"])
-    p.add_argument("name", nargs="?", default="smollm2-135m-instruct")
+    p = sub.add_parser("models", help="list or fetch the built-in offline models, or convert a GGUF file")
+    p.add_argument("action", choices=["list", "fetch", "convert"])
+    p.add_argument(
+        "name", nargs="?", default="smollm2-135m-instruct", help="model name (convert: a .gguf file)"
+    )
+    p.add_argument("--name", dest="target", help="convert: the name to save the checkpoint under")
     p.set_defaults(func=_models)
 
     p = sub.add_parser("data", help="list or build the built-in data packs")

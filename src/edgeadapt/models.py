@@ -81,6 +81,17 @@ def model_dir(name: str) -> Path:
     return edgeadapt_home() / "models" / name
 
 
+def convert_local(gguf_path: Path, name: str) -> Path:
+    """`models convert`: a user's GGUF file into a trainable checkpoint named `name` in the cache."""
+    if not gguf_path.is_file():
+        raise UserError(f"GGUF file not found: {gguf_path}")
+    if name in BUILTIN:
+        raise UserError(f"'{name}' is a built-in model name: choose another --name.")
+    return convert_gguf(
+        gguf_path, model_dir(name), {"name": name, "package": "", "license": "see the source"}
+    )
+
+
 def is_fetched(name: str) -> bool:
     return (model_dir(name) / INFO_FILE).is_file()
 
@@ -242,13 +253,18 @@ def save_tiny_random(out: Path) -> Path:
 
 def resolve(name: str, base_dir: str = "") -> Path:
     """The checkpoint folder for a built-in name or a local folder; a hub id is returned as is."""
-    if name in BUILTIN:
+    if name in BUILTIN or is_fetched(name):
         if name == "tiny-random" and not is_fetched(name):
             return save_tiny_random(model_dir(name))
         if not is_fetched(name):
             raise UserError(f"Model '{name}' is not fetched yet: run `edgeadapt models fetch {name}`.")
         return model_dir(name)
     local = Path(base_dir or ".", name).expanduser()
+    if local.suffix == ".gguf" and local.is_file():
+        raise UserError(
+            f"{local} is a GGUF file: loaded straight from GGUF a model is quantized and cannot be fine-tuned. "
+            f"Convert it once with `edgeadapt models convert {local} --name NAME`, then use model.name=NAME."
+        )
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise UserError(f"{local} is not a transformers model folder (no config.json).")
@@ -272,18 +288,29 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load(path: Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
-    """Load a causal LM and its tokenizer; the tokenizer gets a pad token and left padding for generation."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: Path):
+    """The model's tokenizer, with a pad token and left padding (for batched generation)."""
+    from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except OSError as exc:
-        raise UserError(f"Could not load model from {path}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"Could not load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load(path: Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
+    """Load a causal LM and its tokenizer (see `load_tokenizer`)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    except OSError as exc:
+        raise UserError(f"Could not load model from {path}: {str(exc).splitlines()[0]}") from None
     return model.to(device or pick_device()), tokenizer
 
 

@@ -93,38 +93,64 @@ def topic_space(data: RunData) -> TopicSpace:
     return TopicSpace(Embedder(), topics, f"domain:{data.domain_name}", domain_texts)
 
 
-def train_methods(
-    cfg: RunConfig,
-    method_cfgs: dict,
-    model_path: Path,
-    tokenizer,
-    data: RunData,
-    device: torch.device,
-    resume: bool,
-    log: Callable[[str], None],
-) -> dict[str, TrainResult]:
-    """Train each method from a fresh copy of the base model; with resume, reuse finished ones."""
-    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train]
+class Run:
+    """What every stage of a run shares: config, validated method options, device, model path, data."""
+
+    def __init__(self, cfg: RunConfig, only: list[str] | None = None):
+        self.cfg = cfg
+        method_cfgs = methods.parse_configs(cfg.methods)  # every config problem surfaces before any work
+        missing = [m for m in only or () if m not in method_cfgs]
+        if missing:
+            raise UserError(
+                f"Method {missing[0]} is not in this config's methods ({', '.join(method_cfgs)})."
+            )
+        self.method_cfgs = {m: method_cfgs[m] for m in only} if only else method_cfgs
+        set_threads(cfg.train.threads)
+        self.device = models.pick_device()
+        self.model_path = models.resolve(cfg.model.name, cfg.base_dir)
+        self.data = RunData(cfg)
+        self.tokenizer = models.load_tokenizer(self.model_path)
+        self.dir = cfg.run_dir()
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def invalidate_results(self) -> None:
+        """Inputs are valid and work starts: earlier results of this run no longer describe its updates."""
+        for name in OUTPUTS:
+            (self.dir / name).unlink(missing_ok=True)
+
+    def load_model(self, dtype: torch.dtype):
+        return models.load(self.model_path, dtype, self.device)[0]
+
+
+def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
+    """`edgeadapt train`: train each method from a fresh copy of the base model and save its update.
+
+    With `resume`, a method that finished is reused and one that was interrupted continues from its last
+    checkpoint.
+    """
+    cfg, tokenizer = run.cfg, run.tokenizer
+    run.invalidate_results()
+    log(
+        f"Run '{cfg.name}': model {cfg.model.name} on {run.device}, domain {run.data.domain_name} {run.data.sizes()}"
+    )
+    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train]
     curve_sets = {
-        "domain": [encode(tokenizer, r, cfg.data.max_length) for r in data.val],
+        "domain": [encode(tokenizer, r, cfg.data.max_length) for r in run.data.val],
         "general": text_chunks(
-            tokenizer, data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
+            tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
         ),
     }
-    bf16 = device.type == "cuda" and cfg.model.dtype != "float32"
+    bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
     results = {}
-    for name, method_cfg in method_cfgs.items():
-        folder = cfg.run_dir() / name
+    for name, method_cfg in run.method_cfgs.items():
+        folder, method = run.dir / name, methods.get(name)
         done = TrainResult.load(folder) if resume else None
         if done is not None:
             log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
             results[name] = done
             continue
-        log(f"[{name}] {methods.get(name).DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps")
-        model, _ = models.load(
-            model_path, torch.float32, device
-        )  # fp32 master weights; bf16 autocast on CUDA
-        model = methods.get(name).prepare(model, method_cfg)
+        log(f"[{name}] {method.DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps")
+        model = method.prepare(run.load_model(torch.float32), method_cfg)  # fp32 master weights
         result = train(
             model,
             tokenizer,
@@ -134,114 +160,77 @@ def train_methods(
             curve_sets,
             cfg.train,
             folder,
-            device,
+            run.device,
             bf16=bf16,
             resume=resume,
         )
-        files = methods.get(name).save_update(model, folder / "update")
+        files = method.save_update(model, folder / "update")
         result.update_files = [str(f.relative_to(folder)) for f in files]
-        result.save(folder)
+        result.save(folder)  # last: its presence means the update is complete
         results[name] = result
         del model
     return results
 
 
-def evaluate_all(
-    cfg: RunConfig,
-    trained: dict[str, TrainResult],
-    model_path: Path,
-    data: RunData,
-    device: torch.device,
-    log: Callable[[str], None],
-) -> tuple[dict, dict]:
-    dtype = models.pick_dtype(cfg.model.dtype, device)
-    base, tokenizer = models.load(model_path, dtype, device)
-    sets, topics = eval_sets(data, tokenizer, cfg), topic_space(data)
-    log("[base] evaluating")
-    base_metrics = evaluate_model(base, tokenizer, sets, cfg.eval, topics)
-    full_params = models.count_parameters(base)
-    base_metrics.update(
-        params=full_params, full_model_bytes={"fp32": full_params * 4, "bf16": full_params * 2}
+def trained_results(run: Run) -> dict[str, TrainResult]:
+    trained = {}
+    for name in run.method_cfgs:
+        trained[name] = TrainResult.load(run.dir / name)
+        if trained[name] is None:
+            raise UserError(
+                f"Method '{name}' has not been trained in {run.dir}: run `edgeadapt train CONFIG "
+                f"--method {name}` or `edgeadapt compare CONFIG`."
+            )
+    return trained
+
+
+def method_metrics(
+    run: Run,
+    name: str,
+    result: TrainResult,
+    base: dict,
+    sets: EvalSets,
+    topics: TopicSpace,
+    dtype: torch.dtype,
+) -> dict[str, Any]:
+    """Evaluate one tuned model and add what sets it apart from the base: forgetting, size, training."""
+    tuned = methods.get(name).load_tuned(run.load_model(dtype), run.dir / name / "update")
+    metrics = evaluate_model(tuned, run.tokenizer, sets, run.cfg.eval, topics)
+    size = update_size([run.dir / name / f for f in result.update_files])
+    metrics.update(
+        general_degradation_pct=degradation_pct(metrics["general_ppl"], base["general_ppl"]),
+        topic_retention=retention(metrics["on_topic_rate"], base["on_topic_rate"]),
+        trainable_params=result.trainable_params,
+        trainable_pct=100.0 * result.trainable_params / base["params"],
+        update_bytes={"fp32": size["fp32"], "bf16": size["bf16"]},
+        update_file_bytes=size["file_bytes"],
+        update_ratio=size["fp32"] / base["full_model_bytes"]["fp32"],
+        lr=result.lr,
+        steps=result.steps,
+        train_seconds=result.seconds,
+        curve=result.curve,
+        options=asdict(run.method_cfgs[name]),
     )
-    per_method = {}
-    for name, result in trained.items():
-        log(f"[{name}] evaluating")
-        fresh, _ = models.load(model_path, dtype, device)
-        tuned = methods.get(name).load_tuned(fresh, cfg.run_dir() / name / "update")
-        metrics = evaluate_model(tuned, tokenizer, sets, cfg.eval, topics)
-        size = update_size([cfg.run_dir() / name / f for f in result.update_files])
-        metrics.update(
-            general_degradation_pct=degradation_pct(metrics["general_ppl"], base_metrics["general_ppl"]),
-            topic_retention=retention(metrics["on_topic_rate"], base_metrics["on_topic_rate"]),
-            trainable_params=result.trainable_params,
-            trainable_pct=100.0 * result.trainable_params / full_params,
-            update_bytes={"fp32": size["fp32"], "bf16": size["bf16"]},
-            update_file_bytes=size["file_bytes"],
-            update_ratio=size["fp32"] / (full_params * 4),
-            lr=result.lr,
-            steps=result.steps,
-            train_seconds=result.seconds,
-            curve=result.curve,
-            options=asdict(methods.parse_configs({name: cfg.methods[name]})[name]),
-        )
-        per_method[name] = metrics
-        del tuned, fresh
-    return base_metrics, per_method
-
-
-class Run:
-    """What every stage of a run shares: config, validated method options, device, model path, data."""
-
-    def __init__(self, cfg: RunConfig, only: list[str] | None = None):
-        self.cfg = cfg
-        method_cfgs = methods.parse_configs(cfg.methods)  # every config problem surfaces before any work
-        if only:
-            missing = [m for m in only if m not in method_cfgs]
-            if missing:
-                raise UserError(
-                    f"Method {missing[0]} is not in this config's methods ({', '.join(method_cfgs)})."
-                )
-            method_cfgs = {m: method_cfgs[m] for m in only}
-        self.method_cfgs = method_cfgs
-        set_threads(cfg.train.threads)
-        self.device = models.pick_device()
-        self.model_path = models.resolve(cfg.model.name, cfg.base_dir)
-        self.data = RunData(cfg)
-        _, self.tokenizer = models.load(self.model_path, torch.float32, torch.device("cpu"))
-        self.dir = cfg.run_dir()
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def invalidate_results(self) -> None:
-        """Inputs are valid and work starts: earlier results of this run no longer describe its updates."""
-        for name in OUTPUTS:
-            (self.dir / name).unlink(missing_ok=True)
-
-
-def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
-    """`edgeadapt train`: train the run's methods and save their updates."""
-    log(
-        f"Run '{run.cfg.name}': model {run.cfg.model.name} on {run.device}, "
-        f"domain {run.data.domain_name} {run.data.sizes()}"
-    )
-    return train_methods(
-        run.cfg, run.method_cfgs, run.model_path, run.tokenizer, run.data, run.device, resume, log
-    )
+    return metrics
 
 
 def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]:
     """`edgeadapt eval`: evaluate the base model and every trained method; write results and reports."""
     started = time.perf_counter()
     run.invalidate_results()
-    trained = {}
-    for name in run.method_cfgs:
-        result = TrainResult.load(run.dir / name)
-        if result is None:
-            raise UserError(
-                f"Method '{name}' has not been trained in {run.dir}: run `edgeadapt train CONFIG "
-                f"--method {name}` or `edgeadapt compare CONFIG`."
-            )
-        trained[name] = result
-    base, per_method = evaluate_all(run.cfg, trained, run.model_path, run.data, run.device, log)
+    trained = trained_results(run)
+    dtype = models.pick_dtype(run.cfg.model.dtype, run.device)
+    sets, topics = eval_sets(run.data, run.tokenizer, run.cfg), topic_space(run.data)
+    log("[base] evaluating")
+    base_model = run.load_model(dtype)
+    base = evaluate_model(base_model, run.tokenizer, sets, run.cfg.eval, topics)
+    params = models.count_parameters(base_model)
+    base.update(params=params, full_model_bytes={"fp32": params * 4, "bf16": params * 2})
+    del base_model
+    per_method = {}
+    for name, result in trained.items():
+        log(f"[{name}] evaluating")
+        per_method[name] = method_metrics(run, name, result, base, sets, topics, dtype)
     results = {
         "edgeadapt_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

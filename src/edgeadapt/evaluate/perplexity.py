@@ -5,18 +5,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from edgeadapt.data.format import IGNORE_INDEX
 from edgeadapt.evaluate.metrics import perplexity_from_nll
 
 
 @torch.no_grad()
-def nll(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int) -> tuple[float, int]:
+def nll(
+    model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int, desc: str = "perplexity"
+) -> tuple[float, int]:
     """Summed negative log-likelihood of the labelled tokens, and how many there were."""
     device = next(model.parameters()).device
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # less padding per batch
     total, count = 0.0, 0
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         batch = [rows[i] for i in order[start : start + batch_size]]
         width = max(len(r["input_ids"]) for r in batch)
         ids = torch.zeros(len(batch), width, dtype=torch.long)
