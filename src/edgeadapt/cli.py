@@ -61,7 +61,7 @@ def _config(args: argparse.Namespace):
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from edgeadapt.pipeline import compare
+    from edgeadapt.compare import compare
 
     results = compare(_config(args), resume=args.resume)
     _print_summary(results)
@@ -82,6 +82,14 @@ def _eval(args: argparse.Namespace) -> None:
     from edgeadapt.pipeline import Run, evaluate_run
 
     _print_summary(evaluate_run(Run(_config(args), only=args.method)))
+
+
+def _recover(args: argparse.Namespace) -> None:
+    from edgeadapt.recovery import recover_run
+    from edgeadapt.report import recovery_lines
+
+    results = recover_run(args.run_dir, args.overrides)
+    print("\n".join(recovery_lines(results)))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -145,6 +153,13 @@ def parser() -> argparse.ArgumentParser:
                 "--resume", action="store_true", help="continue from checkpoints; reuse trained methods"
             )
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "recover", help="recovery curves: scale each update by s and re-evaluate (no retraining)"
+    )
+    p.add_argument("run_dir", help="a finished run folder (holding results.json)")
+    p.add_argument("overrides", nargs="*", help="recovery.scales=[0,0.5,1] recovery.budget_pct=3")
+    p.set_defaults(func=_recover)
 
     p = sub.add_parser("report", help="rewrite report.md/report.html from a run's results.json")
     p.add_argument("run_dir")

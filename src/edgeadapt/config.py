@@ -84,6 +84,16 @@ class EvalConfig:
 
 
 @dataclass
+class RecoveryConfig:
+    enabled: bool = False
+    """Run the capability-recovery sweep after `compare` (or run `edgeadapt recover RUN_DIR`)."""
+    scales: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    """Shares s of each update to apply: adapter scaling s, or base + s·(tuned − base) for SFT."""
+    budget_pct: float = 5.0
+    """Forgetting budget: s_star is the largest s whose general degradation stays within it."""
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     """Results go to OUT_DIR/NAME/."""
@@ -92,6 +102,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
     """Method name -> that method's options (see `edgeadapt methods`). Each trains on the same data."""
     base_dir: str = ""
@@ -210,6 +221,11 @@ def validate(cfg: RunConfig) -> list[str]:
         "data.val_rows": cfg.data.val_rows,
     }
     problems += [f"{k}: must be > 0, got {v}" for k, v in positive.items() if isinstance(v, int) and v <= 0]
+    scales = cfg.recovery.scales if isinstance(cfg.recovery.scales, list) else []
+    if not scales or not all(isinstance(s, (int, float)) and 0 <= s <= 1 for s in scales):
+        problems.append(
+            f"recovery.scales: a non-empty list of numbers in [0, 1], got {cfg.recovery.scales!r}"
+        )
     if cfg.model.dtype not in ("auto", "float32", "bfloat16"):
         problems.append(f"model.dtype: must be auto, float32 or bfloat16, got '{cfg.model.dtype}'")
     if not cfg.methods:

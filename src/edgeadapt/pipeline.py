@@ -1,6 +1,6 @@
 """The comparison pipeline: train every method on the same data, evaluate base and tuned models, report.
 
-`compare(cfg)` writes OUT_DIR/NAME/: one folder per method (its update and training curve), results.json,
+`train_run` and `evaluate_run` (composed by `edgeadapt.compare`) write OUT_DIR/NAME/: one folder per method (its update and training curve), results.json,
 report.md and report.html. results.json is written last and atomically, so a failed run never leaves a
 results file that looks complete.
 """
@@ -246,13 +246,6 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]
     }
     write_results(run.dir, results)
     return results
-
-
-def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, evaluate and report every method in `cfg`; return the results written to results.json."""
-    run = Run(cfg)
-    train_run(run, resume, log)
-    return evaluate_run(run, log)
 
 
 def versions() -> dict[str, str]:

@@ -86,8 +86,53 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
     ax.set_xscale("log")
     ax.set(title="what a device must receive (fp32)", xlabel="MB (log scale)")
     out["update_sizes.png"] = _png(fig)
+    if "recovery" in results:
+        out["recovery.png"] = _recovery_plot(plt, results["recovery"])
     plt.close("all")
     return out
+
+
+def _recovery_plot(plt, recovery: dict[str, Any]) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, m in recovery["methods"].items():
+        s = [p["s"] for p in m["curve"]]
+        axes[0].plot(s, [p["general_degradation_pct"] for p in m["curve"]], marker="o", label=name)
+        axes[1].plot(s, [p["domain_accuracy"] * 100 for p in m["curve"]], marker="o", label=name)
+    axes[0].axhline(recovery["budget_pct"], color="red", ls="--", lw=1, label="budget")
+    axes[0].set(title="general perplexity change vs share s of the update", xlabel="s", ylabel="%")
+    axes[1].set(title="domain accuracy vs s", xlabel="s", ylabel="%")
+    for ax in axes:
+        ax.legend()
+    return _png(fig)
+
+
+def recovery_lines(results: dict[str, Any]) -> list[str]:
+    """Markdown for the recovery section: s_star per method and every point of the curves."""
+    recovery = results.get("recovery")
+    if not recovery:
+        return []
+    lines = [
+        "## Capability recovery",
+        "",
+        f"Each update applied at a share s (adapter scaling, or base + s·(tuned − base) for SFT); `s*` is the "
+        f"largest s whose general degradation stays within {recovery['budget_pct']:g}%.",
+        "",
+        "| method | s* | domain acc at s* | general degr. at s* | curve: s → domain acc / general degr. |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in recovery["methods"].items():
+        curve = "; ".join(
+            f"{p['s']:g} → {p['domain_accuracy']:.1%} / {p['general_degradation_pct']:+.1f}%"
+            for p in m["curve"]
+        )
+        if m["s_star"] is None:
+            lines.append(f"| {name} | none within budget | — | — | {curve} |")
+        else:
+            lines.append(
+                f"| {name} | {m['s_star']:g} | {m['domain_accuracy_at_s_star']:.1%} | "
+                f"{m['general_degradation_pct_at_s_star']:+.1f}% | {curve} |"
+            )
+    return lines + ["", "![recovery](plots/recovery.png)", ""]
 
 
 def _png(fig) -> bytes:
@@ -133,9 +178,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "![update sizes](plots/update_sizes.png)",
         "",
-        "## Sample answers",
-        "",
     ]
+    lines += recovery_lines(results) + ["## Sample answers", ""]
     for name, m in [("base", results["base"])] + list(results["methods"].items()):
         for s in m["samples"]["domain"][:2]:
             lines.append(f"- **{name}** (reference `{s['reference']}`): {s['answer']!r}")

@@ -33,36 +33,44 @@ class EvalSets:
     probe_topics: list[str]
 
 
-def evaluate_model(model: nn.Module, tokenizer, sets: EvalSets, cfg: EvalConfig, topics: TopicSpace) -> dict:
-    """All metrics of one model on the shared sets, with a few sample answers for the report."""
-    start = time.perf_counter()
+def domain_and_general(
+    model: nn.Module, tokenizer, sets: EvalSets, cfg: EvalConfig
+) -> tuple[dict, list[str]]:
+    """domain_ppl, domain_accuracy and general_ppl, with the greedy domain answers."""
     model.eval()
     answers = greedy(
         model, tokenizer, sets.domain_prompts, cfg.max_new_tokens, cfg.generate_batch_size, "domain questions"
     )
     references = [row["response"] for row in sets.domain_rows]
+    metrics = {
+        "domain_ppl": perplexity(model, sets.domain_encoded, cfg.batch_size),
+        "domain_accuracy": sum(map(exact_match, answers, references)) / len(references),
+        "general_ppl": perplexity(model, sets.general_chunks, cfg.batch_size),
+    }
+    return metrics, answers
+
+
+def evaluate_model(model: nn.Module, tokenizer, sets: EvalSets, cfg: EvalConfig, topics: TopicSpace) -> dict:
+    """All metrics of one model on the shared sets, with a few sample answers for the report."""
+    start = time.perf_counter()
+    result, answers = domain_and_general(model, tokenizer, sets, cfg)
     probe_answers = greedy(
         model, tokenizer, sets.probe_prompts, cfg.probe_new_tokens, cfg.generate_batch_size, "probes"
     )
     assigned = topics.assign(probe_answers)
-    result = {
-        "domain_ppl": perplexity(model, sets.domain_encoded, cfg.batch_size),
-        "domain_accuracy": sum(exact_match(a, r) for a, r in zip(answers, references, strict=False))
-        / len(references),
-        "general_ppl": perplexity(model, sets.general_chunks, cfg.batch_size),
-        "on_topic_rate": sum(a == t for a, t in zip(assigned, sets.probe_topics, strict=False))
-        / len(assigned),
-        "domain_leakage": sum(a == topics.domain for a in assigned) / len(assigned),
-        "samples": {
+    result.update(
+        on_topic_rate=sum(map(str.__eq__, assigned, sets.probe_topics)) / len(assigned),
+        domain_leakage=sum(a == topics.domain for a in assigned) / len(assigned),
+        samples={
             "domain": [
                 {"prompt": r["prompt"], "reference": r["response"], "answer": a}
-                for r, a in zip(sets.domain_rows[:3], answers, strict=False)
+                for r, a in zip(sets.domain_rows[:3], answers)
             ],
             "probes": [
                 {"topic": t, "answer": a, "assigned": s}
-                for t, a, s in list(zip(sets.probe_topics, probe_answers, assigned, strict=False))[::13][:5]
+                for t, a, s in list(zip(sets.probe_topics, probe_answers, assigned))[::13][:5]
             ],
         },
-    }
+    )
     result["eval_seconds"] = round(time.perf_counter() - start, 1)
     return result

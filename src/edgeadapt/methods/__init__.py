@@ -3,13 +3,16 @@
 - `prepare(model, cfg) -> model`: make exactly the method's parameters trainable (wrap for adapters);
 - `save_update(model, out_dir) -> list[Path]`: write what a device must receive (safetensors);
 - `load_tuned(base_model, update_dir) -> model`: the tuned model from the base and the saved update;
-- `merge(model) -> model`: a plain transformers model with the update folded in.
+- `merge(model) -> model`: a plain transformers model with the update folded in;
+- `scaled(tuned, base, s)`: a context manager giving the model moved a share s of the way from base to
+  tuned (adapter scaling, or weight interpolation for SFT), restored on exit.
 
 Every method trains in the same loop (`edgeadapt.train`); they differ only in what trains and what is saved.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -30,6 +33,7 @@ class Method(Protocol):
     def save_update(self, model: nn.Module, out_dir: Path) -> list[Path]: ...
     def load_tuned(self, base: nn.Module, update_dir: Path) -> nn.Module: ...
     def merge(self, model: nn.Module) -> nn.Module: ...
+    def scaled(self, tuned: nn.Module, base: nn.Module, s: float) -> AbstractContextManager[nn.Module]: ...
 
 
 METHODS: dict[str, ModuleType] = {m.NAME: m for m in (sft, lora, hlora)}

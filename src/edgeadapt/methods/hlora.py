@@ -53,3 +53,4 @@ def save_update(model: nn.Module, out_dir: Path) -> list[Path]:
 
 load_tuned = lora.load_tuned
 merge = lora.merge
+scaled = lora.scaled

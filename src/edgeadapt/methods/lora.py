@@ -8,6 +8,8 @@ cannot raise that module's update rank and only costs memory, so it is capped pe
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,3 +118,12 @@ def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
 
 def merge(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()
+
+
+@contextmanager
+def scaled(tuned: nn.Module, base: nn.Module | None, s: float) -> Iterator[nn.Module]:
+    """The adapted model with every adapter's scaling multiplied by s while inside (s=0: the base model)."""
+    from peft.helpers import rescale_adapter_scale
+
+    with rescale_adapter_scale(tuned, float(s)):
+        yield tuned

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 NAME = "sft"
@@ -41,3 +44,21 @@ def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
 
 def merge(model: nn.Module) -> nn.Module:
     return model
+
+
+@contextmanager
+@torch.no_grad()
+def scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
+    """The tuned model with weights base + s·(tuned − base) while inside; restored on exit.
+
+    The comparable move to scaling an adapter: s=0 is the base model, s=1 the tuned one.
+    """
+    base_params = dict(base.named_parameters())
+    saved = {name: p.detach().clone() for name, p in tuned.named_parameters()}
+    for name, p in tuned.named_parameters():
+        p.copy_(base_params[name] + s * (saved[name] - base_params[name]))
+    try:
+        yield tuned
+    finally:
+        for name, p in tuned.named_parameters():
+            p.copy_(saved[name])

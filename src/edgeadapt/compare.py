@@ -1,0 +1,18 @@
+"""`edgeadapt compare`: train every method, evaluate base and tuned models, report; recovery when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from edgeadapt.config import RunConfig
+from edgeadapt.pipeline import Run, evaluate_run, train_run
+from edgeadapt.recovery import add_recovery
+
+
+def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole comparison in `cfg`; return the results written to OUT_DIR/NAME/results.json."""
+    run = Run(cfg)
+    train_run(run, resume, log)
+    results = evaluate_run(run, log)
+    return add_recovery(run, results, log) if cfg.recovery.enabled else results

@@ -1,0 +1,93 @@
+"""Capability recovery: move each tuned model part of the way back to the base, without retraining.
+
+For an adapter the scaling is multiplied by s; for SFT the weights become base + s·(tuned − base), the
+comparable move. At each s the domain and general metrics are measured; `s_star` is the largest s whose
+general degradation stays within the forgetting budget, with the domain accuracy left there. Run it with
+`edgeadapt recover RUN_DIR` on a finished run, or `recovery.enabled: true` in a compare config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from edgeadapt import methods, models
+from edgeadapt.config import RecoveryConfig, RunConfig, apply_override, from_dict, validate
+from edgeadapt.errors import UserError
+from edgeadapt.evaluate import domain_and_general
+from edgeadapt.evaluate.metrics import degradation_pct
+from edgeadapt.pipeline import RESULTS, Run, eval_sets, trained_results, write_results
+
+
+def s_star(points: list[dict[str, float]], budget_pct: float) -> dict[str, float] | None:
+    """The point with the largest s whose general degradation is within the budget (None if none is)."""
+    within = [p for p in points if p["general_degradation_pct"] <= budget_pct]
+    return max(within, key=lambda p: p["s"]) if within else None
+
+
+def recovery_curves(run: Run, recovery: RecoveryConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Evaluate every trained method at every scale; return curves and s_star per method."""
+    trained = trained_results(run)
+    dtype = models.pick_dtype(run.cfg.model.dtype, run.device)
+    sets = eval_sets(run.data, run.tokenizer, run.cfg)
+    base = run.load_model(dtype)
+    base_metrics, _ = domain_and_general(base, run.tokenizer, sets, run.cfg.eval)
+    out: dict[str, Any] = {
+        "budget_pct": recovery.budget_pct,
+        "scales": sorted(recovery.scales),
+        "methods": {},
+    }
+    for name in trained:
+        log(f"[{name}] recovery over s = {', '.join(f'{s:g}' for s in sorted(recovery.scales))}")
+        method = methods.get(name)
+        tuned = method.load_tuned(run.load_model(dtype), run.dir / name / "update")
+        points = []
+        for s in tqdm(sorted(recovery.scales), desc=f"{name} scales", leave=False):
+            with method.scaled(tuned, base, s) as model:
+                metrics, _ = domain_and_general(model, run.tokenizer, sets, run.cfg.eval)
+            metrics["general_degradation_pct"] = degradation_pct(
+                metrics["general_ppl"], base_metrics["general_ppl"]
+            )
+            points.append({"s": s, **metrics})
+        best = s_star(points, recovery.budget_pct)
+        out["methods"][name] = {
+            "curve": points,
+            "s_star": best["s"] if best else None,
+            "domain_accuracy_at_s_star": best["domain_accuracy"] if best else None,
+            "general_degradation_pct_at_s_star": best["general_degradation_pct"] if best else None,
+        }
+        del tuned
+    return out
+
+
+def add_recovery(run: Run, results: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Add the `recovery` section to a run's results and rewrite results.json and the reports."""
+    results["recovery"] = recovery_curves(run, run.cfg.recovery, log)
+    write_results(run.dir, results)
+    return results
+
+
+def recover_run(
+    run_dir: str, overrides: list[str] = (), log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """`edgeadapt recover RUN_DIR [recovery.KEY=VALUE ...]`: recovery curves for a finished run."""
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `edgeadapt compare CONFIG` first.")
+    results = json.loads(path.read_text())
+    data = results["config"]  # overrides are recorded there, so results.json says which scales were used
+    for override in overrides:
+        if not override.startswith("recovery."):
+            raise UserError(f"Override '{override}': recover takes only recovery.* keys (the run is fixed).")
+        apply_override(data, override)
+    problems: list[str] = []
+    cfg = from_dict(RunConfig, data, "", problems)
+    problems += validate(cfg)
+    if problems:
+        raise UserError("; ".join(problems))
+    cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
+    return add_recovery(Run(cfg), results, log)
