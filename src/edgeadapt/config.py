@@ -42,6 +42,9 @@ class DataConfig:
     """Longest tokenized row; longer rows are truncated."""
     seed: int = 0
     """Seed of the built-in packs' splits."""
+    replay_ratio: float = 0.0
+    """Share of the training rows that are general text (replay), drawn from general text that the
+    evaluation never uses; the standard mitigation of forgetting, so its effect can be measured."""
 
 
 @dataclass
@@ -58,6 +61,11 @@ class TrainConfig:
     """Evaluate domain validation loss and general held-out loss every N steps (the forgetting curve)."""
     curve_general_chunks: int = 16
     """General text chunks used for the curve (the final evaluation uses eval.general_chunks)."""
+    forgetting_budget_pct: float = 0.0
+    """If > 0: keep the weights of the evaluation with the best domain validation loss among those whose
+    general perplexity change (estimated from the curve) is within this many percent; see edgeadapt.budget."""
+    budget_patience: int = 2
+    """With a budget: stop after this many evaluations in a row over it."""
     save_every: int = 0
     """Save a resumable checkpoint every N steps (0: only at the end)."""
     seed: int = 0
@@ -221,6 +229,10 @@ def validate(cfg: RunConfig) -> list[str]:
         "data.val_rows": cfg.data.val_rows,
     }
     problems += [f"{k}: must be > 0, got {v}" for k, v in positive.items() if isinstance(v, int) and v <= 0]
+    if not 0 <= cfg.data.replay_ratio < 1:
+        problems.append(f"data.replay_ratio: must be in [0, 1), got {cfg.data.replay_ratio}")
+    if cfg.train.forgetting_budget_pct < 0 or cfg.train.budget_patience < 1:
+        problems.append("train.forgetting_budget_pct must be >= 0 and train.budget_patience >= 1")
     scales = cfg.recovery.scales if isinstance(cfg.recovery.scales, list) else []
     if not scales or not all(isinstance(s, (int, float)) and 0 <= s <= 1 for s in scales):
         problems.append(

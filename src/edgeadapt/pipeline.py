@@ -54,13 +54,22 @@ class RunData:
         ]
         if not self.test:
             raise UserError(f"{domain_dir}/test.jsonl: needs prompt/response or messages rows to ask.")
-        self.general_text = [r["text"] for r in packs.load_split(general_dir, "text") if "text" in r]
+        general_text = [r["text"] for r in packs.load_split(general_dir, "text") if "text" in r]
+        self.general_text, self.replay_pool = general_text, []
+        if d.replay_ratio > 0:  # replay draws from the second half, which no evaluation reads
+            half = len(general_text) // 2
+            self.general_text, self.replay_pool = general_text[:half], general_text[half:]
+            if not half:
+                raise UserError(
+                    f"{general_dir}/text.jsonl: replay needs at least 2 text rows (half for replay)."
+                )
         self.probes = packs.load_split(general_dir, "probes")[: cfg.eval.probes or None]
         self.sources = {"domain": str(domain_dir), "general": str(general_dir)}
 
     def sizes(self) -> dict[str, int]:
         return {
             "train": len(self.train),
+            "replay_pool": len(self.replay_pool),
             "val": len(self.val),
             "test": len(self.test),
             "probes": len(self.probes),
@@ -133,7 +142,7 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
     log(
         f"Run '{cfg.name}': model {cfg.model.name} on {run.device}, domain {run.data.domain_name} {run.data.sizes()}"
     )
-    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train]
+    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train + replay_rows(run)]
     curve_sets = {
         "domain": [encode(tokenizer, r, cfg.data.max_length) for r in run.data.val],
         "general": text_chunks(
@@ -170,6 +179,13 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         results[name] = result
         del model
     return results
+
+
+def replay_rows(run: Run) -> list[dict]:
+    """General text rows making up `data.replay_ratio` of the training rows (none by default)."""
+    ratio, pool = run.cfg.data.replay_ratio, run.data.replay_pool
+    count = round(len(run.data.train) * ratio / (1 - ratio)) if ratio else 0
+    return [{"text": pool[i % len(pool)]} for i in range(count)]
 
 
 def trained_results(run: Run) -> dict[str, TrainResult]:
@@ -209,6 +225,7 @@ def method_metrics(
         steps=result.steps,
         train_seconds=result.seconds,
         curve=result.curve,
+        budget=result.budget,
         options=asdict(run.method_cfgs[name]),
     )
     return metrics

@@ -106,6 +106,19 @@ def _recovery_plot(plt, recovery: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
+def budget_lines(results: dict[str, Any]) -> list[str]:
+    """Which weights each method kept under the forgetting budget, and why."""
+    kept = {name: m["budget"] for name, m in results["methods"].items() if m.get("budget")}
+    if not kept:
+        return []
+    lines = ["## Forgetting budget", ""]
+    for name, b in kept.items():
+        degradation = b["kept_general_degradation_pct"]
+        figure = f" (curve estimate {degradation:+.1f}%)" if degradation is not None else ""
+        lines.append(f"- **{name}**: kept step {b['kept_step']}{figure}: {b['reason']}.")
+    return lines + [""]
+
+
 def recovery_lines(results: dict[str, Any]) -> list[str]:
     """Markdown for the recovery section: s_star per method and every point of the curves."""
     recovery = results.get("recovery")
@@ -179,7 +192,7 @@ def markdown(results: dict[str, Any]) -> str:
         "![update sizes](plots/update_sizes.png)",
         "",
     ]
-    lines += recovery_lines(results) + ["## Sample answers", ""]
+    lines += recovery_lines(results) + budget_lines(results) + ["## Sample answers", ""]
     for name, m in [("base", results["base"])] + list(results["methods"].items()):
         for s in m["samples"]["domain"][:2]:
             lines.append(f"- **{name}** (reference `{s['reference']}`): {s['answer']!r}")

@@ -2,7 +2,8 @@
 
 Methods differ only in which parameters train (`method.prepare`) and what is saved (`method.save_update`).
 Every `train.eval_every` steps the loop measures the domain validation loss and the loss on general held-out
-text, so every run has a forgetting curve. Checkpoints every `train.save_every` steps make `--resume` work.
+text, so every run has a forgetting curve; with `train.forgetting_budget_pct` it also keeps the best weights
+within that budget and stops early past it (`edgeadapt.budget`). Checkpoints every `train.save_every` steps make `--resume` work.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeadapt.budget import ForgettingBudget
 from edgeadapt.config import TrainConfig
 from edgeadapt.data.format import IGNORE_INDEX
 from edgeadapt.models import count_parameters
@@ -34,6 +36,8 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)
     """One point per evaluation: step, domain_loss, general_loss; and train_loss where logged."""
     update_files: list[str] = field(default_factory=list)
+    budget: dict[str, Any] | None = None
+    """With train.forgetting_budget_pct: which evaluation's weights were kept, and why."""
 
     def save(self, folder: Path) -> None:
         (folder / RESULT_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -135,10 +139,16 @@ def train(
     default_bar, compact_bar = _compact_progress()
     trainer.remove_callback(default_bar)
     trainer.add_callback(compact_bar)
+    budget = None
+    if cfg.forgetting_budget_pct > 0:
+        budget = ForgettingBudget(model, cfg.forgetting_budget_pct, cfg.budget_patience)
+        trainer.add_callback(budget)
     checkpoint = resume and any((out_dir / "checkpoints").glob("checkpoint-*"))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if checkpoint else None)
     seconds = time.perf_counter() - start
+    if budget is not None and budget.snapshot:
+        budget.restore()
     return TrainResult(
         method=method_name,
         lr=lr,
@@ -146,6 +156,7 @@ def train(
         seconds=round(seconds, 2),
         trainable_params=count_parameters(model, trainable_only=True),
         curve=curve_from_history(trainer.state.log_history, list(eval_sets)),
+        budget=budget.summary(trainer.state.global_step) if budget else None,
     )
 
 
