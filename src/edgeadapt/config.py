@@ -202,12 +202,17 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
         base_dir = path.resolve().parent
     for override in overrides:
         apply_override(data, override)
+    cfg = parse(data, f"{path}: " if path else "")
+    cfg.base_dir = cfg.base_dir or str(base_dir)
+    return cfg
+
+
+def parse(data: dict, where: str = "") -> RunConfig:
+    """A validated RunConfig from plain data (a YAML file's, or the config recorded in results.json)."""
     problems: list[str] = []
     cfg = from_dict(RunConfig, data, "", problems)
-    cfg.base_dir = cfg.base_dir or str(base_dir)
     problems += validate(cfg)
     if problems:
-        where = f"{path}: " if path else ""
         raise UserError(where + "; ".join(problems))
     return cfg
 

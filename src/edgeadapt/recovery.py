@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from edgeadapt import methods, models
-from edgeadapt.config import RecoveryConfig, RunConfig, apply_override, from_dict, validate
+from edgeadapt.config import RecoveryConfig, apply_override, parse
 from edgeadapt.errors import UserError
 from edgeadapt.evaluate import domain_and_general
 from edgeadapt.evaluate.metrics import degradation_pct
@@ -84,10 +84,6 @@ def recover_run(
         if not override.startswith("recovery."):
             raise UserError(f"Override '{override}': recover takes only recovery.* keys (the run is fixed).")
         apply_override(data, override)
-    problems: list[str] = []
-    cfg = from_dict(RunConfig, data, "", problems)
-    problems += validate(cfg)
-    if problems:
-        raise UserError("; ".join(problems))
+    cfg = parse(data, f"{path}: ")
     cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
     return add_recovery(Run(cfg), results, log)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgeadapt.data.format import read_jsonl, write_jsonl
 from edgeadapt.data.probes import PROBES
-from edgeadapt.errors import UserError, unknown
+from edgeadapt.errors import UserError, did_you_mean, unknown
 from edgeadapt.paths import edgeadapt_home, package_path
 
 DOMAIN_SPLITS = ("train", "val", "test")
@@ -202,8 +202,8 @@ def resolve(name_or_dir: str, seed: int, files: tuple[str, ...], base_dir: str =
         return candidate
     if name_or_dir not in PACKS:
         raise UserError(
-            f"'{name_or_dir}' is neither a data folder nor a built-in pack."
-            + unknown("data pack", name_or_dir, PACKS).args[0].split(".", 1)[1]
+            f"'{name_or_dir}' is neither a data folder nor a built-in pack.{did_you_mean(name_or_dir, PACKS)} "
+            f"Built-in packs: {', '.join(PACKS)}."
         )
     folder = pack_dir(name_or_dir, seed)
     if not all((folder / f"{f}.jsonl").is_file() for f in files):
