@@ -1,8 +1,8 @@
 """The comparison pipeline: train every method on the same data, evaluate base and tuned models, report.
 
-`train_run` and `evaluate_run` (composed by `edgeadapt.compare`) write OUT_DIR/NAME/: one folder per method (its update and training curve), results.json,
-report.md and report.html. results.json is written last and atomically, so a failed run never leaves a
-results file that looks complete.
+`train_run` and `evaluate_run` (composed by `edgeadapt.compare`) write OUT_DIR/NAME/: one folder per
+method (its update and training curve), results.json, report.md and report.html. results.json is written
+last and atomically, so a failed run never leaves a results file that looks complete.
 """
 
 from __future__ import annotations

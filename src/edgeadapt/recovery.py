@@ -29,13 +29,17 @@ def s_star(points: list[dict[str, float]], budget_pct: float) -> dict[str, float
     return max(within, key=lambda p: p["s"]) if within else None
 
 
-def recovery_curves(run: Run, recovery: RecoveryConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Evaluate every trained method at every scale; return curves and s_star per method."""
+def recovery_curves(
+    run: Run, recovery: RecoveryConfig, base_general_ppl: float, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Evaluate every trained method at every scale; return curves and s_star per method.
+
+    `base_general_ppl` is the base model's figure from the run's results, measured on the same sets.
+    """
     trained = trained_results(run)
     dtype = models.pick_dtype(run.cfg.model.dtype, run.device)
     sets = eval_sets(run.data, run.tokenizer, run.cfg)
-    base = run.load_model(dtype)
-    base_metrics, _ = domain_and_general(base, run.tokenizer, sets, run.cfg.eval)
+    base = run.load_model(dtype)  # s=0 for adapters, and the end point SFT interpolates from
     out: dict[str, Any] = {
         "budget_pct": recovery.budget_pct,
         "scales": sorted(recovery.scales),
@@ -49,9 +53,7 @@ def recovery_curves(run: Run, recovery: RecoveryConfig, log: Callable[[str], Non
         for s in tqdm(sorted(recovery.scales), desc=f"{name} scales", leave=False):
             with method.scaled(tuned, base, s) as model:
                 metrics, _ = domain_and_general(model, run.tokenizer, sets, run.cfg.eval)
-            metrics["general_degradation_pct"] = degradation_pct(
-                metrics["general_ppl"], base_metrics["general_ppl"]
-            )
+            metrics["general_degradation_pct"] = degradation_pct(metrics["general_ppl"], base_general_ppl)
             points.append({"s": s, **metrics})
         best = s_star(points, recovery.budget_pct)
         out["methods"][name] = {
@@ -66,7 +68,7 @@ def recovery_curves(run: Run, recovery: RecoveryConfig, log: Callable[[str], Non
 
 def add_recovery(run: Run, results: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
     """Add the `recovery` section to a run's results and rewrite results.json and the reports."""
-    results["recovery"] = recovery_curves(run, run.cfg.recovery, log)
+    results["recovery"] = recovery_curves(run, run.cfg.recovery, results["base"]["general_ppl"], log)
     write_results(run.dir, results)
     return results
 

@@ -3,7 +3,8 @@
 Methods differ only in which parameters train (`method.prepare`) and what is saved (`method.save_update`).
 Every `train.eval_every` steps the loop measures the domain validation loss and the loss on general held-out
 text, so every run has a forgetting curve; with `train.forgetting_budget_pct` it also keeps the best weights
-within that budget and stops early past it (`edgeadapt.budget`). Checkpoints every `train.save_every` steps make `--resume` work.
+within that budget and stops early past it (`edgeadapt.budget`). Checkpoints every `train.save_every` steps
+make `--resume` work.
 """
 
 from __future__ import annotations
