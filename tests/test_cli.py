@@ -99,7 +99,7 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_compare_writes_results_and_reports(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
-    assert set(results["methods"]) == {"sft", "lora", "hlora"}
+    assert set(results["methods"]) == {"sft", "lora", "hlora", "adaptq"}
     for key in ("domain_ppl", "domain_accuracy", "general_ppl", "on_topic_rate", "domain_leakage"):
         assert key in results["base"]
     for m in results["methods"].values():
@@ -118,11 +118,17 @@ def test_smoke_compare_writes_results_and_reports(smoke_run):
         assert [p["step"] for p in m["curve"]][0] == 0 and "general_loss" in m["curve"][-1]
     assert results["methods"]["sft"]["update_ratio"] == pytest.approx(1.0)
     assert results["methods"]["lora"]["update_ratio"] < 1.0
+    adaptq = results["methods"]["adaptq"]
+    assert adaptq["selected_layers"] and len(adaptq["layer_scores"]) == 2
+    assert adaptq["weight_bytes"] < results["base"]["weight_bytes"]  # frozen block in 4 bit
+    assert all(m["peak_rss_bytes"] > 0 for m in results["methods"].values())
     assert results["config"]["name"] == "smoke"
     assert set(results["versions"]) >= {"torch", "transformers", "peft"}
     html = (smoke_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
-    assert "| hlora |" in (smoke_run / "report.md").read_text()
+    assert html.count("data:image/png;base64,") == 4  # curves, trade-off, sizes, block scores
+    assert "<h2>ADAPT-Q</h2>" in html
+    report = (smoke_run / "report.md").read_text()
+    assert "| hlora |" in report and "| adaptq | activation | 0.5 | 4 | full |" in report
 
 
 def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, capsys):

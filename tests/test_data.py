@@ -86,6 +86,17 @@ def test_text_rows_are_scored_everywhere_and_truncated(tokenizer):
     assert out["labels"] == out["input_ids"] and len(out["input_ids"]) == 5
 
 
+def test_a_long_prompt_loses_its_start_and_keeps_the_whole_response(tokenizer):
+    row = {"prompt": "x" * 300, "response": "the answer"}
+    full = encode(tokenizer, row, 4096)
+    cut = encode(tokenizer, row, 64)
+    answer = [t for t in full["labels"] if t != IGNORE_INDEX]
+    assert len(cut["input_ids"]) == 64 and [t for t in cut["labels"] if t != IGNORE_INDEX] == answer
+    assert cut["input_ids"] == full["input_ids"][-64:]
+    tiny = encode(tokenizer, row, 4)  # shorter than the response: its first tokens only
+    assert tiny["labels"] == tiny["input_ids"] == answer[:4]
+
+
 def test_text_chunks_have_exact_length(tokenizer):
     chunks = text_chunks(tokenizer, ["a" * 50, "b" * 50], chunk_tokens=16, count=4)
     assert len(chunks) == 4 and all(len(c["input_ids"]) == 16 for c in chunks)

@@ -58,6 +58,7 @@ def test_tiny_compare_on_the_real_model(fetched, tmp_path):
         "methods.sft.lr=5e-5",
         "methods.lora.lr=2e-4",
         "methods.hlora.lr=1e-4",
+        "methods.adaptq.lr=5e-5",
     ]
     assert main(args) == 0
     results = json.loads((tmp_path / "real-tiny" / "results.json").read_text())
@@ -66,5 +67,9 @@ def test_tiny_compare_on_the_real_model(fetched, tmp_path):
     assert hlora["trainable_params"] == 26_542_080  # r=384 on q and o of 30 layers
     assert 19 < hlora["trainable_pct"] < 21
     assert results["methods"]["lora"]["trainable_params"] == 2_442_240
+    adaptq = results["methods"]["adaptq"]
+    assert len(adaptq["selected_layers"]) == 15 and len(adaptq["layer_scores"]) == 30
+    # Half the blocks' linears in NF4: weights well under the fp32 model's 538 MB.
+    assert adaptq["weight_bytes"] < 0.7 * results["base"]["weight_bytes"]
     assert 0.5 < results["base"]["on_topic_rate"] <= 1.0
     assert results["base"]["general_ppl"] < 100

@@ -17,9 +17,13 @@ def batch(seed=0):
     return torch.randint(3, 200, (2, 12))
 
 
+# Domain rows for methods that profile the data before training (adaptq).
+CALIBRATION = [{"input_ids": list(range(3, 3 + n))} for n in (6, 10, 14)]
+
+
 def prepared(name, model, **options):
     cfg = methods.parse_configs({name: options})[name]
-    return methods.get(name).prepare(model, cfg)
+    return methods.get(name).prepare(model, cfg, CALIBRATION)
 
 
 def one_step(model, lr=1e-2):
@@ -41,8 +45,8 @@ def base_weights(model):
     }
 
 
-def test_registry_lists_the_three_methods_with_descriptions():
-    assert {"sft", "lora", "hlora"} <= set(methods.METHODS)
+def test_registry_lists_the_methods_with_descriptions():
+    assert {"sft", "lora", "hlora", "adaptq"} <= set(methods.METHODS)
     assert all(m.DESCRIPTION for m in methods.METHODS.values())
 
 

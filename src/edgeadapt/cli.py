@@ -79,9 +79,30 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from edgeadapt.pipeline import Run, evaluate_run
+    from edgeadapt.evaluation import evaluate_run
+    from edgeadapt.pipeline import Run
 
     _print_summary(evaluate_run(Run(_config(args), only=args.method)))
+
+
+def _transfer(args: argparse.Namespace) -> None:
+    from edgeadapt.transfer import transfer_run
+    from edgeadapt.transfer_report import markdown_lines
+
+    cfg = _config(args)
+    results = transfer_run(cfg, resume=args.resume)
+    print("\n".join(markdown_lines(results)[:-2]))
+    print(f"Results: {cfg.run_dir() / 'transfer.json'}; report: {cfg.run_dir() / 'transfer.html'}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from edgeadapt.sweep import sweep_run
+    from edgeadapt.sweep_report import markdown_lines
+
+    cfg = _config(args)
+    sweep = sweep_run(cfg)
+    print("\n".join(markdown_lines(sweep)).split("\n![")[0])
+    print(f"Results: {cfg.run_dir() / 'sweep.json'}; report: {cfg.run_dir() / 'sweep.html'}")
 
 
 def _recover(args: argparse.Namespace) -> None:
@@ -90,6 +111,14 @@ def _recover(args: argparse.Namespace) -> None:
 
     results = recover_run(args.run_dir, args.overrides)
     print("\n".join(recovery_lines(results)))
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from edgeadapt.analysis import analyze_run
+    from edgeadapt.analysis_report import analysis_lines
+
+    results = analyze_run(args.run_dir, args.overrides)
+    print("\n".join(analysis_lines(results)))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -140,15 +169,25 @@ def parser() -> argparse.ArgumentParser:
         ),
         ("train", _train, "train the methods in CONFIG (or --method ones) and save their updates"),
         ("eval", _eval, "evaluate the base model and the trained methods of CONFIG's run; write results"),
+        (
+            "sweep",
+            _sweep,
+            "train every method at several learning rates (sweep.*); the frontier and forgetting at matched skill",
+        ),
+        (
+            "transfer",
+            _transfer,
+            "train every method on each of transfer.domains; evaluate every model on every domain",
+        ),
     ]:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("config", help="YAML config (see configs/)")
         p.add_argument(
             "overrides", nargs="*", help="key=value overrides, e.g. train.steps=10 methods.lora.rank=16"
         )
-        if name != "compare":
+        if name in ("train", "eval"):
             p.add_argument("--method", action="append", help="only this method (repeatable)")
-        if name != "eval":
+        if name in ("compare", "train", "transfer"):
             p.add_argument(
                 "--resume", action="store_true", help="continue from checkpoints; reuse trained methods"
             )
@@ -160,6 +199,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a finished run folder (holding results.json)")
     p.add_argument("overrides", nargs="*", help="recovery.scales=[0,0.5,1] recovery.budget_pct=3")
     p.set_defaults(func=_recover)
+
+    p = sub.add_parser(
+        "analyze", help="spectra of the weight updates, attention and hidden-state drift; a rank advice"
+    )
+    p.add_argument("run_dir", help="a finished run folder (holding results.json)")
+    p.add_argument("overrides", nargs="*", help="analysis.top_k=8 analysis.chunks=8 analysis.budget_pct=5")
+    p.set_defaults(func=_analyze)
 
     p = sub.add_parser("report", help="rewrite report.md/report.html from a run's results.json")
     p.add_argument("run_dir")

@@ -1,12 +1,15 @@
-"""`edgeadapt compare`: train every method, evaluate base and tuned models, report; recovery when asked."""
+"""`edgeadapt compare`: train every method, evaluate base and tuned models, report; analysis and recovery
+when the config asks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from edgeadapt.analysis import add_analysis
 from edgeadapt.config import RunConfig
-from edgeadapt.pipeline import Run, evaluate_run, train_run
+from edgeadapt.evaluation import evaluate_run
+from edgeadapt.pipeline import Run, train_run
 from edgeadapt.recovery import add_recovery
 
 
@@ -15,4 +18,6 @@ def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = p
     run = Run(cfg)
     train_run(run, resume, log)
     results = evaluate_run(run, log)
+    if cfg.analysis.enabled:
+        results = add_analysis(run, results, log)
     return add_recovery(run, results, log) if cfg.recovery.enabled else results

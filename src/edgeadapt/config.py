@@ -89,6 +89,12 @@ class EvalConfig:
     """Rows per forward pass for perplexity."""
     generate_batch_size: int = 64
     """Prompts per batch for greedy generation (larger batches amortize each decoding step)."""
+    facts: str = "builtin"
+    """fact_recall questions: builtin (the project's 50), a JSONL file of prompt/response rows, or off."""
+    fact_new_tokens: int = 16
+    """Greedy tokens generated per fact question."""
+    other_domains: list[str] = field(default_factory=list)
+    """Domain packs (or folders) whose test sets measure out-of-domain accuracy of every model."""
 
 
 @dataclass
@@ -102,6 +108,38 @@ class RecoveryConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    enabled: bool = False
+    """After `compare`, analyse every update (or run `edgeadapt analyze RUN_DIR`): spectra of the weight
+    updates, attention entropy and divergence, hidden-state CKA against the base."""
+    top_k: int = 8
+    """Singular directions compared between an update and its base weight (subspace overlap)."""
+    chunks: int = 8
+    """General text chunks (of eval.chunk_tokens) read for attention and CKA."""
+    budget_pct: float = 5.0
+    """The rank recommendation picks the best domain accuracy among LoRA variants within this budget."""
+
+
+@dataclass
+class SweepConfig:
+    lr_factors: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0])
+    """`edgeadapt sweep`: each method trains at its configured lr times each factor (a log grid)."""
+    steps: list[int] = field(default_factory=list)
+    """Step budgets to sweep (empty: train.steps only)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Training seeds; with several, each point shows the spread across them."""
+    targets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    """Forgetting at matched skill: target accuracies as shares of the best domain accuracy reached."""
+
+
+@dataclass
+class TransferConfig:
+    domains: list[str] = field(default_factory=lambda: ["medical", "legal", "math"])
+    """Domain packs (or folders) for `edgeadapt transfer`: every method trains on each, every model is
+    evaluated on each domain's test set and on general text."""
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     """Results go to OUT_DIR/NAME/."""
@@ -111,8 +149,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
-    """Method name -> that method's options (see `edgeadapt methods`). Each trains on the same data."""
+    """Variant name -> options (see `edgeadapt methods`); `method: NAME` picks the method when the variant's
+    name is not one. Each trains on the same data."""
     base_dir: str = ""
     """Folder the config file was read from; relative data paths resolve against it. Set by `load`."""
 
@@ -232,6 +274,8 @@ def validate(cfg: RunConfig) -> list[str]:
         "data.max_length": cfg.data.max_length,
         "data.test_rows": cfg.data.test_rows,
         "data.val_rows": cfg.data.val_rows,
+        "analysis.top_k": cfg.analysis.top_k,
+        "analysis.chunks": cfg.analysis.chunks,
     }
     problems += [f"{k}: must be > 0, got {v}" for k, v in positive.items() if isinstance(v, int) and v <= 0]
     if not 0 <= cfg.data.replay_ratio < 1:
@@ -243,6 +287,26 @@ def validate(cfg: RunConfig) -> list[str]:
         problems.append(
             f"recovery.scales: a non-empty list of numbers in [0, 1], got {cfg.recovery.scales!r}"
         )
+    domains = cfg.transfer.domains if isinstance(cfg.transfer.domains, list) else []
+    if len(domains) < 2 or len(set(domains)) != len(domains):
+        problems.append(
+            f"transfer.domains: list at least two different domains, got {cfg.transfer.domains!r}"
+        )
+    sweep = cfg.sweep
+    lists = {"sweep.lr_factors": sweep.lr_factors, "sweep.seeds": sweep.seeds, "sweep.targets": sweep.targets}
+    for key, values in lists.items():
+        if not isinstance(values, list) or not values:
+            problems.append(f"{key}: a non-empty list, got {values!r}")
+    if isinstance(sweep.lr_factors, list) and not all(
+        isinstance(f, (int, float)) and f > 0 for f in sweep.lr_factors
+    ):
+        problems.append(f"sweep.lr_factors: numbers > 0, got {sweep.lr_factors!r}")
+    if isinstance(sweep.targets, list) and not all(
+        isinstance(t, (int, float)) and 0 < t <= 1 for t in sweep.targets
+    ):
+        problems.append(f"sweep.targets: shares in (0, 1], got {sweep.targets!r}")
+    if not isinstance(sweep.steps, list) or not all(isinstance(n, int) and n > 0 for n in sweep.steps):
+        problems.append(f"sweep.steps: a list of step counts > 0 (or empty), got {sweep.steps!r}")
     if cfg.model.dtype not in ("auto", "float32", "bfloat16"):
         problems.append(f"model.dtype: must be auto, float32 or bfloat16, got '{cfg.model.dtype}'")
     if not cfg.methods:

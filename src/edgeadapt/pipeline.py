@@ -1,36 +1,34 @@
-"""The comparison pipeline: train every method on the same data, evaluate base and tuned models, report.
+"""The comparison pipeline's shared parts: a run's data and evaluation sets, and training every method.
 
-`train_run` and `evaluate_run` (composed by `edgeadapt.compare`) write OUT_DIR/NAME/: one folder per
-method (its update and training curve), results.json, report.md and report.html. results.json is written
-last and atomically, so a failed run never leaves a results file that looks complete.
+`train_run` (and `evaluation.evaluate_run`, composed by `edgeadapt.compare`) write OUT_DIR/NAME/: one folder
+per method (its update and training curve), results.json, report.md and report.html. results.json is
+written last and atomically, so a failed run never leaves a results file that looks complete.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeadapt import __version__, methods, models
-from edgeadapt.config import RunConfig, to_dict
+from edgeadapt import methods, models
+from edgeadapt.config import RunConfig, apply_override, parse
 from edgeadapt.data import packs
-from edgeadapt.data.format import encode, prompt_ids, split_row, text_chunks
+from edgeadapt.data.facts import FACTS
+from edgeadapt.data.format import encode, prompt_ids, read_jsonl, split_row, text_chunks
 from edgeadapt.errors import UserError
-from edgeadapt.evaluate import EvalSets, evaluate_model
-from edgeadapt.evaluate.metrics import degradation_pct, retention
+from edgeadapt.evaluate import EvalSets
 from edgeadapt.evaluate.topics import Embedder, TopicSpace
-from edgeadapt.package import update_size
 from edgeadapt.report import write_reports
 from edgeadapt.train import TrainResult, train
 
 RESULTS = "results.json"
+EVAL_CACHE = "eval_metrics.json"  # a model's metrics beside its update (see evaluation.evaluate_run)
 OUTPUTS = (RESULTS, "report.md", "report.html")
 
 
@@ -64,6 +62,7 @@ class RunData:
                     f"{general_dir}/text.jsonl: replay needs at least 2 text rows (half for replay)."
                 )
         self.probes = packs.load_split(general_dir, "probes")[: cfg.eval.probes or None]
+        self.facts = load_facts(cfg.eval.facts, cfg.base_dir)
         self.sources = {"domain": str(domain_dir), "general": str(general_dir)}
 
     def sizes(self) -> dict[str, int]:
@@ -73,8 +72,28 @@ class RunData:
             "val": len(self.val),
             "test": len(self.test),
             "probes": len(self.probes),
+            "facts": len(self.facts),
             "general_texts": len(self.general_text),
         }
+
+
+def load_facts(source: str, base_dir: str) -> list[dict]:
+    """The fact_recall questions: the project's own, a user's JSONL of prompt/response rows, or none."""
+    if source == "off":
+        return []
+    if source == "builtin":
+        return [{"prompt": q, "response": a} for q, a in FACTS]
+    rows = read_jsonl(Path(base_dir or ".", source).expanduser())
+    bad = [
+        i
+        for i, r in enumerate(rows, 1)
+        if not (isinstance(r.get("prompt"), str) and isinstance(r.get("response"), str))
+    ]
+    if bad:
+        raise UserError(
+            f"{source}: row {bad[0]} needs string 'prompt' and 'response' keys (a fact question)."
+        )
+    return rows
 
 
 def eval_sets(data: RunData, tokenizer, cfg: RunConfig) -> EvalSets:
@@ -89,7 +108,20 @@ def eval_sets(data: RunData, tokenizer, cfg: RunConfig) -> EvalSets:
             prompt_ids(tokenizer, [{"role": "user", "content": r["prompt"]}]) for r in data.probes
         ],
         probe_topics=[r["topic"] for r in data.probes],
+        fact_prompts=[prompt_ids(tokenizer, [{"role": "user", "content": r["prompt"]}]) for r in data.facts],
+        fact_answers=[r["response"] for r in data.facts],
     )
+
+
+def other_domain_sets(run: Run) -> dict[str, EvalSets]:
+    """Test sets of `eval.other_domains`, for out-of-domain accuracy."""
+    sets = {}
+    for domain in run.cfg.eval.other_domains:
+        cfg = copy.deepcopy(run.cfg)
+        cfg.data.domain = domain
+        data = RunData(cfg)
+        sets[data.domain_name] = eval_sets(data, run.tokenizer, cfg)
+    return sets
 
 
 def topic_space(data: RunData) -> TopicSpace:
@@ -114,6 +146,7 @@ class Run:
                 f"Method {missing[0]} is not in this config's methods ({', '.join(method_cfgs)})."
             )
         self.method_cfgs = {m: method_cfgs[m] for m in only} if only else method_cfgs
+        self.method_names = {v: methods.method_of(v, cfg.methods[v]) for v in self.method_cfgs}
         set_threads(cfg.train.threads)
         self.device = models.pick_device()
         self.model_path = models.resolve(cfg.model.name, cfg.base_dir)
@@ -126,6 +159,10 @@ class Run:
         """Inputs are valid and work starts: earlier results of this run no longer describe its updates."""
         for name in OUTPUTS:
             (self.dir / name).unlink(missing_ok=True)
+
+    def method(self, variant: str) -> methods.Method:
+        """The method module a variant of this run's `methods:` runs."""
+        return methods.get(self.method_names[variant])
 
     def load_model(self, dtype: torch.dtype):
         return models.load(self.model_path, dtype, self.device)[0]
@@ -143,6 +180,7 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         f"Run '{cfg.name}': model {cfg.model.name} on {run.device}, domain {run.data.domain_name} {run.data.sizes()}"
     )
     train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train + replay_rows(run)]
+    calibration = train_rows[: len(run.data.train)]  # domain rows only, for methods that profile the data
     curve_sets = {
         "domain": [encode(tokenizer, r, cfg.data.max_length) for r in run.data.val],
         "general": text_chunks(
@@ -152,14 +190,15 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
     bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
     results = {}
     for name, method_cfg in run.method_cfgs.items():
-        folder, method = run.dir / name, methods.get(name)
+        folder, method = run.dir / name, run.method(name)
         done = TrainResult.load(folder) if resume else None
         if done is not None:
             log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
             results[name] = done
             continue
+        (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
         log(f"[{name}] {method.DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps")
-        model = method.prepare(run.load_model(torch.float32), method_cfg)  # fp32 master weights
+        model = method.prepare(run.load_model(torch.float32), method_cfg, calibration)  # fp32 master weights
         result = train(
             model,
             tokenizer,
@@ -200,69 +239,26 @@ def trained_results(run: Run) -> dict[str, TrainResult]:
     return trained
 
 
-def method_metrics(
-    run: Run,
-    name: str,
-    result: TrainResult,
-    base: dict,
-    sets: EvalSets,
-    topics: TopicSpace,
-    dtype: torch.dtype,
-) -> dict[str, Any]:
-    """Evaluate one tuned model and add what sets it apart from the base: forgetting, size, training."""
-    tuned = methods.get(name).load_tuned(run.load_model(dtype), run.dir / name / "update")
-    metrics = evaluate_model(tuned, run.tokenizer, sets, run.cfg.eval, topics)
-    size = update_size([run.dir / name / f for f in result.update_files])
-    metrics.update(
-        general_degradation_pct=degradation_pct(metrics["general_ppl"], base["general_ppl"]),
-        topic_retention=retention(metrics["on_topic_rate"], base["on_topic_rate"]),
-        trainable_params=result.trainable_params,
-        trainable_pct=100.0 * result.trainable_params / base["params"],
-        update_bytes={"fp32": size["fp32"], "bf16": size["bf16"]},
-        update_file_bytes=size["file_bytes"],
-        update_ratio=size["fp32"] / base["full_model_bytes"]["fp32"],
-        lr=result.lr,
-        steps=result.steps,
-        train_seconds=result.seconds,
-        curve=result.curve,
-        budget=result.budget,
-        options=asdict(run.method_cfgs[name]),
-    )
-    return metrics
+def reopen(run_dir: str, overrides: list[str], section: str) -> tuple[Run, dict[str, Any]]:
+    """A finished run and its results, for adding a section (`recovery`, `analysis`) afterwards.
 
-
-def evaluate_run(run: Run, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """`edgeadapt eval`: evaluate the base model and every trained method; write results and reports."""
-    started = time.perf_counter()
-    run.invalidate_results()
-    trained = trained_results(run)
-    dtype = models.pick_dtype(run.cfg.model.dtype, run.device)
-    sets, topics = eval_sets(run.data, run.tokenizer, run.cfg), topic_space(run.data)
-    log("[base] evaluating")
-    base_model = run.load_model(dtype)
-    base = evaluate_model(base_model, run.tokenizer, sets, run.cfg.eval, topics)
-    params = models.count_parameters(base_model)
-    base.update(params=params, full_model_bytes={"fp32": params * 4, "bf16": params * 2})
-    del base_model
-    per_method = {}
-    for name, result in trained.items():
-        log(f"[{name}] evaluating")
-        per_method[name] = method_metrics(run, name, result, base, sets, topics, dtype)
-    results = {
-        "edgeadapt_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": run.device.type,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions(),
-        "seconds": round(time.perf_counter() - started + sum(r.seconds for r in trained.values()), 1),
-        "model": models.model_info(run.model_path),
-        "data": {"domain": run.data.domain_name, "sources": run.data.sources, "rows": run.data.sizes()},
-        "config": to_dict(run.cfg),
-        "base": base,
-        "methods": per_method,
-    }
-    write_results(run.dir, results)
-    return results
+    Only `SECTION.*` overrides are accepted (the rest of the run is fixed); they are recorded in the
+    results' config, so results.json says which settings were used.
+    """
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `edgeadapt compare CONFIG` first.")
+    results = json.loads(path.read_text())
+    data = results["config"]
+    for override in overrides:
+        if not override.startswith(f"{section}."):
+            raise UserError(
+                f"Override '{override}': only {section}.* keys are accepted here (the run is fixed)."
+            )
+        apply_override(data, override)
+    cfg = parse(data, f"{path}: ")
+    cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
+    return Run(cfg), results
 
 
 def versions() -> dict[str, str]:

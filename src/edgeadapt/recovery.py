@@ -8,19 +8,16 @@ general degradation stays within the forgetting budget, with the domain accuracy
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from edgeadapt import methods, models
-from edgeadapt.config import RecoveryConfig, apply_override, parse
-from edgeadapt.errors import UserError
+from edgeadapt import models
+from edgeadapt.config import RecoveryConfig
 from edgeadapt.evaluate import domain_and_general
 from edgeadapt.evaluate.metrics import degradation_pct
-from edgeadapt.pipeline import RESULTS, Run, eval_sets, trained_results, write_results
+from edgeadapt.pipeline import Run, eval_sets, reopen, trained_results, write_results
 
 
 def s_star(points: list[dict[str, float]], budget_pct: float) -> dict[str, float] | None:
@@ -47,7 +44,7 @@ def recovery_curves(
     }
     for name in trained:
         log(f"[{name}] recovery over s = {', '.join(f'{s:g}' for s in sorted(recovery.scales))}")
-        method = methods.get(name)
+        method = run.method(name)
         tuned = method.load_tuned(run.load_model(dtype), run.dir / name / "update")
         points = []
         for s in tqdm(sorted(recovery.scales), desc=f"{name} scales", leave=False):
@@ -77,15 +74,5 @@ def recover_run(
     run_dir: str, overrides: list[str] = (), log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """`edgeadapt recover RUN_DIR [recovery.KEY=VALUE ...]`: recovery curves for a finished run."""
-    path = Path(run_dir) / RESULTS
-    if not path.is_file():
-        raise UserError(f"{path} not found: run `edgeadapt compare CONFIG` first.")
-    results = json.loads(path.read_text())
-    data = results["config"]  # overrides are recorded there, so results.json says which scales were used
-    for override in overrides:
-        if not override.startswith("recovery."):
-            raise UserError(f"Override '{override}': recover takes only recovery.* keys (the run is fixed).")
-        apply_override(data, override)
-    cfg = parse(data, f"{path}: ")
-    cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
-    return add_recovery(Run(cfg), results, log)
+    run, results = reopen(run_dir, overrides, "recovery")
+    return add_recovery(run, results, log)

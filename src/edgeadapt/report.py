@@ -12,6 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.analysis_report import analysis_lines, analysis_plots
+
 COLUMNS = [
     ("domain_accuracy", "domain acc", "{:.1%}"),
     ("domain_ppl", "domain PPL", "{:.2f}"),
@@ -20,9 +22,12 @@ COLUMNS = [
     ("topic_retention", "topic retention", "{:.2f}"),
     ("on_topic_rate", "on-topic", "{:.1%}"),
     ("domain_leakage", "leakage", "{:.1%}"),
+    ("fact_recall", "fact recall", "{:.1%}"),
     ("trainable_pct", "trainable", "{:.2f}%"),
     ("update_mb", "update (fp32)", "{:.1f} MB"),
     ("update_ratio", "update / model", "{:.1%}"),
+    ("out_of_domain_accuracy", "out-of-domain acc", "{:.1%}"),
+    ("weight_mb", "weights in memory", "{:.1f} MB"),
     ("lr", "lr", "{:g}"),
     ("train_seconds", "train s", "{:.0f}"),
 ]
@@ -32,6 +37,8 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
     value = row.get(key)
     if key == "update_mb" and "update_bytes" in row:
         value = row["update_bytes"]["fp32"] / 1e6
+    if key == "weight_mb" and "weight_bytes" in row:
+        value = row["weight_bytes"] / 1e6
     return "—" if value is None else fmt.format(value)
 
 
@@ -62,7 +69,7 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
     ):
         ax.set(title=title, xlabel="step", ylabel="loss")
         ax.legend()
-    out["curves.png"] = _png(fig)
+    out["curves.png"] = png(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.scatter([0], [results["base"]["domain_accuracy"] * 100], marker="s", color="black", label="base")
@@ -75,7 +82,7 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
         ylabel="domain accuracy (%)",
     )
     ax.legend()
-    out["tradeoff.png"] = _png(fig)
+    out["tradeoff.png"] = png(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     names = ["full model"] + list(methods)
@@ -85,9 +92,13 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
     ax.barh(names, sizes, color=["grey"] + [f"C{i}" for i in range(len(methods))])
     ax.set_xscale("log")
     ax.set(title="what a device must receive (fp32)", xlabel="MB (log scale)")
-    out["update_sizes.png"] = _png(fig)
+    out["update_sizes.png"] = png(fig)
     if "recovery" in results:
         out["recovery.png"] = _recovery_plot(plt, results["recovery"])
+    if results.get("analysis"):
+        out.update(analysis_plots(plt, results["analysis"], png))
+    if any(m.get("layer_scores") for m in methods.values()):
+        out["layer_scores.png"] = _layer_scores_plot(plt, methods)
     plt.close("all")
     return out
 
@@ -103,7 +114,62 @@ def _recovery_plot(plt, recovery: dict[str, Any]) -> bytes:
     axes[1].set(title="domain accuracy vs s", xlabel="s", ylabel="%")
     for ax in axes:
         ax.legend()
-    return _png(fig)
+    return png(fig)
+
+
+def _layer_scores_plot(plt, methods: dict[str, Any]) -> bytes:
+    """The block scores (one line per distinct profile), and below it the blocks each variant trained."""
+    variants = {n: m for n, m in methods.items() if m.get("layer_scores")}
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(7, 2.5 + 0.3 * len(variants)),
+        sharex=True,
+        height_ratios=[2, max(1, len(variants) / 3)],
+    )
+    drawn = []
+    for name, m in variants.items():
+        if m["layer_scores"] not in drawn:  # variants profiled on the same rows share one line
+            drawn.append(m["layer_scores"])
+            top.plot(range(len(m["layer_scores"])), m["layer_scores"], marker=".", label=name)
+    top.set(title="block activation on the domain", ylabel="mean |output hidden state|")
+    top.legend(fontsize=7)
+    for row, m in enumerate(variants.values()):
+        bottom.scatter(m["selected_layers"], [row] * len(m["selected_layers"]), s=14, color=f"C{row % 10}")
+    bottom.set_yticks(range(len(variants)), list(variants), fontsize=7)
+    bottom.invert_yaxis()
+    bottom.set(title="blocks trained", xlabel="block")
+    return png(fig)
+
+
+def adaptq_lines(results: dict[str, Any]) -> list[str]:
+    """The ADAPT-Q ablation table: selection, precision, gain, forgetting and memory per variant."""
+    rows = {name: m for name, m in results["methods"].items() if "selected_layers" in m}
+    if not rows:
+        return []
+    base = results["base"]
+    lines = [
+        "## ADAPT-Q",
+        "",
+        "Blocks scored by mean |output hidden state| on domain training rows; the selected blocks train, the "
+        "others are frozen at `frozen_bits`. Memory: the weights as held in memory for evaluation, and the "
+        "process's peak resident memory during it.",
+        "",
+        "| variant | selection | alpha | frozen bits | update | blocks trained | domain gain | general degr. "
+        "| weights | vs base weights | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows.items():
+        o = m["options"]
+        selection = "named" if o.get("layers") else o["selection"]
+        gain = (m["domain_accuracy"] - base["domain_accuracy"]) * 100
+        lines.append(
+            f"| {name} | {selection} | {o['alpha']:g} | {o['frozen_bits']} | {o['update']} | "
+            f"{', '.join(map(str, m['selected_layers']))} | {gain:+.1f} pts | "
+            f"{m['general_degradation_pct']:+.1f}% | {m['weight_bytes'] / 1e6:.1f} MB | "
+            f"{m['weight_bytes'] / base['weight_bytes']:.0%} | {m['peak_rss_bytes'] / 2**30:.2f} GiB |"
+        )
+    return lines + ["", "![block scores](plots/layer_scores.png)", ""]
 
 
 def budget_lines(results: dict[str, Any]) -> list[str]:
@@ -148,7 +214,7 @@ def recovery_lines(results: dict[str, Any]) -> list[str]:
     return lines + ["", "![recovery](plots/recovery.png)", ""]
 
 
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
@@ -174,7 +240,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"- Training: {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}, seed {cfg['train']['seed']}, "
         f"on {results['device']} with {results['torch_threads']} threads; the whole run took {results['seconds']:.0f} s.",
         "- Each method used its own usual learning rate (see `lr`); one learning rate per method is not a fair "
-        "frontier: run `edgeadapt compare` with other `methods.NAME.lr=...` overrides to see the trade-off move.",
+        "frontier: `edgeadapt sweep configs/sweep.yaml` trains every method over a grid of learning rates and "
+        "reports each method's forgetting at matched domain accuracy (README, section sweep).",
     ]
 
 
@@ -192,7 +259,8 @@ def markdown(results: dict[str, Any]) -> str:
         "![update sizes](plots/update_sizes.png)",
         "",
     ]
-    lines += recovery_lines(results) + budget_lines(results) + ["## Sample answers", ""]
+    lines += adaptq_lines(results) + analysis_lines(results) + recovery_lines(results) + budget_lines(results)
+    lines += ["## Sample answers", ""]
     for name, m in [("base", results["base"])] + list(results["methods"].items()):
         for s in m["samples"]["domain"][:2]:
             lines.append(f"- **{name}** (reference `{s['reference']}`): {s['answer']!r}")
@@ -210,14 +278,55 @@ def html_page(results: dict[str, Any], images: dict[str, bytes]) -> str:
         for n, b in images.items()
     )
     items = "".join(f"<li>{html.escape(line[2:]).replace('`', '')}</li>" for line in summary_lines(results))
+    sections = markdown_to_html(
+        adaptq_lines(results) + analysis_lines(results) + recovery_lines(results) + budget_lines(results)
+    )
+    body = f"<ul>{items}</ul><table>{table}</table>{sections}{figures}"
+    return html_document(f"edgeadapt run {results['config']['name']}", body)
+
+
+def html_document(title: str, body: str) -> str:
+    """A self-contained page: `title` as heading, `body` (HTML) below."""
     return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>edgeadapt {html.escape(results['config']['name'])}</title><style>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%;margin:1em 0}"
-        f"</style></head><body><h1>edgeadapt run {html.escape(results['config']['name'])}</h1><ul>{items}</ul>"
-        f"<table>{table}</table>{figures}</body></html>"
+        f"</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
+
+
+def write_page(run_dir: Path, stem: str, lines: list[str], image: bytes) -> None:
+    """STEM.md (its plot in plots/STEM.png) and a self-contained STEM.html from markdown `lines` whose first
+    line is the `# title`."""
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    (run_dir / "plots" / f"{stem}.png").write_bytes(image)
+    (run_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    figure = f'<img alt="{stem}" src="data:image/png;base64,{base64.b64encode(image).decode()}">'
+    title = lines[0].removeprefix("# ").replace("`", "")
+    (run_dir / f"{stem}.html").write_text(html_document(title, markdown_to_html(lines[1:]) + figure))
+
+
+def markdown_to_html(lines: list[str]) -> str:
+    """The report's own markdown sections (headings, tables, bullets, paragraphs) as HTML; images skipped."""
+    out, table = [], []
+    for line in lines + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                tag = "th" if not table else "td"
+                table.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if table:
+            out.append("<table>" + "".join(table) + "</table>")
+            table = []
+        text = html.escape(line.replace("`", "").replace("**", ""))
+        if line.startswith("## "):
+            out.append(f"<h2>{text[3:]}</h2>")
+        elif line.startswith("- "):
+            out.append(f"<p>• {text[2:]}</p>")
+        elif line and not line.startswith("!["):
+            out.append(f"<p>{text}</p>")
+    return "".join(out)
 
 
 def write_reports(run_dir: Path, results: dict[str, Any]) -> None:

@@ -137,9 +137,11 @@ def encode(tokenizer, row: dict[str, Any], max_length: int) -> dict[str, list[in
         # No template, or a template that renders the prompt differently once answered: append the answer.
         answer = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         full = prefix + answer
-    full = full[:max_length]
-    labels = [IGNORE_INDEX] * min(len(prefix), len(full)) + full[len(prefix) :]
-    return {"input_ids": full, "labels": labels}
+    answer = full[len(prefix) :][:max_length]
+    # Too long: drop prompt tokens from the start, so the response (what is learned and scored) stays whole.
+    keep = max_length - len(answer)
+    prompt = prefix[max(0, len(prefix) - keep) :] if keep > 0 else []
+    return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}
 
 
 def text_chunks(tokenizer, texts: list[str], chunk_tokens: int, count: int) -> list[dict[str, list[int]]]:

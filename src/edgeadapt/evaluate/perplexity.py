@@ -8,6 +8,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeadapt.data.format import IGNORE_INDEX
+from edgeadapt.errors import UserError
 from edgeadapt.evaluate.metrics import perplexity_from_nll
 
 
@@ -42,4 +43,6 @@ def nll(
 
 def perplexity(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int) -> float:
     total, count = nll(model, rows, batch_size)
+    if count == 0:
+        raise UserError("No scored tokens in an evaluation set: every response was empty or cut off.")
     return perplexity_from_nll(total, count)

@@ -40,7 +40,7 @@ def default_rank(hidden_size: int) -> int:
     return max(8, round(hidden_size * 2 / 3 / 8) * 8)
 
 
-def prepare(model: nn.Module, cfg: Config) -> nn.Module:
+def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None) -> nn.Module:
     from peft import get_peft_model
 
     rank = cfg.rank or default_rank(model.config.hidden_size)

@@ -99,7 +99,7 @@ def peft_config(model: nn.Module, cfg: Config, rank: int):
     )
 
 
-def prepare(model: nn.Module, cfg: Config) -> nn.Module:
+def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None) -> nn.Module:
     from peft import get_peft_model
 
     return get_peft_model(model, peft_config(model, cfg, cfg.rank))

@@ -24,7 +24,7 @@ def check(cfg: Config, where: str) -> list[str]:
     return [f"{where}.lr: must be > 0, got {cfg.lr}"] if cfg.lr <= 0 else []
 
 
-def prepare(model: nn.Module, cfg: Config) -> nn.Module:
+def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None) -> nn.Module:
     for param in model.parameters():
         param.requires_grad_(True)
     return model

@@ -1,0 +1,95 @@
+"""The sweep: frontier and matched-skill interpolation on hand-made points, fact recall, resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeadapt import config
+from edgeadapt.cli import main
+from edgeadapt.errors import UserError
+from edgeadapt.evaluate.frontier import compare_at_target, degradation_at, pareto_frontier
+from edgeadapt.evaluate.metrics import contains_answer
+from edgeadapt.sweep import grid_configs, summarize
+
+SMOKE_SWEEP = Path(__file__).parents[1] / "configs" / "smoke-sweep.yaml"
+
+
+def p(degradation, accuracy, spread=0.0, name=None):
+    return {"degradation": degradation, "accuracy": accuracy, "spread": spread, "point": name}
+
+
+def test_frontier_drops_dominated_points():
+    points = [p(0, 0.0, name="base"), p(2, 0.3, name="a"), p(3, 0.2, name="dominated"), p(5, 0.6, name="b")]
+    points.append(p(5, 0.5, name="same cost, less skill"))
+    assert [q["point"] for q in pareto_frontier(points)] == ["base", "a", "b"]
+
+
+def test_degradation_interpolates_along_the_frontier_and_reports_out_of_reach():
+    frontier = [p(0, 0.0), p(2, 0.4, spread=1.0), p(10, 0.8, spread=3.0)]
+    assert degradation_at(frontier, 0.2) == pytest.approx(1.0)
+    assert degradation_at(frontier, 0.6) == pytest.approx(6.0)
+    assert degradation_at(frontier, 0.6, "spread") == pytest.approx(2.0)
+    assert degradation_at(frontier, 0.4) == pytest.approx(2.0)
+    assert degradation_at(frontier, 0.9) is None
+
+
+def test_a_lead_inside_the_spread_is_not_a_win():
+    frontiers = {"x": [p(0, 0.0), p(4, 0.5, spread=2.0)], "y": [p(0, 0.0), p(5, 0.5, spread=2.0)]}
+    assert compare_at_target(frontiers, 0.5)["verdict"] == "within the spread across seeds: no winner"
+    frontiers["y"] = [p(0, 0.0), p(12, 0.5, spread=1.0)]
+    assert compare_at_target(frontiers, 0.5)["verdict"] == "x forgets least"
+    frontiers["y"] = [p(0, 0.0), p(1, 0.3)]
+    row = compare_at_target(frontiers, 0.5)
+    assert row["methods"]["y"] is None and row["verdict"] == "only x reaches this accuracy"
+
+
+def test_summarize_targets_are_shares_of_the_best_accuracy():
+    points = [dict(p(2, 0.4, name="l1"), method="lora"), dict(p(8, 0.8, name="s1"), method="sft")]
+    summary = summarize(points, {"domain_accuracy": 0.1}, [0.1, 0.5, 1.0])
+    assert summary["best_accuracy"] == 0.8
+    low, mid, top = summary["matched"]
+    assert low["no_update_needed"]  # 0.08 is below the base model's 0.1
+    assert mid["methods"]["lora"]["degradation"] == pytest.approx(2 * (0.4 - 0.1) / 0.3)
+    assert top["methods"]["lora"] is None and top["verdict"] == "only sft reaches this accuracy"
+
+
+def test_fact_answers_match_whole_words():
+    assert contains_answer("The capital of France is Paris.", "Paris")
+    assert not contains_answer("Parisian food is great", "Paris")
+    assert contains_answer("It is carbon dioxide, CO2.", "carbon dioxide")
+    assert not contains_answer("anything", "")
+    assert contains_answer("A week has 7 days.", "seven|7") and contains_answer("seven days", "seven|7")
+
+
+def test_grid_names_every_method_and_learning_rate():
+    cfg = config.load(SMOKE_SWEEP, ["sweep.steps=[2, 4]", "sweep.seeds=[0]"])
+    grid = grid_configs(cfg)
+    assert set(grid) == {(2, 0), (4, 0)}
+    assert set(grid[(4, 0)].methods) == {"sft-lr0.0005", "sft-lr0.002", "lora-lr0.0005", "lora-lr0.002"}
+    assert grid[(4, 0)].methods["lora-lr0.002"] == {"method": "lora", "lr": 0.002}
+    assert grid[(4, 0)].train.steps == 4
+
+
+def test_bad_sweep_settings_are_named():
+    with pytest.raises(UserError, match="sweep.targets: shares in"):
+        config.load(None, ["sweep.targets=[0, 0.5]"])
+    with pytest.raises(UserError, match="sweep.lr_factors: numbers > 0"):
+        config.load(None, ["sweep.lr_factors=[-1]"])
+
+
+def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):
+    args = ["sweep", str(SMOKE_SWEEP), f"out_dir={tmp_path}", "methods={lora: {lr: 1.0e-3}}"]
+    assert main(args) == 0
+    sweep = json.loads((tmp_path / "smoke-sweep" / "sweep.json").read_text())
+    assert len(sweep["points"]) == 2 and all(q["seeds"] == 2 for q in sweep["points"])
+    assert all(q["fact_recall"] is not None for q in sweep["points"])
+    assert (
+        sweep["frontiers"]["lora"][0]["point"] == "base" or sweep["frontiers"]["lora"][0]["degradation"] < 0
+    )
+    assert "Forgetting at matched skill" in (tmp_path / "smoke-sweep" / "sweep.md").read_text()
+    capsys.readouterr()
+    assert main(args) == 0  # everything is reused
+    out = capsys.readouterr().out
+    assert out.count("already trained") == 4 and out.count("reusing earlier evaluations") == 2
+    assert "evaluating" not in out
