@@ -46,12 +46,15 @@ def test_a_lead_inside_the_spread_is_not_a_win():
 
 def test_summarize_targets_are_shares_of_the_best_accuracy():
     points = [dict(p(2, 0.4, name="l1"), method="lora"), dict(p(8, 0.8, name="s1"), method="sft")]
-    summary = summarize(points, {"domain_accuracy": 0.1}, [0.1, 0.5, 1.0])
+    summary = summarize(points, {"domain_accuracy": 0.1}, [0.1, 0.5, 1.0], seeds=3)
     assert summary["best_accuracy"] == 0.8
     low, mid, top = summary["matched"]
     assert low["no_update_needed"]  # 0.08 is below the base model's 0.1
     assert mid["methods"]["lora"]["degradation"] == pytest.approx(2 * (0.4 - 0.1) / 0.3)
     assert top["methods"]["lora"] is None and top["verdict"] == "only sft reaches this accuracy"
+    assert mid["verdict"] == "lora forgets least"
+    one_seed = summarize(points, {"domain_accuracy": 0.1}, [0.5])["matched"][0]
+    assert one_seed["verdict"] == "lora forgets least (one seed: no spread measured)"
 
 
 def test_fact_answers_match_whole_words():
