@@ -96,3 +96,14 @@ def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("already trained") == 4 and out.count("reusing earlier evaluations") == 2
     assert "evaluating" not in out
+
+
+def test_facts_come_from_the_project_a_user_file_or_nowhere(tmp_path):
+    from edgeadapt.pipeline import load_facts
+
+    assert len(load_facts("builtin", "")) == 50 and load_facts("off", "") == []
+    (tmp_path / "facts.jsonl").write_text('{"prompt": "Capital of Peru?", "response": "Lima"}\n')
+    assert load_facts("facts.jsonl", str(tmp_path)) == [{"prompt": "Capital of Peru?", "response": "Lima"}]
+    (tmp_path / "bad.jsonl").write_text('{"text": "no question here"}\n')
+    with pytest.raises(UserError, match="bad.jsonl: row 1 needs string 'prompt' and 'response'"):
+        load_facts("bad.jsonl", str(tmp_path))
