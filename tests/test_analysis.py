@@ -105,6 +105,8 @@ def test_rank_recommendation_is_the_best_within_budget():
     assert advice["variant"] == "r8" and advice["within_budget"] == 2  # tie on accuracy: the smaller one
     assert recommend_rank(results, 10.0)["variant"] == "r256"
     assert recommend_rank(results, 1.0)["variant"] is None
+    results["base"] = {"domain_accuracy": 0.5}  # nothing within 5% beats the base: no advice
+    assert recommend_rank(results, 5.0)["variant"] is None
 
 
 def test_analyze_cli_adds_the_section_and_plots(tmp_path):
@@ -116,8 +118,16 @@ def test_analyze_cli_adds_the_section_and_plots(tmp_path):
     assert lora["summary"]["modules_updated"] == 14  # 7 projections x 2 layers
     assert all(m["effective_rank"] <= 8 + 1e-6 for m in lora["modules"])
     assert len(lora["layers"]) == 2 and all(0 < r["cka"] <= 1 + 1e-9 for r in lora["layers"])
-    assert analysis["chunks"] == 2 and analysis["recommendation"]["variant"] == "lora"
+    assert analysis["chunks"] == 2 and analysis["recommendation"]["variant"] is None  # nothing learned
     assert (run / "plots" / "spectra.png").is_file() and "What the updates look like" in (
         run / "report.md"
     ).read_text()
     assert main(["analyze", str(run), "train.steps=3"]) == 2  # only analysis.* keys
+
+
+def test_analyze_a_run_evaluated_for_some_of_its_methods(tmp_path):
+    common = [str(SMOKE), f"out_dir={tmp_path}", "--method", "lora"]
+    assert main(["train", *common]) == 0 and main(["eval", *common]) == 0
+    assert main(["analyze", str(tmp_path / "smoke"), "analysis.chunks=1"]) == 0
+    analysis = json.loads((tmp_path / "smoke" / "results.json").read_text())["analysis"]
+    assert list(analysis["methods"]) == ["lora"]

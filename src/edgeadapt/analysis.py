@@ -142,6 +142,12 @@ def recommend_rank(results: dict[str, Any], budget_pct: float) -> dict[str, Any]
         return {**base, "variant": None, "reason": "no LoRA-family variant stayed within the budget"}
     name = max(within, key=lambda n: (within[n]["domain_accuracy"], -within[n]["update_bytes"]["fp32"]))
     m = within[name]
+    if m["domain_accuracy"] <= results.get("base", {}).get("domain_accuracy", 0.0):
+        return {
+            **base,
+            "variant": None,
+            "reason": "no variant within the budget beat the base model's accuracy",
+        }
     return {
         **base,
         "variant": name,

@@ -48,8 +48,8 @@ def analysis_lines(results: dict[str, Any]) -> list[str]:
             )
         else:
             lines.append(
-                f"**No rank recommended**: none of the {advice['candidates']} LoRA-family variants stayed "
-                f"within the {advice['budget_pct']:g}% forgetting budget."
+                f"**No rank recommended** for a {advice['budget_pct']:g}% forgetting budget: {advice['reason']} "
+                f"({advice['within_budget']} of {advice['candidates']} LoRA-family variants within the budget)."
             )
     return lines + ["", "![update spectra](plots/spectra.png)", "", "![per-layer drift](plots/drift.png)", ""]
 

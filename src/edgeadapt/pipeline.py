@@ -258,7 +258,7 @@ def reopen(run_dir: str, overrides: list[str], section: str) -> tuple[Run, dict[
         apply_override(data, override)
     cfg = parse(data, f"{path}: ")
     cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
-    return Run(cfg), results
+    return Run(cfg, only=list(results["methods"])), results  # the methods this run's results hold
 
 
 def versions() -> dict[str, str]:
