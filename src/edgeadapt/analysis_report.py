@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _fmt(value: float | None, spec: str) -> str:
+def fmt_or_dash(value: float | None, spec: str) -> str:
+    """`value` formatted by `spec`, or a dash where there is none."""
     return "—" if value is None else format(value, spec)
 
 
@@ -29,10 +30,10 @@ def analysis_lines(results: dict[str, Any]) -> list[str]:
     for name, a in analysis["methods"].items():
         s, m = a["summary"], results["methods"][name]
         lines.append(
-            f"| {name} | {s['modules_updated']} | {_fmt(s['mean_effective_rank'], '.1f')} | "
-            f"{_fmt(s['mean_stable_rank'], '.2f')} | {_fmt(s['mean_subspace_overlap'], '.3f')} | "
-            f"{_fmt(s['mean_attention_js'], '.4f')} | {_fmt(s['mean_cka'], '.3f')} | {_fmt(s['min_cka'], '.3f')} | "
-            f"{m['domain_accuracy']:.1%} | {_fmt(m.get('out_of_domain_accuracy'), '.1%')} | "
+            f"| {name} | {s['modules_updated']} | {fmt_or_dash(s['mean_effective_rank'], '.1f')} | "
+            f"{fmt_or_dash(s['mean_stable_rank'], '.2f')} | {fmt_or_dash(s['mean_subspace_overlap'], '.3f')} | "
+            f"{fmt_or_dash(s['mean_attention_js'], '.4f')} | {fmt_or_dash(s['mean_cka'], '.3f')} | {fmt_or_dash(s['min_cka'], '.3f')} | "
+            f"{m['domain_accuracy']:.1%} | {fmt_or_dash(m.get('out_of_domain_accuracy'), '.1%')} | "
             f"{m['general_degradation_pct']:+.1f}% |"
         )
     advice = analysis.get("recommendation")

@@ -274,6 +274,11 @@ def versions() -> dict[str, str]:
 def write_results(run_dir: Path, results: dict) -> None:
     """results.json via a temporary file and a rename, then the reports."""
     write_reports(run_dir, results)
-    tmp = run_dir / (RESULTS + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(run_dir / RESULTS)
+    write_json_atomic(run_dir / RESULTS, results)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """JSON via a temporary file and a rename: a reader never sees a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)

@@ -11,7 +11,6 @@ the Pareto frontier of domain accuracy against general degradation starts at the
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from edgeadapt.config import RunConfig, to_dict
 from edgeadapt.evaluate.frontier import compare_at_target, pareto_frontier
 from edgeadapt.evaluation import evaluate_run
 from edgeadapt.methods import method_of, parse_configs
-from edgeadapt.pipeline import Run, train_run
+from edgeadapt.pipeline import Run, train_run, write_json_atomic
 from edgeadapt.sweep_report import write_sweep_reports
 
 RESULTS = "sweep.json"
@@ -139,7 +138,5 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
         **summarize(points, first["base"], cfg.sweep.targets, len(cfg.sweep.seeds)),
     }
     write_sweep_reports(out_dir, sweep)
-    tmp = out_dir / (RESULTS + ".tmp")
-    tmp.write_text(json.dumps(sweep, indent=2))
-    tmp.replace(out_dir / RESULTS)
+    write_json_atomic(out_dir / RESULTS, sweep)
     return sweep

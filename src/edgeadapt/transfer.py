@@ -16,7 +16,6 @@ The results go to OUT_DIR/NAME/transfer.json (written last, atomically) with tra
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ from edgeadapt.config import RunConfig, to_dict
 from edgeadapt.evaluate import domain_scores
 from edgeadapt.evaluate.metrics import cdtr, degradation_pct, dsi, generalization_gap, mean_std
 from edgeadapt.evaluate.perplexity import perplexity
-from edgeadapt.pipeline import Run, eval_sets, train_run, versions
+from edgeadapt.pipeline import Run, eval_sets, train_run, versions, write_json_atomic
 from edgeadapt.transfer_report import write_transfer_reports
 
 RESULTS = "transfer.json"
@@ -125,7 +124,5 @@ def transfer_run(cfg: RunConfig, resume: bool = False, log: Callable[[str], None
         },
     }
     write_transfer_reports(out_dir, results)
-    tmp = out_dir / (RESULTS + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out_dir / RESULTS)
+    write_json_atomic(out_dir / RESULTS, results)
     return results

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.analysis_report import fmt_or_dash
 from edgeadapt.report import png, write_page
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def heatmap(results: dict[str, Any]) -> bytes:
@@ -83,7 +80,7 @@ def markdown_lines(results: dict[str, Any]) -> list[str]:
             "|" + "---|" * (len(domains) + 1),
         ]
         for i in domains:
-            cells = [_fmt(metrics["cdtr"][i].get(j), ".2f") if j != i else "1 (own)" for j in domains]
+            cells = [fmt_or_dash(metrics["cdtr"][i].get(j), ".2f") if j != i else "1 (own)" for j in domains]
             lines.append(f"| from {i} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines + ["![accuracy heat map](plots/transfer.png)", ""]
