@@ -8,10 +8,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from edgeadapt import models  # noqa: E402
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +41,13 @@ def tiny_model(tokenizer):
 def make_tiny(tokenizer):
     """A fresh tiny model with fixed weights, for tests that need several identical copies."""
     return lambda: models.tiny_random_model(seed=0, vocab_size=len(tokenizer)).eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """configs/smoke.yaml compared once per session (every method trained and evaluated on tiny-random)."""
+    from edgeadapt.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["compare", str(SMOKE), f"out_dir={out}"]) == 0
+    return out / "smoke"

@@ -90,13 +90,6 @@ def test_eval_before_train_says_what_to_run(tmp_path, capsys):
     assert "has not been trained" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    assert main(["compare", str(SMOKE), f"out_dir={out}"]) == 0
-    return out / "smoke"
-
-
 def test_smoke_compare_writes_results_and_reports(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     assert set(results["methods"]) == {"sft", "lora", "hlora", "adaptq"}

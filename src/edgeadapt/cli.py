@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from edgeadapt import cli_package
 from edgeadapt.errors import UserError
 
 EXIT_USAGE = 2
@@ -210,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rewrite report.md/report.html from a run's results.json")
     p.add_argument("run_dir")
     p.set_defaults(func=_report)
+    cli_package.add_parsers(sub)
     return top
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.analysis_report import analysis_lines, analysis_plots
+from edgeadapt.package_report import edge_lines, package_lines
 
 COLUMNS = [
     ("domain_accuracy", "domain acc", "{:.1%}"),
@@ -245,6 +246,18 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def section_lines(results: dict[str, Any]) -> list[str]:
+    """The optional sections, each present when its part of results.json is."""
+    return (
+        adaptq_lines(results)
+        + analysis_lines(results)
+        + recovery_lines(results)
+        + budget_lines(results)
+        + package_lines(results)
+        + edge_lines(results)
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     header = ["model"] + [label for _, label, _ in COLUMNS]
     lines = [f"# edgeadapt run `{results['config']['name']}`", ""] + summary_lines(results) + [""]
@@ -259,7 +272,7 @@ def markdown(results: dict[str, Any]) -> str:
         "![update sizes](plots/update_sizes.png)",
         "",
     ]
-    lines += adaptq_lines(results) + analysis_lines(results) + recovery_lines(results) + budget_lines(results)
+    lines += section_lines(results)
     lines += ["## Sample answers", ""]
     for name, m in [("base", results["base"])] + list(results["methods"].items()):
         for s in m["samples"]["domain"][:2]:
@@ -278,9 +291,7 @@ def html_page(results: dict[str, Any], images: dict[str, bytes]) -> str:
         for n, b in images.items()
     )
     items = "".join(f"<li>{html.escape(line[2:]).replace('`', '')}</li>" for line in summary_lines(results))
-    sections = markdown_to_html(
-        adaptq_lines(results) + analysis_lines(results) + recovery_lines(results) + budget_lines(results)
-    )
+    sections = markdown_to_html(section_lines(results))
     body = f"<ul>{items}</ul><table>{table}</table>{sections}{figures}"
     return html_document(f"edgeadapt run {results['config']['name']}", body)
 

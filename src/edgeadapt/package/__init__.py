@@ -1,6 +1,9 @@
 """Update packages: what a device must receive to move from the base model to a tuned one.
 
-For now this measures update sizes; signed over-the-air packages build on it.
+- `archive`: the container (a canonical tar, optionally zstd-compressed) and its strict reader;
+- `manifest`: the manifest schema, the base model's fingerprint, Ed25519 keys and signatures;
+- `build`: package an update folder (fp32 | bf16 | int8), verify a package, extract it;
+- `device`: a device folder with atomic apply, status, rollback and generation.
 """
 
 from __future__ import annotations
