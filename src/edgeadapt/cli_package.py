@@ -106,6 +106,21 @@ def _device(args: argparse.Namespace) -> None:
     print(json.dumps(state, indent=1))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from edgeadapt.export_gguf import export_run
+
+    info = export_run(args.run_dir, args.method, Path(args.out), args.dtype)
+    print(f"{info['path']}: {info['variant']} merged, {info['dtype']}, {info['bytes']:,} bytes")
+
+
+def _edge_check(args: argparse.Namespace) -> None:
+    from edgeadapt.edge import edge_check
+    from edgeadapt.package_report import edge_lines
+
+    overrides = list(args.overrides) + ([f"edge.profile={args.profile}"] if args.profile else [])
+    print("\n".join(edge_lines(edge_check(args.run_dir, overrides))))
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("keys", help="make an Ed25519 key pair for signing update packages")
     p.add_argument("action", choices=["generate"])
@@ -140,3 +155,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--allow-unsigned", action="store_true")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.set_defaults(func=_device)
+
+    p = sub.add_parser("export", help="export a merged model for an edge runtime (llama.cpp's GGUF)")
+    p.add_argument("format", choices=["gguf"])
+    p.add_argument("run_dir", help="a finished run folder")
+    p.add_argument("--method", required=True, help="the method (variant) to merge, or 'base'")
+    p.add_argument("--out", required=True, help="the .gguf file to write")
+    p.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser(
+        "edge-check", help="parameters, memory and ms/token of every deployed model vs a profile"
+    )
+    p.add_argument("run_dir", help="a finished run folder")
+    p.add_argument("overrides", nargs="*", help="edge.new_tokens=32 edge.threads=4")
+    p.add_argument("--profile", help="a profile name from edge.profiles (default: edge.profile)")
+    p.set_defaults(func=_edge_check)

@@ -120,6 +120,26 @@ class AnalysisConfig:
     """The rank recommendation picks the best domain accuracy among LoRA variants within this budget."""
 
 
+PROFILE_KEYS = ("max_params", "max_memory_mb", "max_ms_per_token")
+
+
+def default_profiles() -> dict[str, dict[str, float]]:
+    return {"default": {"max_params": 1_000_000_000, "max_memory_mb": 2048, "max_ms_per_token": 100}}
+
+
+@dataclass
+class EdgeConfig:
+    profile: str = "default"
+    """`edgeadapt edge-check`: the profile in `profiles` the models are checked against."""
+    profiles: dict[str, dict[str, float]] = field(default_factory=default_profiles)
+    """Name -> max_params, max_memory_mb (peak resident memory while generating), max_ms_per_token."""
+    new_tokens: int = 32
+    """Tokens generated (greedy, batch 1) for the timing, after a warm-up of the same prompt."""
+    threads: int = 0
+    """CPU threads for the timing (0: all cores; an edge device has few)."""
+    prompt: str = "Explain in two sentences what a fever is."
+
+
 @dataclass
 class SweepConfig:
     lr_factors: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0])
@@ -152,6 +172,7 @@ class RunConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
     """Variant name -> options (see `edgeadapt methods`); `method: NAME` picks the method when the variant's
     name is not one. Each trains on the same data."""
@@ -307,12 +328,31 @@ def validate(cfg: RunConfig) -> list[str]:
         problems.append(f"sweep.targets: shares in (0, 1], got {sweep.targets!r}")
     if not isinstance(sweep.steps, list) or not all(isinstance(n, int) and n > 0 for n in sweep.steps):
         problems.append(f"sweep.steps: a list of step counts > 0 (or empty), got {sweep.steps!r}")
+    problems += validate_edge(cfg.edge)
     if cfg.model.dtype not in ("auto", "float32", "bfloat16"):
         problems.append(f"model.dtype: must be auto, float32 or bfloat16, got '{cfg.model.dtype}'")
     if not cfg.methods:
         problems.append("methods: list at least one method (see `edgeadapt methods`)")
     if not isinstance(cfg.methods, dict):
         problems.append("methods: expected a mapping of method name -> options")
+    return problems
+
+
+def validate_edge(edge: EdgeConfig) -> list[str]:
+    profiles = edge.profiles if isinstance(edge.profiles, dict) else {}
+    if edge.profile not in profiles:
+        return [
+            f"edge.profile: '{edge.profile}' is not in edge.profiles.{did_you_mean(edge.profile, profiles)} "
+            f"Profiles: {', '.join(profiles) or 'none'}."
+        ]
+    problems = []
+    for name, limits in profiles.items():
+        if not isinstance(limits, dict) or sorted(limits) != sorted(PROFILE_KEYS):
+            problems.append(f"edge.profiles.{name}: give exactly {', '.join(PROFILE_KEYS)}, got {limits!r}")
+        elif not all(isinstance(v, (int, float)) and v > 0 for v in limits.values()):
+            problems.append(f"edge.profiles.{name}: limits must be numbers > 0, got {limits!r}")
+    if edge.new_tokens < 2:
+        problems.append(f"edge.new_tokens: at least 2, got {edge.new_tokens}")
     return problems
 
 

@@ -1,0 +1,120 @@
+"""GGUF export (read back with gguf's reader and with transformers) and the edge budget check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgeadapt import export_gguf
+from edgeadapt.cli import main
+from edgeadapt.config import load
+from edgeadapt.edge import decode_times, verdict
+from edgeadapt.errors import UserError
+from edgeadapt.pipeline import reopen
+
+
+def merged(run, variant):
+    method = run.method(variant)
+    return method.merge(method.load_tuned(run.load_model(torch.float32), run.dir / variant / "update")).eval()
+
+
+@pytest.mark.parametrize("variant", ["lora", "sft"])
+def test_gguf_holds_every_merged_tensor_and_loads_back_in_transformers(smoke_run, tmp_path, variant):
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "m.gguf"
+    assert (
+        main(["export", "gguf", str(smoke_run), "--method", variant, "--out", str(out), "--dtype", "f32"])
+        == 0
+    )
+    run, _ = reopen(str(smoke_run), [], "export")
+    model = merged(run, variant)
+    reader = gguf.GGUFReader(str(out))
+    cfg = model.config
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    read = {t.name: np.asarray(t.data).reshape(tuple(reversed(t.shape.tolist()))) for t in reader.tensors}
+    assert len(read) == 2 + 9 * cfg.num_hidden_layers  # tied embeddings: no separate output tensor
+    assert np.array_equal(read["token_embd.weight"], state["model.embed_tokens.weight"])
+    for i in range(cfg.num_hidden_layers):
+        for hf, name in export_gguf.BLOCK_TENSORS.items():
+            expected = state[f"model.layers.{i}.{hf}.weight"]
+            if name == "attn_q":
+                expected = export_gguf.permute(expected, cfg.num_attention_heads)
+            if name == "attn_k":
+                expected = export_gguf.permute(expected, cfg.num_key_value_heads)
+            assert np.array_equal(read[f"blk.{i}.{name}.weight"], expected), name
+    assert reader.fields["tokenizer.ggml.model"].contents() == "gpt2"
+    assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == run.tokenizer.eos_token_id
+    assert len(reader.fields["tokenizer.ggml.tokens"].contents()) == len(run.tokenizer)
+    # An independent reader: transformers' GGUF loader undoes the permutation and must give the same logits.
+    loaded = AutoModelForCausalLM.from_pretrained(
+        str(tmp_path), gguf_file="m.gguf", dtype=torch.float32
+    ).eval()
+    ids = torch.tensor([[1, 5, 9, 33, 70, 2, 100]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-5)
+
+
+def test_gguf_f16_halves_the_file_and_adaptq_is_refused(smoke_run, tmp_path):
+    f32, f16 = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    export_gguf.export_run(str(smoke_run), "base", f32, "f32")
+    export_gguf.export_run(str(smoke_run), "base", f16, "f16")
+    assert f16.stat().st_size < 0.75 * f32.stat().st_size
+    with pytest.raises(UserError, match="4-bit"):
+        export_gguf.export_run(str(smoke_run), "adaptq", tmp_path / "c.gguf")
+    with pytest.raises(UserError, match="not in"):
+        export_gguf.export_run(str(smoke_run), "lorra", tmp_path / "c.gguf")
+
+
+def test_decode_times_one_per_generated_token(tiny_model):
+    times = decode_times(tiny_model, [1, 5, 9], 5)
+    assert len(times) == 5 and all(t > 0 for t in times)
+
+
+@pytest.mark.parametrize(
+    "metrics, failed",
+    [
+        ({"params": 10, "peak_rss_bytes": 2**20, "ms_per_token": 1.0}, []),
+        ({"params": 2000, "peak_rss_bytes": 2**20, "ms_per_token": 1.0}, ["params"]),
+        ({"params": 10, "peak_rss_bytes": 3 * 2**20, "ms_per_token": 5.0}, ["memory", "ms/token"]),
+    ],
+)
+def test_verdict_names_each_limit_exceeded(metrics, failed):
+    result = verdict(metrics, {"max_params": 1000, "max_memory_mb": 2, "max_ms_per_token": 2})
+    assert result["passed"] == (not failed)
+    assert [f.split(" ")[0] for f in result["failed"]] == failed
+
+
+def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, capsys):
+    run_copy = tmp_path / "smoke"
+    shutil.copytree(smoke_run, run_copy)
+    assert main(["edge-check", str(run_copy), "edge.new_tokens=4", "--profile", "default"]) == 0
+    results = json.loads((run_copy / "results.json").read_text())
+    edge = results["edge"]
+    assert set(edge["models"]) == {"base"} | set(results["methods"])
+    for m in edge["models"].values():
+        assert m["tokens"] == 4 and m["ms_per_token"] > 0 and m["passed"]
+        assert 0 < m["peak_rss_bytes"] <= m["process_peak_rss_bytes"]
+    assert edge["models"]["adaptq"]["weight_bytes"] < edge["models"]["base"]["weight_bytes"]
+    assert "## Edge budget check" in (run_copy / "report.md").read_text()
+    assert "| base |" in capsys.readouterr().out
+
+
+def test_edge_profiles_are_validated(tmp_path):
+    with pytest.raises(
+        UserError, match="edge.profile: 'phnoe' is not in edge.profiles. Did you mean 'phone'"
+    ):
+        load(
+            None,
+            [
+                "edge.profiles={phone: {max_params: 1, max_memory_mb: 1, max_ms_per_token: 1}}",
+                "edge.profile=phnoe",
+            ],
+        )
+    with pytest.raises(UserError, match="give exactly max_params"):
+        load(None, ["edge.profiles={default: {max_params: 1}}"])
