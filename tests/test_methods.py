@@ -155,3 +155,31 @@ def test_unknown_method_suggests_the_closest():
 def test_targets_matching_nothing_are_an_error(make_tiny):
     with pytest.raises(UserError, match="No module matched targets"):
         prepared("lora", make_tiny(), targets=["c_attn"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_loss_on_labelled_positions_equals_the_models_loss_and_gradients(name, make_tiny):
+    """The training loop computes logits only where a label is scored; loss and gradients must not change."""
+    from edgeadapt.train import accepts_logits_to_keep, labelled_loss, labelled_positions
+
+    ids = batch(2)
+    labels = ids.clone()
+    labels[:, :7] = -100  # a prompt
+    labels[1, 10:] = -100  # a shorter row
+    grads = []
+    for sparse in (False, True):
+        model = prepared(name, make_tiny())
+        assert accepts_logits_to_keep(model)
+        if sparse:
+            out = model(input_ids=ids, logits_to_keep=labelled_positions(labels))
+            assert out.logits.shape[0] == int((labels[:, 1:] != -100).sum())
+            loss = labelled_loss(out, labels, num_items_in_batch=torch.tensor(6))
+            reference = loss
+        else:
+            loss = model(input_ids=ids, labels=labels, num_items_in_batch=torch.tensor(6)).loss
+            dense = loss
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert torch.allclose(reference, dense, atol=1e-6)
+    for key in grads[0]:
+        assert torch.allclose(grads[0][key], grads[1][key], atol=1e-6), key

@@ -65,15 +65,17 @@ def _compare(args: argparse.Namespace) -> None:
     from edgeadapt.compare import compare
 
     results = compare(_config(args), resume=args.resume)
-    _print_summary(results)
+    if results:  # empty on the other ranks of a multi-process launch
+        _print_summary(results)
 
 
 def _train(args: argparse.Namespace) -> None:
-    from edgeadapt.pipeline import Run, train_run
+    from edgeadapt.pipeline import Run, is_main_process, train_run
 
     cfg = _config(args)
     run = Run(cfg, only=args.method)
-    for name, result in train_run(run, resume=args.resume).items():
+    trained = train_run(run, resume=args.resume)
+    for name, result in trained.items() if is_main_process() else ():
         print(
             f"{name}: {result.steps} steps in {result.seconds:.0f} s, update in {cfg.run_dir() / name / 'update'}"
         )

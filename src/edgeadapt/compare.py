@@ -9,7 +9,7 @@ from typing import Any
 from edgeadapt.analysis import add_analysis
 from edgeadapt.config import RunConfig
 from edgeadapt.evaluation import evaluate_run
-from edgeadapt.pipeline import Run, train_run
+from edgeadapt.pipeline import Run, is_main_process, train_run
 from edgeadapt.recovery import add_recovery
 
 
@@ -17,6 +17,8 @@ def compare(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = p
     """Run the whole comparison in `cfg`; return the results written to OUT_DIR/NAME/results.json."""
     run = Run(cfg)
     train_run(run, resume, log)
+    if not is_main_process():  # a multi-process launch trains on every rank and evaluates on one
+        return {}
     results = evaluate_run(run, log)
     if cfg.analysis.enabled:
         results = add_analysis(run, results, log)

@@ -176,9 +176,10 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
     """
     cfg, tokenizer = run.cfg, run.tokenizer
     run.invalidate_results()
-    log(
-        f"Run '{cfg.name}': model {cfg.model.name} on {run.device}, domain {run.data.domain_name} {run.data.sizes()}"
-    )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f"{run.device}" + (f" x {world} processes" if world > 1 else "")
+    if is_main_process():
+        log(f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {run.data.domain_name} {run.data.sizes()}")
     train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train + replay_rows(run)]
     calibration = train_rows[: len(run.data.train)]  # domain rows only, for methods that profile the data
     curve_sets = {
@@ -212,12 +213,24 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
             bf16=bf16,
             resume=resume,
         )
-        files = method.save_update(model, folder / "update")
-        result.update_files = [str(f.relative_to(folder)) for f in files]
-        result.save(folder)  # last: its presence means the update is complete
-        results[name] = result
+        if is_main_process():  # under torchrun every rank holds the same weights; one writes them
+            files = method.save_update(model, folder / "update")
+            result.update_files = [str(f.relative_to(folder)) for f in files]
+            result.save(folder)  # last: its presence means the update is complete
+        wait_for_everyone()
+        results[name] = TrainResult.load(folder) or result
         del model
     return results
+
+
+def is_main_process() -> bool:
+    """True outside a multi-process launch, and on rank 0 within one (`torchrun`, `accelerate launch`)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_everyone() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def replay_rows(run: Run) -> list[dict]:
