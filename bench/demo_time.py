@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sections import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -66,11 +68,7 @@ def main() -> int:
     results = json.loads((ROOT / "runs" / "demo" / "results.json").read_text())
     versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     lines = [
-        "# Benchmarks",
-        "",
-        "Written by `bench/demo_time.py` (`make bench`); rerun it to refresh. Figures are as measured.",
-        "",
-        "## `make demo` on this machine",
+        "## `make demo` on this machine (`bench/demo_time.py`, `make bench`)",
         "",
         f"- Date: {datetime.now(timezone.utc).date()}; CPU: {cpu_name()}, {os.cpu_count()} cores; "
         f"{results['torch_threads']} torch threads; {versions}.",
@@ -87,9 +85,7 @@ def main() -> int:
         "Target (issue 'The main job'): `make demo` in at most 20 minutes on two cores.",
         "",
     ]
-    out = ROOT / "docs" / "BENCHMARKS.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines))
+    write_section("demo_time", lines)
     print("\n".join(lines))
     return 0
 

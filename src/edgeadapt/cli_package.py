@@ -63,7 +63,7 @@ def _package(args: argparse.Namespace) -> None:
             f"for {m['base_model']['name']}"
         )
     else:
-        results = ship.package_sizes(args.target)
+        results = ship.package_sizes(args.target, only=args.method.split(",") if args.method else None)
         for row in results["packages"]["rows"]:
             print(
                 f"{row['variant']:12} {row['dtype']:5} package {row['package_bytes']:>13,}  "
@@ -131,7 +131,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("package", help="export, verify or size over-the-air update packages")
     p.add_argument("action", choices=["export", "verify", "sizes"])
     p.add_argument("target", help="export/sizes: a finished run folder; verify: a package file")
-    p.add_argument("--method", help="export: the method (variant) whose update to package")
+    p.add_argument(
+        "--method", help="export: the method (variant) to package; sizes: a comma-separated subset (default: all)"
+    )
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
     p.add_argument("--sign", help="export: private key (from `edgeadapt keys generate`)")
     p.add_argument("--compress", action="store_true", help="export: zstd-compress the package")

@@ -25,7 +25,7 @@ def package_lines(results: dict[str, Any]) -> list[str]:
         "Cost: perplexity of the model with the update as a device restores it from the package, against the "
         "fp32 update, on the run's test sets.",
         "",
-        "| method | dtype | package MB | zstd MB | % of fp32 model | domain PPL vs fp32 | general PPL vs fp32 |",
+        "| method | dtype | package MB | zstd MB | % of fp32 model | domain PPL vs fp32 (%) | general PPL vs fp32 (%) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in packages["rows"]:
@@ -33,8 +33,8 @@ def package_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {row['variant']} | {row['dtype']} | {row['package_bytes'] / MB:,.2f} | "
             f"{row['compressed_bytes'] / MB:,.2f} | {row['package_bytes'] / full['fp32']:.1%} | "
-            f"{fmt_or_dash(cost.get('domain_ppl_change_pct'), '+.2f')}% | "
-            f"{fmt_or_dash(cost.get('general_ppl_change_pct'), '+.2f')}% |"
+            f"{fmt_or_dash(cost.get('domain_ppl_change_pct'), '+.2f')} | "
+            f"{fmt_or_dash(cost.get('general_ppl_change_pct'), '+.2f')} |"
         )
     return lines + [""]
 

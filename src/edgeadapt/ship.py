@@ -122,7 +122,10 @@ def full_model_bytes(run: Run) -> dict[str, int]:
 
 
 def package_sizes(
-    run_dir: str, dtypes: tuple[str, ...] = ("fp32", "bf16", "int8"), log: Callable[[str], None] = print
+    run_dir: str,
+    dtypes: tuple[str, ...] = ("fp32", "bf16", "int8"),
+    log: Callable[[str], None] = print,
+    only: list[str] | None = None,
 ) -> dict[str, Any]:
     """`edgeadapt package sizes RUN`: every method's package in every dtype, plain and zstd, with the cost of
     bf16/int8; written to results.json (`packages`) and the report."""
@@ -132,7 +135,10 @@ def package_sizes(
     fingerprint = mf.fingerprint(run.model_path)
     sets = eval_sets(run.data, run.tokenizer, run.cfg)
     rows = []
-    for variant in results["methods"]:
+    unknown = [v for v in only or () if v not in results["methods"]]
+    if unknown:
+        raise build.PackageError(f"Method '{unknown[0]}' is not in this run ({', '.join(results['methods'])}).")
+    for variant in only or results["methods"]:
         for dtype in dtypes:
             log(f"[{variant}] {dtype} package")
             plain = export(

@@ -170,8 +170,12 @@ def train(
     device: torch.device,
     bf16: bool = False,
     resume: bool = False,
+    callbacks: tuple = (),
 ) -> TrainResult:
-    """Train a prepared model; return its curve. `eval_sets` maps a curve name (domain, general) to rows."""
+    """Train a prepared model; return its curve. `eval_sets` maps a curve name (domain, general) to rows.
+
+    `callbacks`: extra transformers TrainerCallbacks (bench/throughput.py times steps with one).
+    """
     from transformers import Trainer
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +193,8 @@ def train(
     default_bar, compact_bar = _compact_progress()
     trainer.remove_callback(default_bar)
     trainer.add_callback(compact_bar)
+    for callback in callbacks:
+        trainer.add_callback(callback)
     budget = None
     if cfg.forgetting_budget_pct > 0:
         budget = ForgettingBudget(model, cfg.forgetting_budget_pct, cfg.budget_patience)

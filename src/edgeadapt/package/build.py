@@ -222,12 +222,13 @@ def extract(verified: Verified, out_dir: Path) -> list[Path]:
                 crash_point("mid-file")  # a file half written
         if verified.manifest["dtype"] == "int8" and target.suffix == ".safetensors":
             dequantize(target)
-        fsync_file(target)
+        fsync_path(target)
         written.append(target)
     return written
 
 
-def fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename is durable once its folder is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

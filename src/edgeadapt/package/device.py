@@ -37,14 +37,7 @@ CRASH_POINTS = (
     "switched",
 )
 crash_point = build.crash_point
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = build.fsync_path
 
 
 def init(device_dir: Path, model_dir: Path) -> Path:
@@ -107,7 +100,7 @@ def apply(
                 "files": {p.name: build.file_entry(p, p.name)["sha256"] for p in files},
             }
             (staging / INSTALLED).write_text(json.dumps(installed, indent=1))
-            build.fsync_file(staging / INSTALLED)
+            build.fsync_path(staging / INSTALLED)
             fsync_dir(staging)
             crash_point("written")
             staging.rename(final)

@@ -1,0 +1,396 @@
+"""Training and evaluation throughput: edgeadapt's loop against the same training written by hand with
+transformers' Trainer defaults, side by side, with model FLOPs utilization.
+
+Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--methods sft lora hlora adaptq]
+[--batch 8] [--steps 4] [--out docs/results/throughput-cpu.json]`; it prints a Markdown table.
+
+- Models are built from each architecture's config with random weights: speed does not depend on the values.
+- Both sides train the same prepared model (`method.prepare`: same trainable parameters, PEFT adapters for
+  the LoRA family) on the same rows (length `--seq`, loss on the last quarter of each row, as an SFT row
+  scores its response). edgeadapt: `edgeadapt.train.train`. Baseline: `Trainer(model, TrainingArguments(
+  output_dir, max_steps, per_device_train_batch_size, learning_rate, use_cpu), DataCollatorForSeq2Seq)`,
+  everything else at its default, as a user writes it. Tokens/s = batch x seq / median step time after
+  `--warmup` steps.
+- MFU = model FLOPs per token x tokens/s / peak FLOP rate. Model FLOPs per token (PaLM's convention, with
+  the LM head counted only where a token is scored, since no method needs the other logits): full
+  fine-tuning 6 N' + 12 L d T; frozen-base methods 4 N' + 2 N_trainable + 12 L d T (no weight gradients for
+  frozen weights), N' = parameters in matmuls (adapters included) with the LM head's weighted by the scored
+  share, L layers, d = heads x head_dim, T = seq. The same count serves both sides.
+  The peak rate is measured on the same device with a large matrix product (fp32 on the CPU, bf16 on CUDA).
+- Evaluation: perplexity tokens/s (edgeadapt's batched, padded `perplexity` vs a loop over one sequence at
+  a time) and generation tokens/s (`greedy`, batched with a KV cache, vs one prompt at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from edgeadapt import methods, models
+from edgeadapt.config import TrainConfig
+from edgeadapt.evaluate import peak_rss
+from edgeadapt.evaluate.generation import greedy
+from edgeadapt.evaluate.perplexity import perplexity
+from edgeadapt.train import train
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/sections.py, also when imported from elsewhere
+from sections import write_section  # noqa: E402
+
+ARCHS = {
+    "smollm2-135m": (
+        "llama",
+        dict(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "gemma3-270m": (
+        "gemma3_text",
+        dict(
+            vocab_size=262144,
+            hidden_size=640,
+            intermediate_size=2048,
+            num_hidden_layers=18,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=256,
+        ),
+    ),
+    "qwen2.5-0.5b": (
+        "qwen2",
+        dict(
+            vocab_size=151936,
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            tie_word_embeddings=True,
+        ),
+    ),
+}
+OPTIONS = {"sft": {}, "lora": {}, "hlora": {}, "adaptq": {}}
+SCORED = 0.25  # share of each row's tokens that carry a label (an SFT row's response)
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times, self.start = [], 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self.start)
+
+
+def build(arch: str, device: torch.device):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kind, kwargs = ARCHS[arch]
+    config = AutoConfig.for_model(kind, max_position_embeddings=4096, **kwargs)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device)
+
+
+def rows(vocab: int, seq: int, count: int) -> list[dict[str, list[int]]]:
+    generator = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(count):
+        ids = torch.randint(3, vocab, (seq,), generator=generator).tolist()
+        scored = int(seq * SCORED)
+        out.append(
+            {"input_ids": ids, "attention_mask": [1] * seq, "labels": [-100] * (seq - scored) + ids[-scored:]}
+        )
+    return out
+
+
+def matmul_params(model) -> tuple[int, int]:
+    """Parameters in a matmul per token (every Linear, adapters included; the embedding is a lookup), and the
+    LM head's share of them."""
+    total = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return total, model.get_output_embeddings().weight.numel()
+
+
+def flops_per_token(model, trainable: int, full: bool, seq: int, scored: float) -> float:
+    """Training FLOPs per token the method needs: the LM head only where a token is scored (a share
+    `scored` of positions), 6 per weight for trained matrices, 4 for frozen ones (forward and input
+    gradient), plus attention 12 L d T."""
+    cfg = model.config
+    n, head = matmul_params(model)
+    heads_dim = cfg.num_attention_heads * (
+        getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    )
+    attention = 12 * cfg.num_hidden_layers * heads_dim * seq
+    per_weight = 6 if full else 4
+    return per_weight * (n - head + head * scored) + (0 if full else 2 * trainable) + attention
+
+
+def peak_flops(device: torch.device) -> float:
+    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    best = 0.0
+    for _ in range(5):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(10 if device.type == "cuda" else 3):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, (10 if device.type == "cuda" else 3) * 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def baseline_train(model, tokenizer, data, lr, steps, batch, device, timer):
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp,
+            max_steps=steps,
+            per_device_train_batch_size=batch,
+            learning_rate=lr,
+            use_cpu=device.type == "cpu",
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            bf16=device.type == "cuda",
+        )
+        tokenizer.padding_side = "right"
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=to_dataset(data),
+            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+            callbacks=[timer],
+        )
+        trainer.train()
+
+
+def to_dataset(data):
+    from datasets import Dataset
+
+    return Dataset.from_list(data)
+
+
+def edgeadapt_train(model, tokenizer, data, lr, steps, batch, device, timer):
+    cfg = TrainConfig(
+        steps=steps, batch_size=batch, warmup_steps=0, eval_every=10_000, curve_general_chunks=1
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        train(
+            model,
+            tokenizer,
+            "bench",
+            lr,
+            data,
+            {"general": data[:1]},
+            cfg,
+            Path(tmp),
+            device,
+            bf16=device.type == "cuda",
+            callbacks=(timer,),
+        )
+
+
+def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenizer, peak):
+    model = build(arch, device)
+    cfg = methods.parse_configs({method: OPTIONS[method]})[method]
+    data = rows(model.config.vocab_size, seq, batch * (steps + warmup))
+    calibration = [{"input_ids": r["input_ids"][:64]} for r in data[:8]]
+    model = methods.get(method).prepare(model, cfg, calibration)
+    trainable = models.count_parameters(model, trainable_only=True)
+    timer = StepTimer()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with peak_rss() as rss:
+        (edgeadapt_train if side == "edgeadapt" else baseline_train)(
+            model, tokenizer, data, 1e-5, steps + warmup, batch, device, timer
+        )
+    step = statistics.median(timer.times[warmup:])
+    tokens_per_s = batch * seq / step
+    flops = flops_per_token(
+        model.get_base_model() if hasattr(model, "get_base_model") else model,
+        trainable,
+        method == "sft",
+        seq,
+        SCORED,
+    )
+    return {
+        "arch": arch,
+        "method": method,
+        "side": side,
+        "seq": seq,
+        "batch": batch,
+        "tokens_per_s": tokens_per_s,
+        "step_s": step,
+        "trainable_params": trainable,
+        "model_flops_per_token": flops,
+        "mfu": flops * tokens_per_s / peak,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else rss["peak"],
+    }
+
+
+def eval_speed(arch, device, tokenizer, prompts: int = 16, new_tokens: int = 16) -> dict:
+    model = build(arch, device).eval()
+    chunks = [
+        {"input_ids": r["input_ids"], "labels": r["input_ids"]}
+        for r in rows(model.config.vocab_size, 128, 32)
+    ]
+    out = {}
+    for name, batch in (("perplexity_batched", 16), ("perplexity_one_by_one", 1)):
+        start = time.perf_counter()
+        perplexity(model, chunks, batch)
+        out[name + "_tokens_per_s"] = 128 * len(chunks) / (time.perf_counter() - start)
+    if tokenizer is not None and len(tokenizer) >= model.config.vocab_size // 2:
+        ids = [
+            tokenizer(f"Question {i}: what is the capital of a country?")["input_ids"] for i in range(prompts)
+        ]
+        for name, batch in (("generation_batched", prompts), ("generation_one_by_one", 1)):
+            start = time.perf_counter()
+            greedy(model, tokenizer, ids, new_tokens, batch, desc=name)
+            out[name + "_tokens_per_s"] = prompts * new_tokens / (time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["smollm2-135m"], choices=list(ARCHS))
+    parser.add_argument("--seq", nargs="+", type=int, default=[256, 1024])
+    parser.add_argument("--methods", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
+    parser.add_argument("--sides", nargs="+", default=["edgeadapt", "baseline"])
+    parser.add_argument(
+        "--batch", nargs="+", type=int, default=[8], help="rows per step; one per --seq, or one for all"
+    )
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", default="", help="also write the figures as JSON here")
+    parser.add_argument("--section", action="store_true", help="write the table into docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--render", help="recount MFU in a saved --out JSON and print/write its table; no runs"
+    )
+    args = parser.parse_args()
+    if args.render:
+        report = recount(json.loads(Path(args.render).read_text()))
+        Path(args.render).write_text(json.dumps(report, indent=2))
+        print(markdown(report))
+        if args.section:
+            write_section(
+                f"throughput_{report['device_type']}", section_lines(report, args, markdown(report))
+            )
+        return
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    device = models.pick_device()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        tokenizer = models.load_tokenizer(models.resolve("smollm2-135m-instruct"))
+    except Exception:  # noqa: BLE001 - not fetched: train with the tiny tokenizer (padding only), skip generation
+        tokenizer = models.tiny_tokenizer()
+    peak = peak_flops(device)
+    print(f"device {device}, peak {peak / 1e12:.2f} TFLOP/s measured", file=sys.stderr)
+    runs = []
+    batches = args.batch * len(args.seq) if len(args.batch) == 1 else args.batch
+    if len(batches) != len(args.seq):
+        parser.error("give one --batch for all --seq, or one per --seq")
+    for arch in args.arch:
+        for seq, batch in zip(args.seq, batches):
+            for method in args.methods:
+                for side in args.sides:
+                    result = one_training(
+                        arch, method, side, seq, batch, args.steps, args.warmup, device, tokenizer, peak
+                    )
+                    print(json.dumps(result), file=sys.stderr)
+                    runs.append(result)
+    evals = {arch: eval_speed(arch, device, tokenizer) for arch in args.arch}
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "device_type": device.type,
+        "command": sys.argv[1:],
+        "peak_flops": peak,
+        "training": runs,
+        "evaluation": evals,
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    table = markdown(report)
+    print(table)
+    if args.section:
+        write_section(f"throughput_{device.type}", section_lines(report, args, table))
+
+
+def recount(report: dict) -> dict:
+    """MFU of saved runs with the current FLOP count (adapter matmuls = their trainable parameters)."""
+    for arch in {r["arch"] for r in report["training"]}:
+        model = build(arch, torch.device("cpu"))
+        for r in (r for r in report["training"] if r["arch"] == arch):
+            adapters = r["method"] in ("lora", "hlora")
+            flops = flops_per_token(model, r["trainable_params"], r["method"] == "sft", r["seq"], SCORED)
+            flops += 4 * r["trainable_params"] if adapters else 0  # adapter forward and input gradient
+            r["model_flops_per_token"], r["mfu"] = flops, flops * r["tokens_per_s"] / report["peak_flops"]
+        del model
+    return report
+
+
+def section_lines(report: dict, args, table: str) -> list[str]:
+    return [
+        f"## Throughput on {report['device']} (`bench/throughput.py`)",
+        "",
+        f"- Date: {report['date'][:10]}; {report['threads']} threads; torch {report['versions']['torch']}; "
+        f"peak {report['peak_flops'] / 1e12:.3f} TFLOP/s measured with a large matrix product.",
+        f"- Command: `python bench/throughput.py {' '.join(report.get('command', []))}`; random weights from each "
+        "architecture's config; loss on the last quarter of each row; baseline = the same prepared model in a "
+        "plain `Trainer` with default arguments (formulas in the script's docstring).",
+        "",
+        *table.splitlines(),
+        "",
+    ]
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "| arch | method | seq | edgeadapt tok/s | baseline tok/s | ratio | MFU | peak memory MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    index = {(r["arch"], r["method"], r["seq"], r["side"]): r for r in report["training"]}
+    for (arch, method, seq, side), r in index.items():
+        if side != "edgeadapt":
+            continue
+        base = index.get((arch, method, seq, "baseline"))
+        ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "—"
+        lines.append(
+            f"| {arch} | {method} | {seq} | {r['tokens_per_s']:,.0f} | "
+            f"{base['tokens_per_s'] if base else 0:,.0f} | {ratio} | {r['mfu']:.1%} | "
+            f"{r['peak_memory_bytes'] / 1e6:,.0f} |"
+        )
+    for arch, e in report["evaluation"].items():
+        lines.append("")
+        lines.append(f"{arch} evaluation: " + ", ".join(f"{k} {v:,.0f}" for k, v in e.items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
