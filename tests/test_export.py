@@ -99,7 +99,9 @@ def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, c
     assert set(edge["models"]) == {"base"} | set(results["methods"])
     for m in edge["models"].values():
         assert m["tokens"] == 4 and m["ms_per_token"] > 0 and m["passed"]
-        assert m["peak_rss_bytes"] > 0 and m["process_peak_rss_bytes"] > 0  # sampled vs kernel high-water mark
+        assert (
+            m["peak_rss_bytes"] > 0 and m["process_peak_rss_bytes"] > 0
+        )  # sampled vs kernel high-water mark
     assert edge["models"]["adaptq"]["weight_bytes"] < edge["models"]["base"]["weight_bytes"]
     assert "## Edge budget check" in (run_copy / "report.md").read_text()
     assert "| base |" in capsys.readouterr().out

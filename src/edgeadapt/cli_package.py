@@ -132,7 +132,8 @@ def add_parsers(sub) -> None:
     p.add_argument("action", choices=["export", "verify", "sizes"])
     p.add_argument("target", help="export/sizes: a finished run folder; verify: a package file")
     p.add_argument(
-        "--method", help="export: the method (variant) to package; sizes: a comma-separated subset (default: all)"
+        "--method",
+        help="export: the method (variant) to package; sizes: a comma-separated subset (default: all)",
     )
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
     p.add_argument("--sign", help="export: private key (from `edgeadapt keys generate`)")

@@ -179,7 +179,9 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
     world = int(os.environ.get("WORLD_SIZE", "1"))
     where = f"{run.device}" + (f" x {world} processes" if world > 1 else "")
     if is_main_process():
-        log(f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {run.data.domain_name} {run.data.sizes()}")
+        log(
+            f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {run.data.domain_name} {run.data.sizes()}"
+        )
     train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in run.data.train + replay_rows(run)]
     calibration = train_rows[: len(run.data.train)]  # domain rows only, for methods that profile the data
     curve_sets = {

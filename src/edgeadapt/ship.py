@@ -137,7 +137,9 @@ def package_sizes(
     rows = []
     unknown = [v for v in only or () if v not in results["methods"]]
     if unknown:
-        raise build.PackageError(f"Method '{unknown[0]}' is not in this run ({', '.join(results['methods'])}).")
+        raise build.PackageError(
+            f"Method '{unknown[0]}' is not in this run ({', '.join(results['methods'])})."
+        )
     for variant in only or results["methods"]:
         for dtype in dtypes:
             log(f"[{variant}] {dtype} package")
