@@ -1,6 +1,7 @@
 """The command line: every kind of bad input gives one `error:` line and exit code 2; the smoke run works."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,15 +137,18 @@ def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, capsys):
 def test_a_failed_evaluation_leaves_no_results_file(smoke_run, tmp_path, capsys):
     # Same trained run, but too little general text for one perplexity chunk: evaluation fails part-way,
     # and the earlier results.json must not survive to pass for this run's.
+    # A copy: the session's smoke run is shared with other test files.
+    run = tmp_path / "runs" / "smoke"
+    shutil.copytree(smoke_run, run)
     general = tmp_path / "gen"
     general.mkdir()
     (general / "text.jsonl").write_text('{"text": "too short"}\n')
     (general / "probes.jsonl").write_text('{"prompt": "q", "topic": "t"}\n')
-    assert (smoke_run / "results.json").exists()
-    code = main(["eval", str(SMOKE), f"out_dir={smoke_run.parent}", f"data.general={general}"])
+    assert (run / "results.json").exists()
+    code = main(["eval", str(SMOKE), f"out_dir={run.parent}", f"data.general={general}"])
     assert code == 2 and "Not enough general text" in capsys.readouterr().err
-    assert not (smoke_run / "results.json").exists()
-    assert not (smoke_run / "report.html").exists()
+    assert not (run / "results.json").exists()
+    assert not (run / "report.html").exists()
 
 
 def test_malformed_probe_names_file_and_line(tmp_path, capsys):
