@@ -67,7 +67,7 @@ def test_gguf_f16_halves_the_file_and_adaptq_is_refused(smoke_run, tmp_path):
     assert f16.stat().st_size < 0.75 * f32.stat().st_size
     with pytest.raises(UserError, match="4-bit"):
         export_gguf.export_run(str(smoke_run), "adaptq", tmp_path / "c.gguf")
-    with pytest.raises(UserError, match="not in"):
+    with pytest.raises(UserError, match="Did you mean 'lora'"):
         export_gguf.export_run(str(smoke_run), "lorra", tmp_path / "c.gguf")
 
 

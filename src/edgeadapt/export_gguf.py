@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgeadapt import models
-from edgeadapt.errors import UserError
+from edgeadapt.errors import UserError, did_you_mean
 from edgeadapt.pipeline import reopen, trained_results
 
 SUPPORTED = ("LlamaForCausalLM",)
@@ -167,7 +167,8 @@ def export_run(run_dir: str, variant: str, out: Path, dtype: str = "f16") -> dic
     run, results = reopen(run_dir, [], "export")
     if variant not in results["methods"] and variant != "base":
         raise UserError(
-            f"Method '{variant}' is not in {run.dir / 'results.json'} ({', '.join(results['methods'])})."
+            f"Method '{variant}' is not in {run.dir / 'results.json'}.{did_you_mean(variant, results['methods'])} "
+            f"Its methods: {', '.join(results['methods'])} (or base)."
         )
     model = run.load_model(torch.float32)
     if variant != "base":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt import __version__, models
+from edgeadapt.errors import did_you_mean
 from edgeadapt.evaluate.metrics import degradation_pct
 from edgeadapt.evaluate.perplexity import perplexity
 from edgeadapt.package import build
@@ -93,7 +94,8 @@ def export(
     """One package for a variant of the run; bf16/int8 packages record their measured cost."""
     if variant not in results["methods"]:
         raise build.PackageError(
-            f"Method '{variant}' is not in {run.dir / 'results.json'} ({', '.join(results['methods'])})."
+            f"Method '{variant}' is not in {run.dir / 'results.json'}.{did_you_mean(variant, results['methods'])} "
+            f"Its methods: {', '.join(results['methods'])}."
         )
     trained_results(run)  # every update is complete
     fingerprint = fingerprint or mf.fingerprint(run.model_path)
