@@ -372,8 +372,8 @@ def section_lines(report: dict, args, table: str) -> list[str]:
 
 def markdown(report: dict) -> str:
     lines = [
-        "| arch | method | seq | edgeadapt tok/s | baseline tok/s | ratio | MFU | peak memory MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arch | method | seq | batch | edgeadapt tok/s | baseline tok/s | ratio | MFU | peak memory MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     index = {(r["arch"], r["method"], r["seq"], r["side"]): r for r in report["training"]}
     for (arch, method, seq, side), r in index.items():
@@ -382,7 +382,7 @@ def markdown(report: dict) -> str:
         base = index.get((arch, method, seq, "baseline"))
         ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "—"
         lines.append(
-            f"| {arch} | {method} | {seq} | {r['tokens_per_s']:,.0f} | "
+            f"| {arch} | {method} | {seq} | {r['batch']} | {r['tokens_per_s']:,.0f} | "
             f"{base['tokens_per_s'] if base else 0:,.0f} | {ratio} | {r['mfu']:.1%} | "
             f"{r['peak_memory_bytes'] / 1e6:,.0f} |"
         )
