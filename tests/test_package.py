@@ -418,3 +418,6 @@ def test_package_sizes_writes_a_report_section(smoke_run, tmp_path):
         assert row["compressed_bytes"] > 0 and row["package_bytes"] >= row["raw_bytes"]
         assert (row["dtype_cost"] is None) == (row["dtype"] == "fp32")
     assert "## Update packages" in (run_copy / "report.md").read_text()
+    packed = build.verify(run_copy / "packages" / "lora-int8.eaupd.zst", allow_unsigned=True)
+    assert packed.opened.path.read_bytes() == (run_copy / "packages" / "lora-int8.eaupd").read_bytes()
+    packed.opened.close()

@@ -17,7 +17,7 @@ from edgeadapt import __version__, models
 from edgeadapt.errors import did_you_mean
 from edgeadapt.evaluate.metrics import degradation_pct
 from edgeadapt.evaluate.perplexity import perplexity
-from edgeadapt.package import build
+from edgeadapt.package import archive, build
 from edgeadapt.package import manifest as mf
 from edgeadapt.pipeline import Run, eval_sets, reopen, trained_results, write_results
 
@@ -80,6 +80,16 @@ def dtype_cost(run: Run, variant: str, package: Path, sets) -> dict[str, float]:
     return figures
 
 
+def check_variants(run: Run, results: dict[str, Any], variants: list[str]) -> None:
+    """Every named variant is one of the run's methods (with a did-you-mean where it is not)."""
+    for variant in variants:
+        if variant not in results["methods"]:
+            raise build.PackageError(
+                f"Method '{variant}' is not in {run.dir / 'results.json'}.{did_you_mean(variant, results['methods'])} "
+                f"Its methods: {', '.join(results['methods'])}."
+            )
+
+
 def export(
     run: Run,
     results: dict[str, Any],
@@ -92,11 +102,7 @@ def export(
     sets=None,
 ) -> dict[str, Any]:
     """One package for a variant of the run; bf16/int8 packages record their measured cost."""
-    if variant not in results["methods"]:
-        raise build.PackageError(
-            f"Method '{variant}' is not in {run.dir / 'results.json'}.{did_you_mean(variant, results['methods'])} "
-            f"Its methods: {', '.join(results['methods'])}."
-        )
+    check_variants(run, results, [variant])
     trained_results(run)  # every update is complete
     fingerprint = fingerprint or mf.fingerprint(run.model_path)
     fields = manifest_fields(run, results, variant, fingerprint)
@@ -137,11 +143,7 @@ def package_sizes(
     fingerprint = mf.fingerprint(run.model_path)
     sets = eval_sets(run.data, run.tokenizer, run.cfg)
     rows = []
-    unknown = [v for v in only or () if v not in results["methods"]]
-    if unknown:
-        raise build.PackageError(
-            f"Method '{unknown[0]}' is not in this run ({', '.join(results['methods'])})."
-        )
+    check_variants(run, results, only or [])
     for variant in only or results["methods"]:
         for dtype in dtypes:
             log(f"[{variant}] {dtype} package")
@@ -154,26 +156,19 @@ def package_sizes(
                 fingerprint=fingerprint,
                 sets=sets,
             )
-            packed = _compressed(run, variant, dtype, plain, folder)
+            packed = archive.compress(
+                folder / f"{variant}-{dtype}.eaupd", folder / f"{variant}-{dtype}.eaupd.zst"
+            )
             rows.append(
                 {
                     "variant": variant,
                     "dtype": dtype,
                     "raw_bytes": plain["raw_bytes"],
                     "package_bytes": plain["package_bytes"],
-                    "compressed_bytes": packed["package_bytes"],
+                    "compressed_bytes": packed.stat().st_size,
                     "dtype_cost": plain["manifest"].get("dtype_cost"),
                 }
             )
     results["packages"] = {"full_model": full_model_bytes(run), "paper": PAPER, "rows": rows}
     write_results(run.dir, results)
     return results
-
-
-def _compressed(run: Run, variant: str, dtype: str, plain: dict, folder: Path) -> dict:
-    fields = {
-        k: v for k, v in plain["manifest"].items() if k not in ("format", "format_version", "dtype", "files")
-    }
-    return build.build(
-        run.dir / variant / "update", folder / f"{variant}-{dtype}.eaupd.zst", fields, dtype, compress=True
-    )

@@ -80,6 +80,17 @@ def write(path: Path, members: list[tuple[str, Path | bytes]], compress: bool = 
     tmp.replace(path)
 
 
+def compress(plain: Path, out: Path) -> Path:
+    """The zstd form of a package already written plain: the same archive, compressed as `write` would."""
+    tmp = out.with_name(out.name + ".tmp")
+    with open(plain, "rb") as src, open(tmp, "wb") as dst:
+        sink = _zstd_writer(dst)
+        shutil.copyfileobj(src, sink, CHUNK)
+        sink.close()
+    tmp.replace(out)
+    return out
+
+
 def _zstd_writer(out: BinaryIO):
     import zstandard
 
