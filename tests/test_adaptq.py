@@ -142,3 +142,15 @@ def test_variants_name_their_method():
         methods.parse_configs({"lora_r64": {"rank": 64}})
     with pytest.raises(UserError, match="a variant name is letters"):
         methods.parse_configs({"bad/name": {"method": "lora"}})
+
+
+def test_4bit_layer_computes_the_same_in_inference_and_training():
+    # bitsandbytes may switch a 4-bit layer to another kernel (bf16 block scales) for inference on CPUs with
+    # AVX512-BF16; evaluation must see the numerics training saw, on every CPU.
+    layer = quantized(nn.Linear(64, 64), 4)
+    x = torch.randn(3, 64)
+    with torch.no_grad():
+        inference = layer.eval()(x)
+    training = layer.train()(x.clone().requires_grad_(True))
+    torch.testing.assert_close(inference, training.detach(), rtol=0, atol=0)
+    assert weight_bytes(layer) > 64 * 64 // 2

@@ -51,6 +51,10 @@ def quantized(linear: nn.Linear, bits: int, quant_type: str = "nf4") -> nn.Modul
             linear.in_features, linear.out_features, has_bias, compute, quant_type=quant_type, device="meta"
         )
         layer.weight = bnb.nn.Params4bit(weight.to("cpu"), requires_grad=False, quant_type=quant_type)
+        # On CPUs with AVX512-BF16, bitsandbytes repacks the weight at the first inference-only forward and
+        # computes with bf16 block scales from then on: eval would then run other numerics than training,
+        # and the figures would depend on which CPU measured them. One path everywhere.
+        layer.support_avx512bf16_for_cpu = False
     elif bits == 8:
         layer = bnb.nn.Linear8bitLt(
             linear.in_features, linear.out_features, has_bias, has_fp16_weights=False, device="meta"
@@ -81,7 +85,7 @@ def _quant_stats(param: torch.Tensor, module: nn.Module) -> list[torch.Tensor]:
     state = getattr(param, "quant_state", None)
     while state is not None:  # 4 bit: the block scales are quantized too (nested state)
         tensors += [t for t in (state.absmax, state.code) if isinstance(t, torch.Tensor)]
-        state = state.state2
+        state = getattr(state, "state2", None)  # absent once bitsandbytes repacked it for the CPU
     for owner in (param, getattr(module, "state", None)):
         scb = getattr(owner, "SCB", None)
         if isinstance(scb, torch.Tensor):
