@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from edgeadapt.cli import main
 
@@ -171,6 +172,17 @@ def test_resume_continues_an_interrupted_method_from_its_checkpoint(tmp_path, ca
     result = json.loads((method_dir / "train_result.json").read_text())
     assert result["steps"] == 6
     assert [p["step"] for p in result["curve"] if "general_loss" in p][-1] == 6
+
+
+def test_a_variant_trains_the_same_whatever_trained_before_it(smoke_run, tmp_path):
+    """The adapter's initial weights come from train.seed, not from what the process drew before."""
+    from safetensors.torch import load_file
+
+    assert main(["train", str(SMOKE), f"out_dir={tmp_path}", "--method", "lora"]) == 0
+    alone = load_file(tmp_path / "smoke" / "lora" / "update" / "adapter_model.safetensors")
+    after_sft = load_file(smoke_run / "lora" / "update" / "adapter_model.safetensors")
+    assert alone.keys() == after_sft.keys()
+    assert all(torch.equal(alone[k], after_sft[k]) for k in alone)
 
 
 def test_training_runs_under_torchrun_with_two_processes(smoke_run, tmp_path):

@@ -190,6 +190,8 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
             tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
         ),
     }
+    from transformers import set_seed
+
     bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
     results = {}
     for name, method_cfg in run.method_cfgs.items():
@@ -201,7 +203,11 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
             continue
         (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
         log(f"[{name}] {method.DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps")
-        model = method.prepare(run.load_model(torch.float32), method_cfg, calibration)  # fp32 master weights
+        model = run.load_model(torch.float32)  # fp32 master weights
+        # Adapters draw their initial weights from the global generator: seed it here, so a variant starts
+        # from the same weights whatever the process trained before it (the Trainer seeds only later).
+        set_seed(cfg.train.seed)
+        model = method.prepare(model, method_cfg, calibration)
         result = train(
             model,
             tokenizer,
