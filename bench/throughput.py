@@ -17,14 +17,17 @@ Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--metho
   frozen weights), N' = parameters in matmuls (adapters included) with the LM head's weighted by the scored
   share, L layers, d = heads x head_dim, T = seq. The same count serves both sides.
   The peak rate is measured on the same device with a large matrix product (fp32 on the CPU, bf16 on CUDA).
-- Evaluation: perplexity tokens/s (edgeadapt's batched, padded `perplexity` vs a loop over one sequence at
-  a time) and generation tokens/s (`greedy`, batched with a KV cache, vs one prompt at a time).
+- Evaluation: perplexity tokens/s on sets shaped like the demo's general prose (every token scored) and
+  domain questions (the response scored), edgeadapt's `perplexity` (batched, LM head only where a token is
+  scored) against a naive loop (one sequence at a time through the model's own loss; the two perplexities
+  must agree), and generation tokens/s (`greedy`, batched with a KV cache, vs one prompt at a time).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -113,12 +116,13 @@ def build(arch: str, device: torch.device):
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device)
 
 
-def rows(vocab: int, seq: int, count: int) -> list[dict[str, list[int]]]:
+def rows(vocab: int, seq: int, count: int, share: float = SCORED) -> list[dict[str, list[int]]]:
+    """`count` random rows of `seq` tokens whose last `share` of tokens is scored."""
     generator = torch.Generator().manual_seed(0)
     out = []
     for _ in range(count):
         ids = torch.randint(3, vocab, (seq,), generator=generator).tolist()
-        scored = int(seq * SCORED)
+        scored = int(seq * share)
         out.append(
             {"input_ids": ids, "attention_mask": [1] * seq, "labels": [-100] * (seq - scored) + ids[-scored:]}
         )
@@ -252,17 +256,43 @@ def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenize
     }
 
 
+def seconds(fn, *args):
+    """fn(*args) and the seconds it took."""
+    start = time.perf_counter()
+    return fn(*args), time.perf_counter() - start
+
+
+def naive_perplexity(model, chunks: list[dict[str, list[int]]]) -> float:
+    """Perplexity the way a user writes it: one sequence at a time through the model's own loss."""
+    device, total, count = next(model.parameters()).device, 0.0, 0
+    with torch.no_grad():
+        for row in chunks:
+            labels = torch.tensor([row["labels"]], device=device)
+            loss = model(input_ids=torch.tensor([row["input_ids"]], device=device), labels=labels).loss
+            scored = int((labels[:, 1:] != -100).sum())
+            total, count = total + loss.item() * scored, count + scored
+    return math.exp(total / count)
+
+
+# The demo's evaluation sets in shape: general prose (32 chunks of 128 tokens, every token scored) and domain
+# questions (64 rows of ~72 tokens, the response scored: about 15%).
+EVAL_SETS = {"general": (128, 32, 1.0), "domain": (72, 64, 0.15)}
+
+
 def eval_speed(arch, device, tokenizer, prompts: int = 16, new_tokens: int = 16) -> dict:
     model = build(arch, device).eval()
-    chunks = [
-        {"input_ids": r["input_ids"], "labels": r["input_ids"]}
-        for r in rows(model.config.vocab_size, 128, 32)
-    ]
     out = {}
-    for name, batch in (("perplexity_batched", 16), ("perplexity_one_by_one", 1)):
-        start = time.perf_counter()
-        perplexity(model, chunks, batch)
-        out[name + "_tokens_per_s"] = 128 * len(chunks) / (time.perf_counter() - start)
+    for set_name, (seq, count, share) in EVAL_SETS.items():
+        chunks = rows(model.config.vocab_size, seq, count, share)
+        timed = {
+            "batched": seconds(perplexity, model, chunks, 16),
+            "naive": seconds(naive_perplexity, model, chunks),
+        }
+        for side, (_, spent) in timed.items():
+            out[f"perplexity_{set_name}_{side}_tokens_per_s"] = seq * count / spent
+        (batched, _), (naive, _) = timed["batched"], timed["naive"]
+        if not math.isclose(batched, naive, rel_tol=1e-3):  # the same figure, or the comparison means nothing
+            raise SystemExit(f"{set_name}: perplexity {batched} batched vs {naive} naive")
     if tokenizer is not None and len(tokenizer) >= model.config.vocab_size // 2:
         ids = [
             tokenizer(f"Question {i}: what is the capital of a country?")["input_ids"] for i in range(prompts)
@@ -280,6 +310,7 @@ def main() -> None:
     parser.add_argument("--seq", nargs="+", type=int, default=[256, 1024])
     parser.add_argument("--methods", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
     parser.add_argument("--sides", nargs="+", default=["edgeadapt", "baseline"])
+    parser.add_argument("--eval-only", action="store_true", help="measure evaluation speed only")
     parser.add_argument(
         "--batch", nargs="+", type=int, default=[8], help="rows per step; one per --seq, or one for all"
     )
@@ -313,7 +344,7 @@ def main() -> None:
     batches = args.batch * len(args.seq) if len(args.batch) == 1 else args.batch
     if len(batches) != len(args.seq):
         parser.error("give one --batch for all --seq, or one per --seq")
-    for arch in args.arch:
+    for arch in [] if args.eval_only else args.arch:
         for seq, batch in zip(args.seq, batches):
             for method in args.methods:
                 for side in args.sides:

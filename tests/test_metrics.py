@@ -92,3 +92,20 @@ def test_answers_go_to_the_nearest_topic_or_the_domain():
         "domain:medical",
         "sport",
     ]
+
+
+def test_perplexity_of_responses_equals_a_hand_computation_from_every_logit(tiny_model):
+    # Rows score their responses only: edgeadapt asks the model for logits at those positions alone.
+    rows = [
+        {"input_ids": list(range(3, 3 + n)), "labels": [-100] * (n - k) + list(range(3 + n - k, 3 + n))}
+        for n, k in ((6, 2), (11, 4), (9, 1))
+    ]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in rows:  # one row at a time, every logit, log-softmax by hand
+            logp = tiny_model(input_ids=torch.tensor([row["input_ids"]])).logits[0].log_softmax(-1)
+            for pos, label in enumerate(row["labels"][1:]):
+                if label != -100:
+                    total -= float(logp[pos, label])
+                    count += 1
+    assert nll(tiny_model, rows, batch_size=3) == (pytest.approx(total, rel=1e-5), count)

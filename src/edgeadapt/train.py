@@ -66,10 +66,16 @@ def labelled_loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> tor
     accumulated batches), or a mean.
     """
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    loss, count = labelled_nll(logits, labels)
+    return loss / (num_items_in_batch if num_items_in_batch is not None else count)
+
+
+def labelled_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy and the number of scored tokens, from logits at the labelled
+    positions only (flattened in row-major order, as `logits_to_keep=labelled_positions(labels)` gives)."""
     targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(logits.device)
     loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets, reduction="sum")
-    count = num_items_in_batch if num_items_in_batch is not None else targets.numel()
-    return loss / count
+    return loss, targets.numel()
 
 
 def accepts_logits_to_keep(model: nn.Module) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from edgeadapt.data.format import IGNORE_INDEX
 from edgeadapt.errors import UserError
 from edgeadapt.evaluate.metrics import perplexity_from_nll
+from edgeadapt.train import accepts_logits_to_keep, labelled_nll, labelled_positions
 
 
 @torch.no_grad()
@@ -18,6 +18,7 @@ def nll(
 ) -> tuple[float, int]:
     """Summed negative log-likelihood of the labelled tokens, and how many there were."""
     device = next(model.parameters()).device
+    sparse = accepts_logits_to_keep(model)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # less padding per batch
     total, count = 0.0, 0
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
@@ -31,13 +32,16 @@ def nll(
             ids[j, :n] = torch.tensor(row["input_ids"])
             labels[j, :n] = torch.tensor(row["labels"])
             mask[j, :n] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        targets = labels[:, 1:].to(device)
-        losses = F.cross_entropy(
-            logits[:, :-1].transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="sum"
-        )
-        total += losses.item()
-        count += int((targets != IGNORE_INDEX).sum())
+        keep = labelled_positions(labels).to(device)
+        if sparse:  # the LM head only where a token is scored: a domain row scores its response only
+            logits = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep
+            ).logits
+        else:
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[keep]
+        loss, scored = labelled_nll(logits, labels)
+        total += loss.item()
+        count += scored
     return total, count
 
 
