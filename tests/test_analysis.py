@@ -109,6 +109,31 @@ def test_rank_recommendation_is_the_best_within_budget():
     assert recommend_rank(results, 5.0)["variant"] is None
 
 
+def test_rank_series_groups_variants_by_scaling_and_plots_them():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeadapt.analysis_report import rank_plot, rank_series
+    from edgeadapt.report import png
+
+    def m(method, rank=None, scaling="standard"):
+        return {
+            "options": {"method": method, "rank": rank, "scaling": scaling},
+            "domain_accuracy": 0.1,
+            "general_degradation_pct": 1.0,
+        }
+
+    summary = {"summary": {"mean_effective_rank": 2.0, "mean_stable_rank": 1.5}}
+    methods = {"sft": m("sft"), "a64": m("lora", 64), "a8": m("lora", 8), "n8": m("lora", 8, "none")}
+    results = {"methods": methods, "analysis": {"methods": dict.fromkeys(methods, summary)}}
+    assert rank_series(results) == {"standard": [(8, "a8"), (64, "a64")], "none": [(8, "n8")]}
+    assert rank_plot(plt, results, png)["ranks.png"].startswith(b"\x89PNG")
+    del results["analysis"]["methods"]["a64"]  # one rank left among the analysed variants: no plot
+    assert rank_series(results) == {} and rank_plot(plt, results, png) == {}
+
+
 def test_analyze_cli_adds_the_section_and_plots(tmp_path):
     assert main(["compare", str(SMOKE), f"out_dir={tmp_path}", "methods={lora: {lr: 1.0e-3}}"]) == 0
     run = tmp_path / "smoke"
@@ -122,6 +147,7 @@ def test_analyze_cli_adds_the_section_and_plots(tmp_path):
     assert (run / "plots" / "spectra.png").is_file() and "What the updates look like" in (
         run / "report.md"
     ).read_text()
+    assert not (run / "plots" / "ranks.png").exists()  # one rank: nothing to plot against it
     assert main(["analyze", str(run), "train.steps=3"]) == 2  # only analysis.* keys
 
 

@@ -52,7 +52,51 @@ def analysis_lines(results: dict[str, Any]) -> list[str]:
                 f"**No rank recommended** for a {advice['budget_pct']:g}% forgetting budget: {advice['reason']} "
                 f"({advice['within_budget']} of {advice['candidates']} LoRA-family variants within the budget)."
             )
-    return lines + ["", "![update spectra](plots/spectra.png)", "", "![per-layer drift](plots/drift.png)", ""]
+    ranks = ["", "![outcomes and update shape by rank](plots/ranks.png)"] if rank_series(results) else []
+    return lines + [
+        *ranks,
+        "",
+        "![update spectra](plots/spectra.png)",
+        "",
+        "![per-layer drift](plots/drift.png)",
+        "",
+    ]
+
+
+def rank_series(results: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
+    """LoRA-family variants by scaling, as (rank, variant) sorted by rank; empty unless ranks differ."""
+    series: dict[str, list[tuple[int, str]]] = {}
+    for name, m in results["methods"].items():
+        options = m.get("options", {})
+        if options.get("rank") and name in results.get("analysis", {}).get("methods", {}):
+            series.setdefault(options.get("scaling", "standard"), []).append((options["rank"], name))
+    ranks = {rank for points in series.values() for rank, _ in points}
+    return {k: sorted(v) for k, v in series.items()} if len(ranks) > 1 else {}
+
+
+def rank_plot(plt, results: dict[str, Any], png) -> dict[str, bytes]:
+    """A rank sweep at a glance: outcomes and update shape against the rank, one line per scaling; SFT and
+    the base model as horizontal lines where the run has them."""
+    series = rank_series(results)
+    if not series:
+        return {}
+    methods, analysis = results["methods"], results["analysis"]["methods"]
+    panels = [
+        ("domain accuracy (%)", lambda n: methods[n]["domain_accuracy"] * 100),
+        ("general perplexity change (%)", lambda n: methods[n]["general_degradation_pct"]),
+        ("effective rank of ΔW (mean)", lambda n: analysis[n]["summary"]["mean_effective_rank"]),
+        ("stable rank of ΔW (mean)", lambda n: analysis[n]["summary"]["mean_stable_rank"]),
+    ]
+    full = [n for n, m in methods.items() if m.get("options", {}).get("method") == "sft" and n in analysis]
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.6))
+    for ax, (title, value) in zip(axes, panels):
+        for scaling, points in series.items():
+            ax.plot([r for r, _ in points], [value(n) for _, n in points], marker="o", label=scaling)
+        for name in full:
+            ax.axhline(value(name), color="black", ls="--", lw=1, label=name)
+        ax.set(title=title, xlabel="LoRA rank", xscale="log")
+        ax.legend(fontsize=7)
+    return {"ranks.png": png(fig)}
 
 
 def analysis_plots(plt, analysis: dict[str, Any], png) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.analysis_report import analysis_lines, analysis_plots
+from edgeadapt.analysis_report import analysis_lines, analysis_plots, rank_plot
 from edgeadapt.package_report import edge_lines, package_lines
 
 COLUMNS = [
@@ -98,6 +98,7 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
         out["recovery.png"] = _recovery_plot(plt, results["recovery"])
     if results.get("analysis"):
         out.update(analysis_plots(plt, results["analysis"], png))
+        out.update(rank_plot(plt, results, png))
     if any(m.get("layer_scores") for m in methods.values()):
         out["layer_scores.png"] = _layer_scores_plot(plt, methods)
     plt.close("all")
