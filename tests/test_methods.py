@@ -183,3 +183,11 @@ def test_loss_on_labelled_positions_equals_the_models_loss_and_gradients(name, m
     assert torch.allclose(reference, dense, atol=1e-6)
     for key in grads[0]:
         assert torch.allclose(grads[0][key], grads[1][key], atol=1e-6), key
+
+
+def test_a_variant_is_logged_with_the_options_that_make_it():
+    from edgeadapt.pipeline import non_defaults
+
+    cfg = methods.parse_configs({"v": {"method": "lora", "rank": 4, "lr": 1e-3}})["v"]
+    assert non_defaults(cfg) == {"lr": 1e-3, "rank": 4}
+    assert non_defaults(methods.parse_configs({"hlora": {}})["hlora"]) == {}

@@ -8,6 +8,7 @@ written last and atomically, so a failed run never leaves a results file that lo
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -202,7 +203,8 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
             results[name] = done
             continue
         (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
-        log(f"[{name}] {method.DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps")
+        changed = "".join(f", {k} {v}" for k, v in non_defaults(method_cfg).items() if k != "lr")
+        log(f"[{name}] {method.DESCRIPTION}; lr {method_cfg.lr}, {cfg.train.steps} steps{changed}")
         model = run.load_model(torch.float32)  # fp32 master weights
         # Adapters draw their initial weights from the global generator: seed it here, so a variant starts
         # from the same weights whatever the process trained before it (the Trainer seeds only later).
@@ -229,6 +231,16 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         results[name] = TrainResult.load(folder) or result
         del model
     return results
+
+
+def non_defaults(method_cfg) -> dict[str, Any]:
+    """A method config's options that differ from the method's defaults (what makes a variant)."""
+    default = type(method_cfg)()
+    return {
+        f.name: getattr(method_cfg, f.name)
+        for f in dataclasses.fields(method_cfg)
+        if getattr(method_cfg, f.name) != getattr(default, f.name)
+    }
 
 
 def is_main_process() -> bool:

@@ -16,7 +16,9 @@ from pathlib import Path
 from torch import nn
 
 NAME = "lora"
-DESCRIPTION = "PEFT LoRA r=8, alpha=16 on the attention and MLP projections; the update is the adapter"
+DESCRIPTION = (
+    "PEFT LoRA (default r=8, alpha=16) on the attention and MLP projections; the update is the adapter"
+)
 SCALINGS = ("standard", "rslora", "none")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
