@@ -105,8 +105,13 @@ def test_rank_recommendation_is_the_best_within_budget():
     assert advice["variant"] == "r8" and advice["within_budget"] == 2  # tie on accuracy: the smaller one
     assert recommend_rank(results, 10.0)["variant"] == "r256"
     assert recommend_rank(results, 1.0)["variant"] is None
+    assert recommend_rank(results, 1.0)["nearest"]["variant"] == "r8"  # what a 1% budget would have to allow
     results["base"] = {"domain_accuracy": 0.5}  # nothing within 5% beats the base: no advice
-    assert recommend_rank(results, 5.0)["variant"] is None
+    advice = recommend_rank(results, 5.0)
+    assert advice["variant"] is None
+    assert advice["nearest"]["variant"] == "r256"  # the only one above the base, at +9%
+    results["base"] = {"domain_accuracy": 0.8}
+    assert recommend_rank(results, 5.0)["nearest"] is None  # none learned anything
 
 
 def test_rank_series_groups_variants_by_scaling_and_plots_them():

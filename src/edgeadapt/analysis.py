@@ -137,12 +137,21 @@ def recommend_rank(results: dict[str, Any], budget_pct: float) -> dict[str, Any]
     if not candidates:
         return None
     within = {n: m for n, m in candidates.items() if m["general_degradation_pct"] <= budget_pct}
-    base = {"budget_pct": budget_pct, "candidates": len(candidates), "within_budget": len(within)}
+    base_accuracy = results.get("base", {}).get("domain_accuracy", 0.0)
+    learned = {n: m for n, m in candidates.items() if m["domain_accuracy"] > base_accuracy}
+    base = {
+        "budget_pct": budget_pct,
+        "candidates": len(candidates),
+        "within_budget": len(within),
+        # What the budget would have to allow: the variant that learned anything at the least forgetting.
+        "nearest": _variant(min(learned, key=lambda n: learned[n]["general_degradation_pct"]), learned)
+        if learned
+        else None,
+    }
     if not within:
         return {**base, "variant": None, "reason": "no LoRA-family variant stayed within the budget"}
     name = max(within, key=lambda n: (within[n]["domain_accuracy"], -within[n]["update_bytes"]["fp32"]))
-    m = within[name]
-    if m["domain_accuracy"] <= results.get("base", {}).get("domain_accuracy", 0.0):
+    if within[name]["domain_accuracy"] <= base_accuracy:
         return {
             **base,
             "variant": None,
@@ -150,12 +159,19 @@ def recommend_rank(results: dict[str, Any], budget_pct: float) -> dict[str, Any]
         }
     return {
         **base,
+        **_variant(name, within),
+        "reason": "best domain accuracy within the budget (ties: smaller update)",
+    }
+
+
+def _variant(name: str, methods: dict[str, Any]) -> dict[str, Any]:
+    m = methods[name]
+    return {
         "variant": name,
         "rank": m["options"].get("rank"),
         "scaling": m["options"].get("scaling"),
         "domain_accuracy": m["domain_accuracy"],
         "general_degradation_pct": m["general_degradation_pct"],
-        "reason": "best domain accuracy within the budget (ties: smaller update)",
     }
 
 

@@ -52,6 +52,13 @@ def analysis_lines(results: dict[str, Any]) -> list[str]:
                 f"**No rank recommended** for a {advice['budget_pct']:g}% forgetting budget: {advice['reason']} "
                 f"({advice['within_budget']} of {advice['candidates']} LoRA-family variants within the budget)."
             )
+            nearest = advice.get("nearest")
+            if nearest:
+                lines[-1] += (
+                    f" The least forgetting among the variants that learned anything: `{nearest['variant']}`, "
+                    f"{nearest['domain_accuracy']:.1%} domain accuracy at {nearest['general_degradation_pct']:+.1f}% "
+                    "general perplexity: the budget a LoRA-family variant of this run needed."
+                )
     ranks = ["", "![outcomes and update shape by rank](plots/ranks.png)"] if rank_series(results) else []
     return lines + [
         *ranks,
