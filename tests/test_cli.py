@@ -113,6 +113,8 @@ def test_smoke_compare_writes_results_and_reports(smoke_run):
         assert [p["step"] for p in m["curve"]][0] == 0 and "general_loss" in m["curve"][-1]
     assert results["methods"]["sft"]["update_ratio"] == pytest.approx(1.0)
     assert results["methods"]["lora"]["update_ratio"] < 1.0
+    # evaluated merged, as a device runs it: the adapter's own weights are folded in, not held beside the base
+    assert results["methods"]["lora"]["weight_bytes"] == results["base"]["weight_bytes"]
     adaptq = results["methods"]["adaptq"]
     assert adaptq["selected_layers"] and len(adaptq["layer_scores"]) == 2
     assert adaptq["weight_bytes"] < results["base"]["weight_bytes"]  # frozen block in 4 bit
