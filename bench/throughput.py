@@ -284,10 +284,8 @@ def eval_speed(arch, device, tokenizer, prompts: int = 16, new_tokens: int = 16)
     out = {}
     for set_name, (seq, count, share) in EVAL_SETS.items():
         chunks = rows(model.config.vocab_size, seq, count, share)
-        (
-            perplexity(model, chunks[:16], 16),
-            naive_perplexity(model, chunks[:4]),
-        )  # warm-up: first calls are slow
+        perplexity(model, chunks[:16], 16)  # warm-up: the first calls are slow
+        naive_perplexity(model, chunks[:4])
         timed = {
             "batched": seconds(perplexity, model, chunks, 16),
             "naive": seconds(naive_perplexity, model, chunks),

@@ -139,7 +139,7 @@ def recommend_rank(results: dict[str, Any], budget_pct: float) -> dict[str, Any]
     within = {n: m for n, m in candidates.items() if m["general_degradation_pct"] <= budget_pct}
     base_accuracy = results.get("base", {}).get("domain_accuracy", 0.0)
     learned = {n: m for n, m in candidates.items() if m["domain_accuracy"] > base_accuracy}
-    base = {
+    summary = {
         "budget_pct": budget_pct,
         "candidates": len(candidates),
         "within_budget": len(within),
@@ -149,16 +149,16 @@ def recommend_rank(results: dict[str, Any], budget_pct: float) -> dict[str, Any]
         else None,
     }
     if not within:
-        return {**base, "variant": None, "reason": "no LoRA-family variant stayed within the budget"}
+        return {**summary, "variant": None, "reason": "no LoRA-family variant stayed within the budget"}
     name = max(within, key=lambda n: (within[n]["domain_accuracy"], -within[n]["update_bytes"]["fp32"]))
-    if within[name]["domain_accuracy"] <= base_accuracy:
+    if name not in learned:
         return {
-            **base,
+            **summary,
             "variant": None,
             "reason": "no variant within the budget beat the base model's accuracy",
         }
     return {
-        **base,
+        **summary,
         **_variant(name, within),
         "reason": "best domain accuracy within the budget (ties: smaller update)",
     }
