@@ -7,7 +7,7 @@ Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--metho
 - Models are built from each architecture's config with random weights: speed does not depend on the values.
 - Both sides train the same prepared model (`method.prepare`: same trainable parameters, PEFT adapters for
   the LoRA family) on the same rows (length `--seq`, loss on the last quarter of each row, as an SFT row
-  scores its response). edgeadapt: `edgeadapt.train.train`. Baseline: `Trainer(model, TrainingArguments(
+  scores its response). edgeadapt: `edgeadapt.training.loop.train`. Baseline: `Trainer(model, TrainingArguments(
   output_dir, max_steps, per_device_train_batch_size, learning_rate, use_cpu), DataCollatorForSeq2Seq)`,
   everything else at its default, as a user writes it. Tokens/s = batch x seq / median step time after
   `--warmup` steps.
@@ -40,12 +40,12 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from edgeadapt import methods, models
-from edgeadapt.config import TrainConfig
-from edgeadapt.evaluate import peak_rss
-from edgeadapt.evaluate.generation import greedy
-from edgeadapt.evaluate.perplexity import perplexity
-from edgeadapt.train import train
+from edgeadapt import models, updates
+from edgeadapt.core.config import TrainConfig
+from edgeadapt.core.resources import peak_rss
+from edgeadapt.inference.generation import greedy
+from edgeadapt.inference.predictor import ModelPredictor, perplexity
+from edgeadapt.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/sections.py, also when imported from elsewhere
 from sections import write_section  # noqa: E402
@@ -220,10 +220,10 @@ def edgeadapt_train(model, tokenizer, data, lr, steps, batch, device, timer):
 
 def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenizer, peak):
     model = build(arch, device)
-    cfg = methods.parse_configs({method: OPTIONS[method]})[method]
+    cfg = updates.parse_configs({method: OPTIONS[method]})[method]
     data = rows(model.config.vocab_size, seq, batch * (steps + warmup))
     calibration = [{"input_ids": r["input_ids"][:64]} for r in data[:8]]
-    model = methods.get(method).prepare(model, cfg, calibration)
+    model = updates.get(method).prepare(model, cfg, calibration)
     trainable = models.count_parameters(model, trainable_only=True)
     timer = StepTimer()
     if device.type == "cuda":
@@ -281,13 +281,15 @@ EVAL_SETS = {"general": (128, 32, 1.0), "domain": (72, 64, 0.15)}
 
 def eval_speed(arch, device, tokenizer, prompts: int = 16, new_tokens: int = 16) -> dict:
     model = build(arch, device).eval()
+    # The tokenizer only pads here (the rows are random ids); the tiny one does when the real one is absent.
+    predictor = ModelPredictor(model, tokenizer or models.tiny_tokenizer())
     out = {}
     for set_name, (seq, count, share) in EVAL_SETS.items():
         chunks = rows(model.config.vocab_size, seq, count, share)
-        perplexity(model, chunks[:16], 16)  # warm-up: the first calls are slow
+        perplexity(predictor, chunks[:16], 16)  # warm-up: the first calls are slow
         naive_perplexity(model, chunks[:4])
         timed = {
-            "batched": seconds(perplexity, model, chunks, 16),
+            "batched": seconds(perplexity, predictor, chunks, 16),
             "naive": seconds(naive_perplexity, model, chunks),
         }
         for side, (_, spent) in timed.items():

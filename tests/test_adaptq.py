@@ -4,17 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from edgeadapt import methods
-from edgeadapt.errors import UserError
-from edgeadapt.methods import adaptq
-from edgeadapt.methods.quantize import quantized, weight_bytes
+from edgeadapt import updates
+from edgeadapt.core.errors import UserError
+from edgeadapt.models.quantize import quantized, weight_bytes
+from edgeadapt.updates import adaptq
 from tests.test_methods import batch, one_step
 
 ROWS = [{"input_ids": list(range(5, 5 + n))} for n in (3, 11, 7, 16)]
 
 
 def configured(**options):
-    return methods.parse_configs({"a": {"method": "adaptq", **options}})["a"]
+    return updates.parse_configs({"a": {"method": "adaptq", **options}})["a"]
 
 
 def test_profile_matches_a_hand_computation_from_hooked_activations(make_tiny):
@@ -136,12 +136,12 @@ def test_bad_options_are_named(options, message):
 
 
 def test_variants_name_their_method():
-    parsed = methods.parse_configs({"lora_r64": {"method": "lora", "rank": 64}, "lora": {}})
+    parsed = updates.parse_configs({"lora_r64": {"method": "lora", "rank": 64}, "lora": {}})
     assert parsed["lora_r64"].rank == 64 and parsed["lora"].rank == 8
     with pytest.raises(UserError, match=r"Unknown method 'lora_r64'.*\{method: lora"):
-        methods.parse_configs({"lora_r64": {"rank": 64}})
+        updates.parse_configs({"lora_r64": {"rank": 64}})
     with pytest.raises(UserError, match="a variant name is letters"):
-        methods.parse_configs({"bad/name": {"method": "lora"}})
+        updates.parse_configs({"bad/name": {"method": "lora"}})
 
 
 def test_4bit_layer_computes_the_same_in_inference_and_training():

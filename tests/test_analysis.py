@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
-from edgeadapt.analysis import recommend_rank, weight_updates
 from edgeadapt.cli import main
-from edgeadapt.evaluate.spectral import (
+from edgeadapt.evaluation.spectral import (
     attention_entropy,
     attention_js,
     effective_rank,
@@ -17,6 +16,7 @@ from edgeadapt.evaluate.spectral import (
     stable_rank,
     subspace_overlap,
 )
+from edgeadapt.studies.analysis import recommend_rank, weight_updates
 from tests.test_cli import SMOKE
 from tests.test_methods import one_step, prepared
 
@@ -120,8 +120,8 @@ def test_rank_series_groups_variants_by_scaling_and_plots_them():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeadapt.analysis_report import rank_plot, rank_series
-    from edgeadapt.report import png
+    from edgeadapt.reports.analysis import rank_plot, rank_series
+    from edgeadapt.reports.common import png
 
     def m(method, rank=None, scaling="standard"):
         return {

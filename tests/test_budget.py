@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from edgeadapt import config
-from edgeadapt.budget import ForgettingBudget
 from edgeadapt.cli import main
-from edgeadapt.pipeline import RunData, replay_rows
+from edgeadapt.core import config
+from edgeadapt.data.run_data import RunData
+from edgeadapt.training.forgetting_budget import ForgettingBudget
 from tests.test_cli import SMOKE
 
 
@@ -77,8 +77,7 @@ def test_compare_records_the_budget_decision(tmp_path):
 def test_replay_adds_the_share_of_general_rows_from_text_no_evaluation_reads(ratio, expected):
     cfg = config.load(SMOKE, [f"data.replay_ratio={ratio}"])
     data = RunData(cfg)
-    run = SimpleNamespace(cfg=cfg, data=data)
-    rows = replay_rows(run)
+    rows = data.replay_rows()
     assert len(rows) == expected and len(data.train) == 64
     assert not {r["text"] for r in rows} & set(data.general_text)
 

@@ -95,20 +95,26 @@ def test_eval_before_train_says_what_to_run(tmp_path, capsys):
 def test_smoke_compare_writes_results_and_reports(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
     assert set(results["methods"]) == {"sft", "lora", "hlora", "adaptq"}
-    for key in ("domain_ppl", "domain_accuracy", "general_ppl", "on_topic_rate", "domain_leakage"):
-        assert key in results["base"]
-    for m in results["methods"].values():
-        for key in (
-            "general_degradation_pct",
-            "topic_retention",
-            "domain_leakage",
-            "trainable_params",
-            "trainable_pct",
-            "update_bytes",
-            "update_ratio",
-            "curve",
-        ):
-            assert key in m
+    base = results["base"]
+    assert 1 < base["domain_ppl"] and 1 < base["general_ppl"] < 1000  # a random 259-token model: ~vocab
+    for key in ("domain_accuracy", "on_topic_rate", "domain_leakage", "fact_recall"):
+        assert 0 <= base[key] <= 1, key
+    assert base["params"] == 90_624 and base["full_model_bytes"] == {"fp32": 4 * 90_624, "bf16": 2 * 90_624}
+    for name, m in results["methods"].items():
+        # Every relative figure is the one its definition gives from the absolute ones.
+        assert m["general_degradation_pct"] == pytest.approx(
+            (m["general_ppl"] - base["general_ppl"]) / base["general_ppl"] * 100
+        )
+        if base["on_topic_rate"] > 0:
+            assert m["topic_retention"] == pytest.approx(m["on_topic_rate"] / base["on_topic_rate"])
+        assert 0 <= m["domain_leakage"] <= 1
+        assert 0 < m["trainable_params"] <= base["params"]
+        assert m["trainable_pct"] == pytest.approx(100 * m["trainable_params"] / base["params"])
+        assert m["update_ratio"] == pytest.approx(
+            m["update_bytes"]["fp32"] / base["full_model_bytes"]["fp32"]
+        )
+        assert m["steps"] == 4 and m["lr"] == 1e-3 and m["options"]["method"] == name
+        assert [p["step"] for p in m["curve"] if "general_loss" in p] == [0, 2, 4], name
         assert m["update_bytes"]["bf16"] * 2 == m["update_bytes"]["fp32"]
         assert [p["step"] for p in m["curve"]][0] == 0 and "general_loss" in m["curve"][-1]
     assert results["methods"]["sft"]["update_ratio"] == pytest.approx(1.0)
@@ -212,3 +218,36 @@ def test_training_runs_under_torchrun_with_two_processes(smoke_run, tmp_path):
         result["steps"] == 2
         and (tmp_path / "smoke" / "lora" / "update" / "adapter_model.safetensors").is_file()
     )
+
+
+def test_messages_rows_train_and_evaluate(tmp_path):
+    """README allows chat rows: the evaluation reads their last user turn and final assistant message."""
+
+    def chat(question, answer):
+        return json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "Answer with the code."},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
+
+    domain = tmp_path / "chat"
+    domain.mkdir()
+    for split, count in (("train", 8), ("val", 2), ("test", 3)):
+        rows = [chat(f"code of item {split} {i}?", f"C{i}") for i in range(count)]
+        (domain / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    args = [
+        "compare",
+        str(SMOKE),
+        f"out_dir={tmp_path}",
+        f"data.domain={domain}",
+        "methods={lora: {lr: 1.0e-3}}",
+    ]
+    assert main(args + ["train.steps=2"]) == 0
+    results = json.loads((tmp_path / "smoke" / "results.json").read_text())
+    assert results["data"]["domain"] == "chat" and results["data"]["rows"]["test"] == 3
+    sample = results["methods"]["lora"]["samples"]["domain"][0]
+    assert sample["prompt"].startswith("code of item test") and sample["reference"].startswith("C")

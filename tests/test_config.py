@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeadapt import config, methods
-from edgeadapt.errors import UserError
+from edgeadapt import updates
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -12,7 +13,7 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 def test_every_shipped_config_loads_and_its_methods_validate(path):
     cfg = config.load(path)
     assert cfg.methods
-    parsed = methods.parse_configs(cfg.methods)
+    parsed = updates.parse_configs(cfg.methods)
     assert set(parsed) == set(cfg.methods)
 
 

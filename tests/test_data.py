@@ -3,9 +3,9 @@ from collections import Counter
 
 import pytest
 
+from edgeadapt.core.errors import UserError
 from edgeadapt.data import packs
 from edgeadapt.data.format import IGNORE_INDEX, encode, read_jsonl, text_chunks
-from edgeadapt.errors import UserError
 
 
 def write(tmp_path, lines):
@@ -137,11 +137,12 @@ def test_math_answers_are_exact_and_prompts_unique(built):
             assert str(eval(expr)) == row["response"]  # noqa: S307 - our own generated arithmetic
 
 
-def test_general_pack_has_prose_and_120_probes_over_12_topics(built):
+def test_general_pack_has_prose_and_130_probes_over_13_topics(built):
     general = built["general"]
     topics = Counter(r["topic"] for r in general["probes"])
-    assert sum(topics.values()) >= 120 and len(topics) >= 12
-    assert len(general["text"]) >= 100
+    assert len(topics) == 13 and set(topics.values()) == {10}  # ten probes per topic
+    assert not {"medicine", "law", "mathematics"} & set(topics)  # the trained domains are left out
+    assert len(general["text"]) == 600 and all(len(r["text"].split()) >= 40 for r in general["text"])
 
 
 def test_packs_are_deterministic_for_a_seed(tmp_path):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgeadapt import export_gguf
 from edgeadapt.cli import main
-from edgeadapt.config import load
-from edgeadapt.edge import decode_times, verdict
-from edgeadapt.errors import UserError
-from edgeadapt.pipeline import reopen
+from edgeadapt.core.config import load
+from edgeadapt.core.errors import UserError
+from edgeadapt.deploy import gguf as export_gguf
+from edgeadapt.deploy.edge import decode_times, verdict
+from edgeadapt.runs.run import reopen
 
 
 def merged(run, variant):

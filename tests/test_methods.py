@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from edgeadapt import methods
-from edgeadapt.errors import UserError
-from edgeadapt.methods import hlora
+from edgeadapt import updates
+from edgeadapt.core.errors import UserError
 from edgeadapt.models import count_parameters
+from edgeadapt.updates import hlora
 
 ADAPTERS = ["lora", "hlora"]
-ALL = list(methods.METHODS)
+ALL = list(updates.METHODS)
 
 
 def batch(seed=0):
@@ -22,8 +22,8 @@ CALIBRATION = [{"input_ids": list(range(3, 3 + n))} for n in (6, 10, 14)]
 
 
 def prepared(name, model, **options):
-    cfg = methods.parse_configs({name: options})[name]
-    return methods.get(name).prepare(model, cfg, CALIBRATION)
+    cfg = updates.parse_configs({name: options})[name]
+    return updates.get(name).prepare(model, cfg, CALIBRATION)
 
 
 def one_step(model, lr=1e-2):
@@ -46,8 +46,8 @@ def base_weights(model):
 
 
 def test_registry_lists_the_methods_with_descriptions():
-    assert {"sft", "lora", "hlora", "adaptq"} <= set(methods.METHODS)
-    assert all(m.DESCRIPTION for m in methods.METHODS.values())
+    assert {"sft", "lora", "hlora", "adaptq"} <= set(updates.METHODS)
+    assert all(m.description for m in updates.METHODS.values())
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
@@ -63,7 +63,7 @@ def test_merge_gives_the_unmerged_output(name, make_tiny):
     model = prepared(name, make_tiny())
     one_step(model)
     unmerged = model(batch()).logits.detach()
-    merged = methods.get(name).merge(model)
+    merged = updates.get(name).merge(model)
     assert "peft" not in type(merged).__module__
     torch.testing.assert_close(merged(batch()).logits, unmerged, atol=1e-5, rtol=1e-4)
 
@@ -91,9 +91,9 @@ def test_saved_update_reloads_to_the_same_output(name, make_tiny, tmp_path):
     model = prepared(name, make_tiny())
     one_step(model)
     expected = model(batch()).logits.detach()
-    files = methods.get(name).save_update(model, tmp_path)
+    files = updates.get(name).save_update(model, tmp_path)
     assert files and all(f.suffix == ".safetensors" for f in files)
-    reloaded = methods.get(name).load_tuned(make_tiny(), tmp_path)
+    reloaded = updates.get(name).load_tuned(make_tiny(), tmp_path)
     torch.testing.assert_close(reloaded(batch()).logits, expected)
 
 
@@ -144,12 +144,12 @@ def test_rank_above_a_module_size_is_capped_with_a_warning(make_tiny):
 )
 def test_bad_method_options_are_named(options, message):
     with pytest.raises(UserError, match=message):
-        methods.parse_configs({"lora": options})
+        updates.parse_configs({"lora": options})
 
 
 def test_unknown_method_suggests_the_closest():
     with pytest.raises(UserError, match="Unknown method 'lorra'. Did you mean 'lora'"):
-        methods.parse_configs({"lorra": {}})
+        updates.parse_configs({"lorra": {}})
 
 
 def test_targets_matching_nothing_are_an_error(make_tiny):
@@ -160,7 +160,8 @@ def test_targets_matching_nothing_are_an_error(make_tiny):
 @pytest.mark.parametrize("name", ALL)
 def test_loss_on_labelled_positions_equals_the_models_loss_and_gradients(name, make_tiny):
     """The training loop computes logits only where a label is scored; loss and gradients must not change."""
-    from edgeadapt.train import accepts_logits_to_keep, labelled_loss, labelled_positions
+    from edgeadapt.data.collate import labelled_positions
+    from edgeadapt.models.scoring import accepts_logits_to_keep, labelled_loss
 
     ids = batch(2)
     labels = ids.clone()
@@ -186,8 +187,8 @@ def test_loss_on_labelled_positions_equals_the_models_loss_and_gradients(name, m
 
 
 def test_a_variant_is_logged_with_the_options_that_make_it():
-    from edgeadapt.pipeline import non_defaults
+    from edgeadapt.runs.run import non_defaults
 
-    cfg = methods.parse_configs({"v": {"method": "lora", "rank": 4, "lr": 1e-3}})["v"]
+    cfg = updates.parse_configs({"v": {"method": "lora", "rank": 4, "lr": 1e-3}})["v"]
     assert non_defaults(cfg) == {"lr": 1e-3, "rank": 4}
-    assert non_defaults(methods.parse_configs({"hlora": {}})["hlora"]) == {}
+    assert non_defaults(updates.parse_configs({"hlora": {}})["hlora"]) == {}

@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from edgeadapt.evaluate.generation import greedy
-from edgeadapt.evaluate.metrics import degradation_pct, exact_match, normalize, retention
-from edgeadapt.evaluate.perplexity import nll, perplexity
-from edgeadapt.evaluate.topics import TopicSpace
+from edgeadapt.evaluation.metrics import degradation_pct, exact_match, normalize, retention
+from edgeadapt.evaluation.topics import TopicSpace
+from edgeadapt.inference.generation import greedy
+from edgeadapt.inference.perplexity import perplexity_of, row_nll
+from edgeadapt.inference.predictor import ModelPredictor, perplexity
 
 
 @pytest.mark.parametrize(
@@ -48,17 +49,20 @@ class Uniform(torch.nn.Module):
         return type("Out", (), {"logits": logits})
 
 
-def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size(tokenizer):
     rows = [{"input_ids": [1, 2, 3, 4], "labels": [1, 2, 3, 4]}, {"input_ids": [5, 6], "labels": [-100, 6]}]
-    total, count = nll(Uniform(50), rows, batch_size=2)
-    assert count == 3 + 1  # first token of each row has no prediction; -100 labels are skipped
-    assert total == pytest.approx(4 * math.log(50), rel=1e-5)
-    assert perplexity(Uniform(50), rows, 1) == pytest.approx(50, rel=1e-5)
+    scores = row_nll(Uniform(50), tokenizer, rows, batch_size=2)
+    # first token of each row has no prediction; -100 labels are skipped
+    assert [n for _, n in scores] == [3, 1]
+    assert [s for s, _ in scores] == [pytest.approx(3 * math.log(50), rel=1e-5), pytest.approx(math.log(50))]
+    assert perplexity(ModelPredictor(Uniform(50), tokenizer), rows, 1) == pytest.approx(50, rel=1e-5)
 
 
-def test_perplexity_does_not_depend_on_batching(tiny_model):
+def test_perplexity_does_not_depend_on_batching(tiny_model, tokenizer):
     rows = [{"input_ids": list(range(3, 3 + n)), "labels": list(range(3, 3 + n))} for n in (5, 9, 14)]
-    assert perplexity(tiny_model, rows, 1) == pytest.approx(perplexity(tiny_model, rows, 3), rel=1e-4)
+    model = ModelPredictor(tiny_model, tokenizer)
+    assert perplexity(model, rows, 1) == pytest.approx(perplexity(model, rows, 3), rel=1e-4)
+    assert model.loglikelihood(rows, 1) == [pytest.approx(s, rel=1e-5) for s in model.loglikelihood(rows, 3)]
 
 
 def test_batched_greedy_equals_one_at_a_time(tiny_model, tokenizer):
@@ -94,7 +98,7 @@ def test_answers_go_to_the_nearest_topic_or_the_domain():
     ]
 
 
-def test_perplexity_of_responses_equals_a_hand_computation_from_every_logit(tiny_model):
+def test_perplexity_of_responses_equals_a_hand_computation_from_every_logit(tiny_model, tokenizer):
     # Rows score their responses only: edgeadapt asks the model for logits at those positions alone.
     rows = [
         {"input_ids": list(range(3, 3 + n)), "labels": [-100] * (n - k) + list(range(3 + n - k, 3 + n))}
@@ -108,4 +112,6 @@ def test_perplexity_of_responses_equals_a_hand_computation_from_every_logit(tiny
                 if label != -100:
                     total -= float(logp[pos, label])
                     count += 1
-    assert nll(tiny_model, rows, batch_size=3) == (pytest.approx(total, rel=1e-5), count)
+    scores = row_nll(tiny_model, tokenizer, rows, batch_size=3)
+    assert (sum(s for s, _ in scores), sum(n for _, n in scores)) == (pytest.approx(total, rel=1e-5), count)
+    assert perplexity_of(scores) == pytest.approx(math.exp(total / count), rel=1e-5)

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgeadapt import models, ship
+from edgeadapt import models
 from edgeadapt.cli import main
-from edgeadapt.package import archive, build, device
-from edgeadapt.package import manifest as mf
-from edgeadapt.package.archive import PackageError
-from edgeadapt.pipeline import reopen
+from edgeadapt.deploy import archive, build, device
+from edgeadapt.deploy import manifest as mf
+from edgeadapt.deploy import run_packages as ship
+from edgeadapt.deploy.archive import PackageError
+from edgeadapt.reports.run import render
+from edgeadapt.runs.run import reopen
 
 FUZZ_CASES = int(os.environ.get("EDGEADAPT_FUZZ_CASES", "300"))
 
@@ -240,15 +242,15 @@ def device_dir(tmp_path, opened):
 def test_device_apply_status_rollback_and_generate(device_dir, packages, keys, opened):
     run, _ = opened
     assert device.status(device_dir)["active"] is None
-    base_logits = logits(device.load_active(device_dir)[0])
+    base_logits = logits(device.load_active(device_dir).model)
     assert device.apply(packages["lora"], device_dir, keys[1])["active"]["variant"] == "lora"
     assert torch.equal(
-        logits(device.load_active(device_dir)[0]),
+        logits(device.load_active(device_dir).model),
         logits(tuned_from(run, "lora", run.dir / "lora" / "update")),
     )
     state = device.apply(packages["sft"], device_dir, keys[1])
     assert (state["active"]["variant"], state["previous"]["variant"]) == ("sft", "lora")
-    sft_logits = logits(device.load_active(device_dir)[0])
+    sft_logits = logits(device.load_active(device_dir).model)
     assert not torch.equal(sft_logits, base_logits)
     assert torch.equal(sft_logits, logits(tuned_from(run, "sft", run.dir / "sft" / "update")))
     state = device.rollback(device_dir)
@@ -417,6 +419,7 @@ def test_package_sizes_writes_a_report_section(smoke_run, tmp_path):
     for row in rows:
         assert row["compressed_bytes"] > 0 and row["package_bytes"] >= row["raw_bytes"]
         assert (row["dtype_cost"] is None) == (row["dtype"] == "fp32")
+    render(results, run_copy)  # what `edgeadapt package sizes` does after measuring
     assert "## Update packages" in (run_copy / "report.md").read_text()
     packed = build.verify(run_copy / "packages" / "lora-int8.eaupd.zst", allow_unsigned=True)
     assert packed.opened.path.read_bytes() == (run_copy / "packages" / "lora-int8.eaupd").read_bytes()

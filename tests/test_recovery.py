@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from edgeadapt import config, methods
+from edgeadapt import updates
 from edgeadapt.cli import main
-from edgeadapt.errors import UserError
-from edgeadapt.recovery import s_star
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.studies.recovery import s_star
 from tests.test_cli import SMOKE
 from tests.test_methods import batch, one_step, prepared
 
@@ -17,13 +18,13 @@ from tests.test_methods import batch, one_step, prepared
 OPTIONS = {"adaptq": {"frozen_bits": 32}}
 
 
-@pytest.mark.parametrize("name", list(methods.METHODS))
+@pytest.mark.parametrize("name", list(updates.METHODS))
 def test_scale_zero_is_the_base_and_one_the_tuned_model(name, make_tiny):
     base = make_tiny()
     tuned = prepared(name, make_tiny(), **OPTIONS.get(name, {}))
     one_step(tuned)
     expected_tuned = tuned(batch()).logits.detach()
-    method = methods.get(name)
+    method = updates.get(name)
     with method.scaled(tuned, base, 0.0) as model:
         torch.testing.assert_close(model(batch()).logits, base(batch()).logits, rtol=0, atol=1e-6)
     with method.scaled(tuned, base, 1.0) as model:
@@ -39,7 +40,7 @@ def test_sft_half_scale_is_the_weight_midpoint(make_tiny):
     one_step(tuned)
     name = "model.layers.0.mlp.up_proj.weight"
     b, t = dict(base.named_parameters())[name].detach(), dict(tuned.named_parameters())[name].detach().clone()
-    with methods.get("sft").scaled(tuned, base, 0.5) as model:
+    with updates.get("sft").scaled(tuned, base, 0.5) as model:
         torch.testing.assert_close(dict(model.named_parameters())[name].detach(), (b + t) / 2)
 
 

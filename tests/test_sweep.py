@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from edgeadapt import config
 from edgeadapt.cli import main
-from edgeadapt.errors import UserError
-from edgeadapt.evaluate.frontier import compare_at_target, degradation_at, pareto_frontier
-from edgeadapt.evaluate.metrics import contains_answer
-from edgeadapt.sweep import grid_configs, summarize
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.evaluation.frontier import compare_at_target, degradation_at, pareto_frontier
+from edgeadapt.evaluation.metrics import contains_answer
+from edgeadapt.studies.sweep import grid_configs, summarize
 
 SMOKE_SWEEP = Path(__file__).parents[1] / "configs" / "smoke-sweep.yaml"
 
@@ -99,7 +99,7 @@ def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):
 
 
 def test_facts_come_from_the_project_a_user_file_or_nowhere(tmp_path):
-    from edgeadapt.pipeline import load_facts
+    from edgeadapt.data.run_data import load_facts
 
     assert len(load_facts("builtin", "")) == 50 and load_facts("off", "") == []
     (tmp_path / "facts.jsonl").write_text('{"prompt": "Capital of Peru?", "response": "Lima"}\n')

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeadapt import config
 from edgeadapt.cli import main
-from edgeadapt.errors import UserError
-from edgeadapt.evaluate.metrics import cdtr, dsi, generalization_gap, mean_std
-from edgeadapt.transfer import transfer_metrics
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.evaluation.metrics import cdtr, dsi, generalization_gap, mean_std
+from edgeadapt.studies.transfer import transfer_metrics
 
 SMOKE_TRANSFER = Path(__file__).parents[1] / "configs" / "smoke-transfer.yaml"
 

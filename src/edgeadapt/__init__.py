@@ -1,7 +1,8 @@
 """edgeadapt: specialize small causal language models for edge devices and measure what they forget.
 
-Stages, each importing only the ones before it:
-config -> data -> models -> methods -> train -> evaluate -> report -> pipeline; `cli` wires them.
+Layers, each importing only the ones before it (docs/ARCHITECTURE.md):
+core -> data -> models -> updates -> training -> inference -> evaluation -> runs -> studies -> deploy ->
+reports -> cli.
 """
 
 __version__ = "0.1.0"

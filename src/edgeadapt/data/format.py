@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.errors import UserError
+from edgeadapt.core.errors import UserError
 
 IGNORE_INDEX = -100  # label value the loss skips (transformers' convention)
 ROLES = ("system", "user", "assistant")
@@ -108,6 +108,18 @@ def split_row(row: dict[str, Any]) -> tuple[list[dict[str, str]] | None, str]:
     if "prompt" in row:
         return [{"role": "user", "content": row["prompt"]}], row["response"]
     return None, row["text"]
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    """What the user asked in a prompt/response or messages row (its last user turn), for display."""
+    messages = split_row(row)[0] or []
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return users[-1] if users else ""
+
+
+def reference(row: dict[str, Any]) -> str:
+    """The answer a row expects: its response, or its final assistant message."""
+    return split_row(row)[1]
 
 
 def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:

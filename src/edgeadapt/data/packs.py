@@ -25,10 +25,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from edgeadapt.core.errors import UserError, did_you_mean, unknown
+from edgeadapt.core.paths import edgeadapt_home, package_path
 from edgeadapt.data.format import read_jsonl, write_jsonl
 from edgeadapt.data.probes import PROBES
-from edgeadapt.errors import UserError, did_you_mean, unknown
-from edgeadapt.paths import edgeadapt_home, package_path
 
 DOMAIN_SPLITS = ("train", "val", "test")
 GENERAL_FILES = ("text", "probes")

@@ -1,0 +1,407 @@
+"""Run configuration: dataclasses for every stage, read from YAML with `key=value` overrides.
+
+Keys are strict: an unknown key is an error that names it and suggests the closest valid one. Every problem
+found in a config is collected and reported at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeadapt.core.errors import UserError, did_you_mean
+
+
+def positive(where: str, values: dict[str, Any]) -> list[str]:
+    """A problem for every integer in `values` (key -> value) that is not > 0."""
+    return [
+        f"{where}.{key}: must be > 0, got {value}"
+        for key, value in values.items()
+        if isinstance(value, int) and value <= 0
+    ]
+
+
+def number_list(where: str, values: Any, ok, wanted: str, allow_empty: bool = False) -> list[str]:
+    """A problem unless `values` is a list (non-empty unless allowed) of numbers passing `ok`."""
+    if not isinstance(values, list) or (not values and not allow_empty):
+        return [f"{where}: a non-empty list, got {values!r}"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in values):
+        return [f"{where}: {wanted}, got {values!r}"]
+    return []
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """A built-in model (`edgeadapt models list`), a local transformers folder, or a hub id."""
+    dtype: str = "auto"
+    """auto | float32 | bfloat16. auto trains in fp32 on the CPU and bf16 on CUDA."""
+
+    def check(self, where: str = "model") -> list[str]:
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            return [f"{where}.dtype: must be auto, float32 or bfloat16, got '{self.dtype}'"]
+        return []
+
+
+@dataclass
+class DataConfig:
+    domain: str = "medical"
+    """A built-in pack (medical, legal, math) or a folder holding train.jsonl, val.jsonl and test.jsonl."""
+    general: str = "general"
+    """The built-in `general` pack or a folder holding text.jsonl (held-out prose) and probes.jsonl."""
+    train_rows: int = 0
+    """Use at most this many training rows (0: all)."""
+    val_rows: int = 32
+    """Domain validation rows for the loss curve during training."""
+    test_rows: int = 80
+    """Domain test questions for accuracy and perplexity."""
+    max_length: int = 256
+    """Longest tokenized row; longer rows are truncated."""
+    seed: int = 0
+    """Seed of the built-in packs' splits."""
+    replay_ratio: float = 0.0
+    """Share of the training rows that are general text (replay), drawn from general text that the
+    evaluation never uses; the standard mitigation of forgetting, so its effect can be measured."""
+
+    def check(self, where: str = "data") -> list[str]:
+        problems = positive(
+            where, {"max_length": self.max_length, "test_rows": self.test_rows, "val_rows": self.val_rows}
+        )
+        if not 0 <= self.replay_ratio < 1:
+            problems.append(f"{where}.replay_ratio: must be in [0, 1), got {self.replay_ratio}")
+        return problems
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 40
+    """Optimizer steps per method."""
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_steps: int = 4
+    scheduler: str = "linear"
+    """A transformers scheduler name (linear, cosine, constant_with_warmup, ...)."""
+    weight_decay: float = 0.0
+    eval_every: int = 10
+    """Evaluate domain validation loss and general held-out loss every N steps (the forgetting curve)."""
+    curve_general_chunks: int = 16
+    """General text chunks used for the curve (the final evaluation uses eval.general_chunks)."""
+    forgetting_budget_pct: float = 0.0
+    """If > 0: keep the weights of the evaluation with the best domain validation loss among those whose
+    general perplexity change (estimated from the curve) is within this many percent; see
+    edgeadapt.training.forgetting_budget."""
+    budget_patience: int = 2
+    """With a forgetting budget: stop after this many evaluations in a row over it."""
+    save_every: int = 0
+    """Save a resumable checkpoint every N steps (0: only at the end)."""
+    seed: int = 0
+    threads: int = 0
+    """CPU threads for torch (0: one per core)."""
+
+    def check(self, where: str = "train") -> list[str]:
+        problems = positive(
+            where,
+            {
+                "steps": self.steps,
+                "batch_size": self.batch_size,
+                "grad_accum": self.grad_accum,
+                "eval_every": self.eval_every,
+            },
+        )
+        if self.forgetting_budget_pct < 0 or self.budget_patience < 1:
+            problems.append(f"{where}.forgetting_budget_pct must be >= 0 and {where}.budget_patience >= 1")
+        return problems
+
+
+@dataclass
+class EvalConfig:
+    general_chunks: int = 48
+    """Chunks of general held-out text for general_ppl."""
+    chunk_tokens: int = 128
+    """Tokens per general text chunk."""
+    max_new_tokens: int = 24
+    """Greedy tokens generated per domain question."""
+    probe_new_tokens: int = 40
+    """Greedy tokens generated per general probe (topic retention)."""
+    probes: int = 0
+    """Use at most this many general probes (0: all)."""
+    batch_size: int = 16
+    """Rows per forward pass for perplexity."""
+    generate_batch_size: int = 64
+    """Prompts per batch for greedy generation (larger batches amortize each decoding step)."""
+    facts: str = "builtin"
+    """fact_recall questions: builtin (the project's 50), a JSONL file of prompt/response rows, or off."""
+    fact_new_tokens: int = 16
+    """Greedy tokens generated per fact question."""
+    other_domains: list[str] = field(default_factory=list)
+    """Domain packs (or folders) whose test sets measure out-of-domain accuracy of every model."""
+
+    def check(self, where: str = "eval") -> list[str]:
+        return positive(
+            where,
+            {
+                "batch_size": self.batch_size,
+                "generate_batch_size": self.generate_batch_size,
+                "chunk_tokens": self.chunk_tokens,
+                "general_chunks": self.general_chunks,
+            },
+        )
+
+
+@dataclass
+class RecoveryConfig:
+    enabled: bool = False
+    """Run the capability-recovery sweep after `compare` (or run `edgeadapt recover RUN_DIR`)."""
+    scales: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    """Shares s of each update to apply: adapter scaling s, or base + s·(tuned − base) for SFT."""
+    budget_pct: float = 5.0
+    """Forgetting budget: s_star is the largest s whose general degradation stays within it."""
+
+    def check(self, where: str = "recovery") -> list[str]:
+        return number_list(f"{where}.scales", self.scales, lambda s: 0 <= s <= 1, "numbers in [0, 1]")
+
+
+@dataclass
+class AnalysisConfig:
+    enabled: bool = False
+    """After `compare`, analyse every update (or run `edgeadapt analyze RUN_DIR`): spectra of the weight
+    updates, attention entropy and divergence, hidden-state CKA against the base."""
+    top_k: int = 8
+    """Singular directions compared between an update and its base weight (subspace overlap)."""
+    chunks: int = 8
+    """General text chunks (of eval.chunk_tokens) read for attention and CKA."""
+    budget_pct: float = 5.0
+    """Forgetting budget of the rank recommendation: the best domain accuracy among LoRA variants within it."""
+
+    def check(self, where: str = "analysis") -> list[str]:
+        return positive(where, {"top_k": self.top_k, "chunks": self.chunks})
+
+
+PROFILE_KEYS = ("max_params", "max_memory_mb", "max_ms_per_token")
+
+
+def default_profiles() -> dict[str, dict[str, float]]:
+    return {"default": {"max_params": 1_000_000_000, "max_memory_mb": 2048, "max_ms_per_token": 100}}
+
+
+@dataclass
+class EdgeConfig:
+    profile: str = "default"
+    """`edgeadapt edge-check`: the profile in `profiles` the models are checked against."""
+    profiles: dict[str, dict[str, float]] = field(default_factory=default_profiles)
+    """Name -> max_params, max_memory_mb (peak resident memory while generating), max_ms_per_token."""
+    new_tokens: int = 32
+    """Tokens generated (greedy, batch 1) for the timing, after a warm-up of the same prompt."""
+    threads: int = 0
+    """CPU threads for the timing (0: all cores; an edge device has few)."""
+    prompt: str = "Explain in two sentences what a fever is."
+
+    def check(self, where: str = "edge") -> list[str]:
+        profiles = self.profiles if isinstance(self.profiles, dict) else {}
+        if self.profile not in profiles:
+            return [
+                f"{where}.profile: '{self.profile}' is not in {where}.profiles."
+                f"{did_you_mean(self.profile, profiles)} Profiles: {', '.join(profiles) or 'none'}."
+            ]
+        problems = []
+        for name, limits in profiles.items():
+            if not isinstance(limits, dict) or sorted(limits) != sorted(PROFILE_KEYS):
+                problems.append(
+                    f"{where}.profiles.{name}: give exactly {', '.join(PROFILE_KEYS)}, got {limits!r}"
+                )
+            elif not all(isinstance(v, (int, float)) and v > 0 for v in limits.values()):
+                problems.append(f"{where}.profiles.{name}: limits must be numbers > 0, got {limits!r}")
+        if self.new_tokens < 2:
+            problems.append(f"{where}.new_tokens: at least 2, got {self.new_tokens}")
+        return problems
+
+
+@dataclass
+class SweepConfig:
+    lr_factors: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0])
+    """`edgeadapt sweep`: each method trains at its configured lr times each factor (a log grid)."""
+    steps: list[int] = field(default_factory=list)
+    """Step budgets to sweep (empty: train.steps only)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Training seeds; with several, each point shows the spread across them."""
+    targets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    """Forgetting at matched skill: target accuracies as shares of the best domain accuracy reached."""
+
+    def check(self, where: str = "sweep") -> list[str]:
+        problems = number_list(f"{where}.lr_factors", self.lr_factors, lambda f: f > 0, "numbers > 0")
+        problems += number_list(f"{where}.seeds", self.seeds, lambda s: True, "integers")
+        problems += number_list(f"{where}.targets", self.targets, lambda t: 0 < t <= 1, "shares in (0, 1]")
+        if not isinstance(self.steps, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.steps
+        ):
+            problems.append(f"{where}.steps: a list of step counts > 0 (or empty), got {self.steps!r}")
+        return problems
+
+
+@dataclass
+class TransferConfig:
+    domains: list[str] = field(default_factory=lambda: ["medical", "legal", "math"])
+    """Domain packs (or folders) for `edgeadapt transfer`: every method trains on each, every model is
+    evaluated on each domain's test set and on general text."""
+
+    def check(self, where: str = "transfer") -> list[str]:
+        domains = self.domains if isinstance(self.domains, list) else []
+        if len(domains) < 2 or len(set(domains)) != len(domains):
+            return [f"{where}.domains: list at least two different domains, got {self.domains!r}"]
+        return []
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    """Results go to OUT_DIR/NAME/."""
+    out_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    edge: EdgeConfig = field(default_factory=EdgeConfig)
+    methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
+    """Variant name -> options (see `edgeadapt methods`); `method: NAME` picks the method when the variant's
+    name is not one. Each trains on the same data."""
+    base_dir: str = ""
+    """Folder the config file was read from; relative data paths resolve against it. Set by `load`."""
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def check(self) -> list[str]:
+        """Every section checks itself; a new section only adds its own `check`."""
+        problems = []
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if dataclasses.is_dataclass(section) and hasattr(section, "check"):
+                problems += section.check(f.name)
+        if not isinstance(self.methods, dict):
+            problems.append("methods: expected a mapping of method name -> options")
+        elif not self.methods:
+            problems.append("methods: list at least one method (see `edgeadapt methods`)")
+        return problems
+
+
+def from_dict(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from `data`, appending every problem (unknown key, wrong type) to `problems`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping, got {type(data).__name__}")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"{where}: unknown key '{key}'.{did_you_mean(key, fields)}")
+            continue
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, f"{where}.{key}" if where else key, problems)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{where}.{key}" if where else key, problems)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    """Check a scalar against its annotation; ints are accepted for floats, '1e-4' strings for numbers."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        allowed = typing.get_args(hint)
+        if value is None and type(None) in allowed:
+            return None
+        hint = next(a for a in allowed if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            problems.append(f"{where}: expected a {origin.__name__}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        problems.append(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply one `a.b.c=value` override to nested dict `data`; the value is parsed as YAML."""
+    if "=" not in override:
+        raise UserError(f"Override '{override}' is not key=value (example: train.steps=10).")
+    key, raw = override.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"Override '{override}': '{part}' is not a section.")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(
+            f"Override '{override}': the value is not valid YAML ({getattr(exc, 'problem', exc)}); "
+            "quote it or fix the brackets, e.g. train.steps=10 or sweep.seeds=[0,1]."
+        ) from None
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults when `path` is None), apply overrides and validate."""
+    data: dict = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"Config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: the top level must be a mapping of sections.")
+        base_dir = path.resolve().parent
+    for override in overrides:
+        apply_override(data, override)
+    cfg = parse(data, f"{path}: " if path else "")
+    cfg.base_dir = cfg.base_dir or str(base_dir)
+    return cfg
+
+
+def parse(data: dict, where: str = "") -> RunConfig:
+    """A validated RunConfig from plain data (a YAML file's, or the config recorded in results.json)."""
+    problems: list[str] = []
+    cfg = from_dict(RunConfig, data, "", problems)
+    problems += validate(cfg)
+    if problems:
+        raise UserError(where + "; ".join(problems))
+    return cfg
+
+
+def validate(cfg: RunConfig) -> list[str]:
+    """Range checks that types alone cannot express, collected from every section."""
+    return cfg.check()
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """The config as plain data, for results.json."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,23 @@
+"""Where edgeadapt keeps things: its cache folder, and files shipped inside installed packages."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from edgeadapt.core.errors import UserError
+
+
+def edgeadapt_home() -> Path:
+    """Cache folder for converted models and built data packs: $EDGEADAPT_HOME or ~/.cache/edgeadapt."""
+    return Path(os.environ.get("EDGEADAPT_HOME") or Path.home() / ".cache" / "edgeadapt")
+
+
+def package_path(module: str, *parts: str, install_hint: str = "") -> Path:
+    """A file inside an installed package, found without importing it (some import runtimes we lack)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        hint = install_hint or "run `make install` (or `pip install -e .`) in the project"
+        raise UserError(f"Python package '{module}' is not installed: {hint}.")
+    return Path(next(iter(spec.submodule_search_locations)), *parts)

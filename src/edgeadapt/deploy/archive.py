@@ -1,0 +1,227 @@
+"""The package container: a plain POSIX tar (readable with `tar tf`) in one canonical byte layout, optionally
+zstd-compressed.
+
+Every byte of a package is accounted for: member headers must equal the header this module writes for the
+same name and size (mode 0644, mtime 0, no owner), data is padded with zeros, and the archive ends with the
+standard zero blocks. A reader therefore rejects any change the hashes and the signature do not cover
+(a flipped timestamp, a link member, junk after the end), and never trusts the archive's own structure:
+member names are checked before use, sizes against the bytes that are really there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from edgeadapt.core.errors import UserError
+
+BLOCK = 512
+RECORD = 20 * BLOCK  # tar pads the archive to whole records
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MEMBER_NAME = re.compile(
+    r"(manifest\.json|manifest\.sig|manifest\.sha256|update/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})"
+)
+MAX_MEMBERS = 64
+CHUNK = 1 << 20
+
+
+class PackageError(UserError):
+    """A package that must not be applied: corrupt, tampered, unsigned, for another base, too large."""
+
+
+@dataclass
+class Member:
+    name: str
+    size: int
+    sha256: str
+    offset: int  # where the data starts in the (decompressed) archive
+
+
+def header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.type = size, 0o644, 0, tarfile.REGTYPE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def write(path: Path, members: list[tuple[str, Path | bytes]], compress: bool = False) -> None:
+    """Write the members (name, file or bytes) in the given order as a canonical tar, via a temporary file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as out:
+        sink = _zstd_writer(out) if compress else out
+        written = 0
+        for name, source in members:
+            data = source if isinstance(source, bytes) else None
+            size = len(data) if data is not None else Path(source).stat().st_size
+            sink.write(header(name, size))
+            if data is not None:
+                sink.write(data)
+            else:
+                with open(source, "rb") as handle:
+                    shutil.copyfileobj(handle, sink, CHUNK)
+            sink.write(b"\0" * padding(size))
+            written += BLOCK + size + padding(size)
+        end = 2 * BLOCK
+        sink.write(b"\0" * (end + (-(written + end) % RECORD)))
+        if compress:
+            sink.close()
+    tmp.replace(path)
+
+
+def compress(plain: Path, out: Path) -> Path:
+    """The zstd form of a package already written plain: the same archive, compressed as `write` would."""
+    tmp = out.with_name(out.name + ".tmp")
+    with open(plain, "rb") as src, open(tmp, "wb") as dst:
+        sink = _zstd_writer(dst)
+        shutil.copyfileobj(src, sink, CHUNK)
+        sink.close()
+    tmp.replace(out)
+    return out
+
+
+def _zstd_writer(out: BinaryIO):
+    import zstandard
+
+    # The frame checksum lets a reader reject a corrupted stream before parsing anything.
+    return zstandard.ZstdCompressor(level=10, write_checksum=True, threads=-1).stream_writer(
+        out, closefd=False
+    )
+
+
+@dataclass
+class Opened:
+    path: Path  # the plain tar (the package itself, or its decompressed copy in a temporary folder)
+    compressed: bool
+    tmpdir: tempfile.TemporaryDirectory | None = None
+
+    def close(self) -> None:
+        if self.tmpdir is not None:
+            self.tmpdir.cleanup()
+
+
+def open_package(path: Path, max_bytes: int) -> Opened:
+    """The package as a plain tar on disk, decompressed (to at most `max_bytes`) when it is zstd."""
+    if not path.is_file():
+        raise PackageError(f"{path}: no such package file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PackageError(f"{path}: {size} bytes is over the limit of {max_bytes} (--max-bytes)")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != ZSTD_MAGIC:
+        return Opened(path, False)
+    import zstandard
+
+    tmpdir = tempfile.TemporaryDirectory(prefix="edgeadapt-pkg-")
+    plain = Path(tmpdir.name) / "package.tar"
+    try:
+        with open(path, "rb") as src, open(plain, "wb") as dst:
+            reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=False)
+            total = 0
+            while chunk := reader.read(CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise PackageError(f"{path}: decompresses to more than {max_bytes} bytes (--max-bytes)")
+                dst.write(chunk)
+            if src.read(1):  # a second frame or junk after the first
+                raise PackageError(f"{path}: data after the compressed archive")
+    except zstandard.ZstdError as exc:
+        tmpdir.cleanup()
+        raise PackageError(f"{path}: corrupt compressed data ({exc})") from None
+    except PackageError:
+        tmpdir.cleanup()
+        raise
+    return Opened(plain, True, tmpdir)
+
+
+def read_members(path: Path, label: str) -> list[Member]:
+    """Parse and hash every member of a canonical tar, rejecting anything this module would not write."""
+    size = path.stat().st_size
+    members: list[Member] = []
+    with open(path, "rb") as handle:
+        pos = 0
+        while True:
+            block = handle.read(BLOCK)
+            if len(block) < BLOCK:
+                raise PackageError(f"{label}: truncated (archive ends inside a header at byte {pos})")
+            if block == b"\0" * BLOCK:
+                break
+            member = _member(block, pos, size, label)
+            if any(m.name == member.name for m in members):
+                raise PackageError(f"{label}: member '{member.name}' appears twice")
+            if len(members) == MAX_MEMBERS:
+                raise PackageError(f"{label}: more than {MAX_MEMBERS} members")
+            member.sha256 = _hash_and_check_padding(handle, member, label)
+            members.append(member)
+            pos = member.offset + member.size + padding(member.size)
+        _check_end(handle, pos, size, label)
+    return members
+
+
+def _member(block: bytes, pos: int, size: int, label: str) -> Member:
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+    except (tarfile.HeaderError, UnicodeError, ValueError) as exc:
+        raise PackageError(f"{label}: bad member header at byte {pos} ({exc})") from None
+    name = info.name
+    if info.type != tarfile.REGTYPE and info.type != tarfile.AREGTYPE:
+        kind = "a link" if info.issym() or info.islnk() else "not a regular file"
+        raise PackageError(f"{label}: member '{name}' is {kind}; a package holds plain files only")
+    if name.startswith("/") or ".." in name.split("/") or not MEMBER_NAME.fullmatch(name):
+        raise PackageError(
+            f"{label}: member path '{name}' is not allowed (absolute, '..', or outside manifest.* and update/)"
+        )
+    if block != header(name, info.size):
+        raise PackageError(f"{label}: member '{name}' has a non-canonical header (modified package?)")
+    data_at = pos + BLOCK
+    if data_at + info.size + padding(info.size) > size:
+        raise PackageError(f"{label}: truncated (member '{name}' claims {info.size} bytes)")
+    return Member(name, info.size, "", data_at)
+
+
+def _hash_and_check_padding(handle: BinaryIO, member: Member, label: str) -> str:
+    digest, left = hashlib.sha256(), member.size
+    while left:
+        chunk = handle.read(min(CHUNK, left))
+        digest.update(chunk)
+        left -= len(chunk)
+    if handle.read(padding(member.size)).strip(b"\0"):
+        raise PackageError(f"{label}: non-zero padding after member '{member.name}'")
+    return digest.hexdigest()
+
+
+def _check_end(handle: BinaryIO, pos: int, size: int, label: str) -> None:
+    end = pos + 2 * BLOCK
+    expected = end + (-end % RECORD)
+    if size < expected:
+        raise PackageError(f"{label}: truncated (the end-of-archive blocks are incomplete)")
+    if size > expected:
+        raise PackageError(f"{label}: {size - expected} unexpected bytes after the end of the archive")
+    if handle.read().strip(b"\0"):
+        raise PackageError(f"{label}: non-zero bytes in the end-of-archive blocks")
+
+
+def iter_data(path: Path, member: Member) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        handle.seek(member.offset)
+        left = member.size
+        while left:
+            chunk = handle.read(min(CHUNK, left))
+            yield chunk
+            left -= len(chunk)
+
+
+def read_data(path: Path, member: Member) -> bytes:
+    return b"".join(iter_data(path, member))

@@ -1,0 +1,140 @@
+"""`edgeadapt edge-check RUN`: does each model, as it would be deployed, fit an edge budget?
+
+For the base and every tuned model (merged; adaptq keeps its frozen blocks quantized) a fresh process loads
+the model on the CPU, warms up, then generates `edge.new_tokens` tokens greedily at batch 1 with a KV cache,
+timing every decoding step. Recorded: parameters, bytes of weights as stored, the process's peak resident
+memory while generating (and over its whole life, loading included), median and p90 ms per token. A fresh
+process per model keeps one model's memory out of another's figure.
+
+Run a single probe by hand: `python -m edgeadapt.deploy.edge '{"model_path": ..., "method": null, ...}'`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from edgeadapt.core.config import EdgeConfig
+from edgeadapt.runs.results import add_section
+from edgeadapt.runs.run import reopen, trained_results
+
+MARK = "EDGE_PROBE_RESULT "
+
+
+def decode_times(model, prompt: list[int], new_tokens: int) -> list[float]:
+    """Seconds of each greedy decoding step after the prompt's forward pass (the prefill is not a token)."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.tensor([prompt]), use_cache=True)
+        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        times = []
+        for _ in range(new_tokens):
+            start = time.perf_counter()
+            out = model(token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure one deployed model; runs inside the fresh process."""
+    import gc
+
+    import torch
+
+    from edgeadapt import models
+    from edgeadapt.core.resources import peak_rss, set_threads
+    from edgeadapt.data.format import prompt_ids
+    from edgeadapt.inference.predictor import open_model
+    from edgeadapt.models.quantize import weight_bytes
+
+    set_threads(spec["threads"])
+    update = Path(spec["update_dir"]) if spec["method"] else None
+    predictor = open_model(
+        Path(spec["model_path"]), torch.float32, torch.device("cpu"), spec["method"], update
+    )
+    model, tokenizer = predictor.model, predictor.tokenizer
+    gc.collect()
+    prompt = prompt_ids(tokenizer, [{"role": "user", "content": spec["prompt"]}])
+    decode_times(model, prompt, 4)  # warm-up: first calls allocate and pick kernels
+    with peak_rss() as seen:
+        times = decode_times(model, prompt, spec["new_tokens"])
+    ms = sorted(t * 1000 for t in times)
+    return {
+        "params": models.count_parameters(model),
+        "weight_bytes": weight_bytes(model),
+        "peak_rss_bytes": seen["peak"],
+        "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "ms_per_token": statistics.median(ms),
+        "ms_per_token_p90": ms[int(0.9 * (len(ms) - 1))],
+        "tokens": len(ms),
+    }
+
+
+def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """`probe` in a fresh Python process; its last marked output line is the result."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeadapt.deploy.edge", json.dumps(spec)], capture_output=True, text=True
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"edge probe failed for {spec}: {done.stderr.strip()[-2000:]}")
+    return json.loads(lines[-1][len(MARK) :])
+
+
+def verdict(metrics: dict[str, Any], profile: dict[str, float]) -> dict[str, Any]:
+    limits = {
+        "params": (metrics["params"], profile["max_params"]),
+        "memory": (metrics["peak_rss_bytes"] / 2**20, profile["max_memory_mb"]),
+        "ms/token": (metrics["ms_per_token"], profile["max_ms_per_token"]),
+    }
+    failed = [f"{k} {v:,.1f} > {limit:,.0f}" for k, (v, limit) in limits.items() if v > limit]
+    return {"passed": not failed, "failed": failed}
+
+
+def edge_check(run_dir: str, overrides: list[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Probe the base and every trained model of a finished run; add the `edge` section to its results."""
+    run, results = reopen(run_dir, overrides, "edge")
+    edge: EdgeConfig = run.cfg.edge
+    trained_results(run)
+    profile = edge.profiles[edge.profile]
+    spec = {
+        "model_path": str(run.model_path),
+        "prompt": edge.prompt,
+        "new_tokens": edge.new_tokens,
+        "threads": edge.threads,
+    }
+    entries = {"base": {**spec, "method": None}} | {
+        name: {**spec, "method": run.method_names[name], "update_dir": str(run.dir / name / "update")}
+        for name in results["methods"]
+    }
+    measured = {}
+    for name, entry in tqdm(entries.items(), desc="edge check", leave=False, disable=None):
+        log(f"[{name}] generating {edge.new_tokens} tokens in a fresh process")
+        metrics = run_probe(entry)
+        measured[name] = {**metrics, **verdict(metrics, profile)}
+    section = {
+        "profile_name": edge.profile,
+        "profile": profile,
+        "new_tokens": edge.new_tokens,
+        "threads": edge.threads or os.cpu_count(),
+        "device": "cpu",
+        "models": measured,
+    }
+    results["config"]["edge"] = {**results["config"].get("edge", {}), **vars(edge)}
+    return add_section(run.dir, results, "edge", section)
+
+
+if __name__ == "__main__":
+    print(MARK + json.dumps(probe(json.loads(sys.argv[1]))))

@@ -1,0 +1,47 @@
+"""Batched greedy generation with a KV cache, left-padded, in the original order."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from edgeadapt.inference.perplexity import Extra
+
+
+@torch.no_grad()
+def greedy(
+    model: nn.Module,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str = "generating",
+    extra: Extra | None = None,
+) -> list[str]:
+    """Greedy continuations of token-id prompts, decoded without special tokens.
+
+    `extra` gives more `generate` arguments for a batch from its prompt indices (a routed model's
+    `adapter_names`).
+    """
+    device = next(model.parameters()).device
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: dict[int, str] = {}
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=None):
+        index = order[start : start + batch_size]
+        batch = tokenizer.pad(
+            [{"input_ids": prompts[i]} for i in index], padding_side="left", return_tensors="pt"
+        )
+        width = batch["input_ids"].shape[1]
+        out = model.generate(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **(extra(index) if extra else {}),
+        )
+        for j, i in enumerate(index):
+            answers[i] = tokenizer.decode(out[j, width:], skip_special_tokens=True).strip()
+    return [answers[i] for i in range(len(prompts))]

@@ -1,0 +1,69 @@
+"""Loading any causal LM and its tokenizer onto a device, and facts about a loaded model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeadapt.core.errors import UserError
+
+INFO_FILE = "edgeadapt_model.json"  # provenance written beside a fetched checkpoint
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    """fp32 on the CPU (no fast bf16 there), bf16 on CUDA, unless the config names one."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load_tokenizer(path: Path):
+    """The model's tokenizer, with a pad token and left padding (for batched generation)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except OSError as exc:
+        raise UserError(f"Could not load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load(path: Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
+    """Load a causal LM and its tokenizer (see `load_tokenizer`)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    except OSError as exc:
+        raise UserError(f"Could not load model from {path}: {str(exc).splitlines()[0]}") from None
+    return model.to(device or pick_device()), tokenizer
+
+
+def model_info(path: Path) -> dict[str, Any]:
+    """Provenance of the weights: which package and GGUF they came from, or the folder / hub id."""
+    info_file = Path(path) / INFO_FILE
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    return {"name": str(path), "dequantized_from_gguf": False}
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Parameters counted once each (tied embeddings are one tensor)."""
+    seen, total = set(), 0
+    for param in model.parameters():
+        if id(param) in seen or (trainable_only and not param.requires_grad):
+            continue
+        seen.add(id(param))
+        total += param.numel()
+    return total

@@ -1,0 +1,107 @@
+"""sweep.json -> sweep.md (frontier plot beside it) and a self-contained sweep.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeadapt.reports.common import png, write_page
+
+
+def frontier_plot(sweep: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (method, frontier) in enumerate(sweep["frontiers"].items()):
+        points = [p for p in sweep["points"] if p["method"] == method]
+        ax.errorbar(
+            [p["degradation"] for p in points],
+            [100 * p["accuracy"] for p in points],
+            xerr=[p["spread"] for p in points],
+            fmt="o",
+            color=f"C{i}",
+            alpha=0.45,
+        )
+        ax.plot(
+            [p["degradation"] for p in frontier],
+            [100 * p["accuracy"] for p in frontier],
+            "-",
+            color=f"C{i}",
+            label=method,
+        )
+    ax.scatter(
+        [0], [100 * sweep["base"]["domain_accuracy"]], marker="s", color="black", label="base", zorder=3
+    )
+    ax.set(
+        title="domain accuracy vs forgetting (lines: Pareto frontier; dots: every point)",
+        xlabel="general perplexity change (%)",
+        ylabel="domain accuracy (%)",
+    )
+    ax.legend()
+    image = png(fig)
+    plt.close(fig)
+    return image
+
+
+def markdown_lines(sweep: dict[str, Any]) -> list[str]:
+    cfg, seeds = sweep["config"], sweep["seeds"]
+    lines = [
+        f"# edgeadapt sweep `{cfg['name']}`",
+        "",
+        f"Model `{sweep['model'].get('name')}`, domain `{sweep['data']['domain']}`; learning rates × "
+        f"{cfg['sweep']['lr_factors']} of each method's, steps {cfg['sweep']['steps'] or [cfg['train']['steps']]}, "
+        f"seeds {seeds}. Base model: domain accuracy {sweep['base']['domain_accuracy']:.1%}.",
+        "",
+        "## Forgetting at matched skill",
+        "",
+        "General perplexity change each method needs to reach a domain accuracy, interpolated along its "
+        "frontier (± the spread across seeds)."
+        + (
+            ""
+            if len(seeds) > 1
+            else " One seed: the spread is not measured, so small differences mean little."
+        ),
+        "",
+    ]
+    methods = list(sweep["frontiers"])
+    lines += [
+        "| target accuracy | " + " | ".join(methods) + " | verdict |",
+        "|" + "---|" * (len(methods) + 2),
+    ]
+    for row in sweep["matched"]:
+        cells = []
+        for method in methods:
+            at = row["methods"][method]
+            if row.get("no_update_needed"):
+                cells.append("—")
+            else:
+                cells.append(
+                    "never reached" if at is None else f"{at['degradation']:+.1f}% ± {at['spread']:.1f}"
+                )
+        lines.append(
+            f"| {row['target_accuracy']:.1%} ({row['share_of_best']:.0%} of best) | "
+            + " | ".join(cells)
+            + f" | {row['verdict']} |"
+        )
+    lines += ["", "![frontier](plots/sweep.png)", "", "## Every point", ""]
+    lines += [
+        "| method | lr | steps | seeds | domain acc | general degr. | spread | topic retention | fact recall | frontier |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    on_frontier = {p["point"] for frontier in sweep["frontiers"].values() for p in frontier}
+    for p in sorted(sweep["points"], key=lambda p: (p["method"], p["steps"], p["lr"])):
+        retention = "—" if p["topic_retention"] is None else f"{p['topic_retention']:.2f}"
+        facts = "—" if p["fact_recall"] is None else f"{p['fact_recall']:.1%}"
+        lines.append(
+            f"| {p['method']} | {p['lr']:.3g} | {p['steps']} | {p['seeds']} | {p['accuracy']:.1%} | "
+            f"{p['degradation']:+.1f}% | {p['spread']:.1f} | {retention} | {facts} | "
+            f"{'yes' if p['point'] in on_frontier else ''} |"
+        )
+    return lines + [""]
+
+
+def write_sweep_reports(run_dir: Path, sweep: dict[str, Any]) -> None:
+    write_page(run_dir, "sweep", markdown_lines(sweep), frontier_plot(sweep))

@@ -1,0 +1,142 @@
+"""`edgeadapt sweep CONFIG`: every method at several learning rates (and step budgets, and seeds), then the
+frontier of domain skill against forgetting and each method's forgetting at matched skill.
+
+Each (steps, seed) pair is one run, OUT_DIR/NAME/steps{S}-seed{K}/, holding one variant per method and
+learning rate (`{variant}-lr{lr}`): the ordinary compare pipeline, resumed, so finished trainings and
+evaluations are reused. Points are averaged over seeds (the spread is their standard deviation); per method
+the Pareto frontier of domain accuracy against general degradation starts at the base model (no update:
+0% degradation, the base accuracy), which every method reaches by scaling its update to 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from edgeadapt.core.config import RunConfig, to_dict
+from edgeadapt.core.files import write_json_atomic
+from edgeadapt.evaluation.frontier import compare_at_target, pareto_frontier
+from edgeadapt.runs.run import Run
+from edgeadapt.studies.evaluate import evaluate_run
+from edgeadapt.studies.train import train_run
+from edgeadapt.updates import method_of, parse_configs
+
+RESULTS = "sweep.json"
+
+
+def grid_configs(cfg: RunConfig) -> dict[tuple[int, int], RunConfig]:
+    """One run config per (steps, seed), each with every method at every learning rate."""
+    parsed = parse_configs(cfg.methods)  # validate the methods once, before any work
+    methods = {}
+    for variant, options in cfg.methods.items():
+        for factor in cfg.sweep.lr_factors:
+            lr = parsed[variant].lr * factor
+            methods[f"{variant}-lr{lr:.3g}"] = {
+                **(options or {}),
+                "method": method_of(variant, options),
+                "lr": lr,
+            }
+    runs = {}
+    for steps in cfg.sweep.steps or [cfg.train.steps]:
+        for seed in cfg.sweep.seeds:
+            sub = copy.deepcopy(cfg)
+            sub.out_dir, sub.name = str(cfg.run_dir()), f"steps{steps}-seed{seed}"
+            sub.train.steps, sub.train.seed, sub.methods = steps, seed, methods
+            runs[(steps, seed)] = sub
+    return runs
+
+
+def collect_points(cfg: RunConfig, results: dict[tuple[int, int], dict]) -> list[dict[str, Any]]:
+    """One point per method, learning rate and step budget, averaged over seeds."""
+    groups: dict[tuple[str, str, int], list[dict]] = {}
+    for (steps, _seed), run_results in results.items():
+        for name, m in run_results["methods"].items():
+            variant = name.rsplit("-lr", 1)[0]
+            groups.setdefault((variant, name, steps), []).append(m)
+    points = []
+    for (variant, name, steps), runs in groups.items():
+
+        def mean(key, runs=runs):
+            values = [r[key] for r in runs if r.get(key) is not None]
+            return statistics.fmean(values) if values else None
+
+        degradations = [r["general_degradation_pct"] for r in runs]
+        points.append(
+            {
+                "method": variant,
+                "point": name,
+                "lr": runs[0]["lr"],
+                "steps": steps,
+                "seeds": len(runs),
+                "accuracy": mean("domain_accuracy"),
+                "degradation": mean("general_degradation_pct"),
+                "spread": statistics.stdev(degradations) if len(runs) > 1 else 0.0,
+                "accuracy_spread": statistics.stdev(r["domain_accuracy"] for r in runs)
+                if len(runs) > 1
+                else 0.0,
+                "topic_retention": mean("topic_retention"),
+                "fact_recall": mean("fact_recall"),
+            }
+        )
+    return points
+
+
+def summarize(
+    points: list[dict[str, Any]], base: dict[str, Any], targets: list[float], seeds: int = 1
+) -> dict[str, Any]:
+    """Frontier per method and forgetting at matched skill (targets as shares of the best accuracy)."""
+    origin = {"point": "base", "accuracy": base["domain_accuracy"], "degradation": 0.0, "spread": 0.0}
+    frontiers = {
+        method: pareto_frontier([origin] + [p for p in points if p["method"] == method])
+        for method in dict.fromkeys(p["method"] for p in points)
+    }
+    best = max(p["accuracy"] for p in points)
+    matched = []
+    for share in targets:
+        target = share * best
+        if (
+            target <= origin["accuracy"]
+        ):  # the base model already has it: no update needed, nothing to compare
+            row = {"target_accuracy": target, "methods": {m: None for m in frontiers}}
+            row["verdict"] = "at or below the base model's accuracy: no update needed"
+            row["no_update_needed"] = True
+        else:
+            row = compare_at_target(frontiers, target)
+        if seeds == 1 and row["verdict"].endswith("forgets least"):
+            row["verdict"] += " (one seed: no spread measured)"
+        matched.append(row | {"share_of_best": share})
+    return {"best_accuracy": best, "frontiers": frontiers, "matched": matched}
+
+
+def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train and evaluate every grid point (resuming), then write sweep.json."""
+    configs = grid_configs(cfg)
+    out_dir = cfg.run_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS).unlink(missing_ok=True)
+    runs = {key: Run(sub) for key, sub in configs.items()}  # every run's inputs are checked first
+    results = {}
+    for (steps, seed), run in runs.items():
+        log(f"== {len(run.method_cfgs)} points at {steps} steps, seed {seed}")
+        train_run(run, resume=True, log=log)
+        results[(steps, seed)] = evaluate_run(run, log, reuse=True)
+    first = next(iter(results.values()))
+    points = collect_points(cfg, results)
+    sweep = {
+        "config": to_dict(cfg),
+        "model": first["model"],
+        "data": first["data"],
+        "device": first["device"],
+        "versions": first["versions"],
+        "seeds": cfg.sweep.seeds,
+        "base": {
+            k: first["base"].get(k)
+            for k in ("domain_accuracy", "general_ppl", "fact_recall", "on_topic_rate")
+        },
+        "points": points,
+        **summarize(points, first["base"], cfg.sweep.targets, len(cfg.sweep.seeds)),
+    }
+    write_json_atomic(out_dir / RESULTS, sweep)
+    return sweep
