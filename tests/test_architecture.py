@@ -18,6 +18,8 @@ LAYERS = [
     "updates",
     "training",
     "inference",
+    "routing",
+    "loragen",
     "evaluation",
     "runs",
     "studies",

@@ -251,3 +251,27 @@ def test_messages_rows_train_and_evaluate(tmp_path):
     assert results["data"]["domain"] == "chat" and results["data"]["rows"]["test"] == 3
     sample = results["methods"]["lora"]["samples"]["domain"][0]
     assert sample["prompt"].startswith("code of item test") and sample["reference"].startswith("C")
+
+
+def test_a_log_file_gets_one_line_per_stage_and_no_progress_bar_debris(tmp_path):
+    done = run_cli(
+        "train", SMOKE, "--method", "lora", f"out_dir={tmp_path}", cwd=tmp_path
+    )  # piped: no terminal
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout + done.stderr
+    assert "\r" not in out and "it/s" not in out and "\x1b[A" not in out
+    assert "[lora] step 4: loss" in out and "domain_loss" in out and "general_loss" in out
+
+
+def test_tensorboard_receives_the_forgetting_curve(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert (
+        main(["train", str(SMOKE), "--method", "lora", f"out_dir={tmp_path}", "train.report_to=tensorboard"])
+        == 0
+    )
+    events = EventAccumulator(str(tmp_path / "smoke" / "lora" / "tensorboard"))
+    events.Reload()
+    for curve in ("eval/general_loss", "eval/domain_loss"):
+        assert [e.step for e in events.Scalars(curve)] == [0, 2, 4]
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4]

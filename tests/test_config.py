@@ -60,3 +60,16 @@ def test_invalid_yaml_names_the_line(tmp_path):
     path.write_text("name: x\ntrain: [unclosed\n")
     with pytest.raises(UserError, match=r"bad.yaml:\d+: invalid YAML"):
         config.load(path)
+
+
+def test_unquoted_off_in_yaml_is_the_word_not_a_boolean(tmp_path):
+    """YAML reads `facts: off` as false; a text field takes it as the word the user wrote."""
+    path = tmp_path / "c.yaml"
+    path.write_text("eval:\n  facts: off\n")
+    assert config.load(path).eval.facts == "off"
+    assert config.load(None, ["eval.facts=off"]).eval.facts == "off"
+
+
+def test_an_override_that_is_not_yaml_is_one_clear_error():
+    with pytest.raises(UserError, match=r"Override 'train.steps=\[1': the value is not valid YAML"):
+        config.load(None, ["train.steps=[1"])

@@ -163,3 +163,58 @@ def test_user_folder_missing_a_split_is_named(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"text": "x"}\n')
     with pytest.raises(UserError, match="missing val.jsonl, test.jsonl"):
         packs.resolve(str(tmp_path), 0, packs.DOMAIN_SPLITS)
+
+
+def write_table(folder, split, rows, kind):
+    from datasets import Dataset
+
+    path = folder / f"{split}.{kind}"
+    if kind == "csv":
+        import csv
+
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        Dataset.from_list(rows).to_parquet(str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_csv_and_parquet_folders_with_their_own_column_names(tmp_path, kind):
+    from edgeadapt.core import config
+    from edgeadapt.data.run_data import RunData
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    rows = [{"question": f"What is {i} + 1?", "answer": str(i + 1), "id": i} for i in range(6)]
+    for split in ("train", "val", "test"):
+        write_table(folder, split, rows, kind)
+    cfg = config.load(
+        None,
+        [
+            f"data.domain={folder}",
+            "data.prompt_field=question",
+            "data.response_field=answer",
+            "model.name=tiny-random",
+        ],
+    )
+    data = RunData(cfg)
+    assert data.train[2] == {"prompt": "What is 2 + 1?", "response": "3", "id": 2}
+    assert len(data.test) == 6
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for split in ("train", "val", "test"):
+        write_table(broken, split, rows[:2] + [{"question": "", "answer": "x", "id": 9}], kind)
+    where = "4" if kind == "csv" else "3"  # a CSV's line counts its header
+    with pytest.raises(UserError, match=rf"train\.{kind}:{where}: 'prompt' must be a non-empty string"):
+        RunData(
+            config.load(
+                None, [f"data.domain={broken}", "data.prompt_field=question", "data.response_field=answer"]
+            )
+        )
+    with pytest.raises(
+        UserError, match=r"no column 'prompt' \(columns: answer, id, question\); set data.prompt_field"
+    ):
+        RunData(config.load(None, [f"data.domain={folder}"]))

@@ -13,7 +13,8 @@ from edgeadapt.cli import main
 from edgeadapt.core.config import load
 from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import gguf as export_gguf
-from edgeadapt.deploy.edge import decode_times, verdict
+from edgeadapt.deploy.edge import verdict
+from edgeadapt.inference.timing import decode_times
 from edgeadapt.runs.run import reopen
 
 
@@ -103,6 +104,9 @@ def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, c
             m["peak_rss_bytes"] > 0 and m["process_peak_rss_bytes"] > 0
         )  # sampled vs kernel high-water mark
     assert edge["models"]["adaptq"]["weight_bytes"] < edge["models"]["base"]["weight_bytes"]
+    # llama.cpp's own speed beside transformers', for every model GGUF can hold (not adaptq's 4-bit blocks)
+    assert all(edge["models"][n]["llamacpp_tokens_per_s"] > 0 for n in ("base", "sft", "lora", "hlora"))
+    assert edge["models"]["adaptq"]["llamacpp_tokens_per_s"] is None
     assert "## Edge budget check" in (run_copy / "report.md").read_text()
     assert "| base |" in capsys.readouterr().out
 

@@ -64,7 +64,8 @@ def test_merge_gives_the_unmerged_output(name, make_tiny):
     one_step(model)
     unmerged = model(batch()).logits.detach()
     merged = updates.get(name).merge(model)
-    assert "peft" not in type(merged).__module__
+    if updates.get(name).capabilities.mergeable:  # qlora is deployed unmerged: its "merge" keeps it as it is
+        assert "peft" not in type(merged).__module__
     torch.testing.assert_close(merged(batch()).logits, unmerged, atol=1e-5, rtol=1e-4)
 
 

@@ -87,8 +87,7 @@ def test_answers_go_to_the_nearest_topic_or_the_domain():
     space = TopicSpace(
         WordEmbedder(),
         {"geography": ["river"], "cooking": ["recipe"], "sport": ["goal"]},
-        "domain:medical",
-        ["icd code"],
+        {"domain:medical": ["icd code"]},
     )
     assert space.assign(["The river Nile", "A recipe for soup", "ICD code E50", "goal!"]) == [
         "geography",

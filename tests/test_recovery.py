@@ -13,9 +13,9 @@ from edgeadapt.studies.recovery import s_star
 from tests.test_cli import SMOKE
 from tests.test_methods import batch, one_step, prepared
 
-# adaptq's frozen blocks stay quantized at every s; left in fp32 here, s=0 is exactly the base
+# adaptq's frozen blocks (and qlora's base) stay quantized at every s; left in fp32 here, s=0 is exactly the base
 # (tests/test_adaptq.py checks that s=0 is the quantized base otherwise).
-OPTIONS = {"adaptq": {"frozen_bits": 32}}
+OPTIONS = {"adaptq": {"frozen_bits": 32}, "qlora": {"bits": 32}}
 
 
 @pytest.mark.parametrize("name", list(updates.METHODS))

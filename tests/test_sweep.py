@@ -68,10 +68,46 @@ def test_fact_answers_match_whole_words():
 def test_grid_names_every_method_and_learning_rate():
     cfg = config.load(SMOKE_SWEEP, ["sweep.steps=[2, 4]", "sweep.seeds=[0]"])
     grid = grid_configs(cfg)
-    assert set(grid) == {(2, 0), (4, 0)}
-    assert set(grid[(4, 0)].methods) == {"sft-lr0.0005", "sft-lr0.002", "lora-lr0.0005", "lora-lr0.002"}
-    assert grid[(4, 0)].methods["lora-lr0.002"] == {"method": "lora", "lr": 0.002}
-    assert grid[(4, 0)].train.steps == 4
+    assert set(grid) == {((), 2, 0), ((), 4, 0)}
+    assert set(grid[((), 4, 0)].methods) == {"sft-lr0.0005", "sft-lr0.002", "lora-lr0.0005", "lora-lr0.002"}
+    assert grid[((), 4, 0)].methods["lora-lr0.002"] == {"method": "lora", "lr": 0.002}
+    assert grid[((), 4, 0)].train.steps == 4 and grid[((), 4, 0)].name == "steps4-seed0"  # as before a grid
+
+
+def test_a_grid_over_any_config_key_makes_one_run_per_value():
+    cfg = config.load(
+        SMOKE_SWEEP, ["sweep.seeds=[0]", "sweep.grid={data.train_rows: [8, 16], train.batch_size: [2]}"]
+    )
+    grid = grid_configs(cfg)
+    assert sorted((dict(p)["data.train_rows"], s) for p, s, _ in grid) == [(8, 2), (16, 2)]
+    sub = grid[((("data.train_rows", 16), ("train.batch_size", 2)), 2, 0)]
+    assert (
+        sub.data.train_rows == 16
+        and sub.train.batch_size == 2
+        and sub.name == "train_rows16-batch_size2-steps2-seed0"
+    )
+    with pytest.raises(UserError, match="data: unknown key 'train_row'"):
+        grid_configs(config.load(SMOKE_SWEEP, ["sweep.grid={data.train_row: [8]}"]))
+    with pytest.raises(UserError, match="sweep.grid.methods.lora.lr: sweep a run setting"):
+        config.load(SMOKE_SWEEP, ["sweep.grid={methods.lora.lr: [1]}"])
+
+
+def test_the_data_size_curve_trains_one_epoch_per_size(tmp_path):
+    args = [
+        "sweep",
+        str(SMOKE_SWEEP),
+        f"out_dir={tmp_path}",
+        "methods={lora: {lr: 1.0e-3}}",
+        "sweep.lr_factors=[1]",
+        "sweep.seeds=[0]",
+        "train.epochs=1",
+        "sweep.grid={data.train_rows: [8, 16]}",
+    ]
+    assert main(args) == 0
+    sweep = json.loads((tmp_path / "smoke-sweep" / "sweep.json").read_text())
+    curve = sweep["curves"]["data.train_rows"]["lora-lr0.001"]
+    assert [(r["value"], r["steps"]) for r in curve] == [(8, 2), (16, 4)]  # batch 4: one pass over the rows
+    assert "## Against data.train_rows" in (tmp_path / "smoke-sweep" / "sweep.md").read_text()
 
 
 def test_bad_sweep_settings_are_named():

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
-from edgeadapt.cli import ship
+from edgeadapt.cli import loragen, routing, ship
 from edgeadapt.core.errors import UserError
 
 EXIT_USAGE = 2
@@ -219,14 +220,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=_report)
     ship.add_parsers(sub)
+    routing.add_parsers(sub)
+    loragen.add_parsers(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes (imported by PEFT) asks the hub for an optional CPU kernel on every start and warns when it
+    # cannot; nothing here downloads at run time, so the warning says nothing a user can act on.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    if not sys.stderr.isatty():  # a log file: one line per stage, no progress-bar debris (read at import)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     top = parser()
     # Overrides may come after options (`train CONFIG --method lora train.steps=6`): collect them here.
     args, extra = top.parse_known_args(argv)
+    # argparse fills an optional positional before it reads the options that follow it, so a positional
+    # written after them (`device generate --device-dir DIR "prompt"`) comes back here: put it in its place.
+    if getattr(args, "arg", "") is None and extra and not extra[0].startswith("-"):
+        args.arg = extra.pop(0)
     stray = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
     if stray:
         top.error(f"unrecognized arguments: {' '.join(stray)}")
@@ -236,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a folder that is a file, a read-only device, a full disk: say which and why
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

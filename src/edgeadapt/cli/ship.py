@@ -11,11 +11,41 @@ from edgeadapt.core.errors import UserError
 
 
 def _keys(args: argparse.Namespace) -> None:
-    from edgeadapt.deploy.manifest import generate_keys
+    if args.action == "list":
+        from edgeadapt.core.files import write_json_atomic
+        from edgeadapt.deploy.trust import make_keylist
+
+        if not args.root or not args.update or not args.version:
+            raise UserError(
+                "keys list needs --root ROOT.key (one or more), --update UPDATE.pub (one or more), --version N"
+            )
+        document = make_keylist(
+            [Path(p) for p in args.root], [Path(p) for p in args.update], args.version, args.expires_days
+        )
+        out = Path(args.out if args.out != "." else "keylist.json")
+        write_json_atomic(out, document)
+        print(
+            f"{out}: key list v{args.version} of {len(args.update)} update key(s), signed by {len(args.root)} root key(s), expires {document['signed']['expires']}"
+        )
+        return
+    from edgeadapt.deploy.keys import generate_keys
 
     private, public = generate_keys(Path(args.out), args.name)
     print(f"private key: {private} (keep it secret; sign with --sign {private})")
-    print(f"public key:  {public} (give it to devices: --pubkey {public})")
+    print(f"public key:  {public} (give it to devices: --pubkey {public}, or --root-pubkey for a root key)")
+
+
+def _release(args: argparse.Namespace) -> dict:
+    """The release fields of an exported package (version, channel, expiry) and the key list it carries."""
+    from edgeadapt.deploy.build import release
+
+    fields = release(args.version, args.channel, args.expires_days)
+    if args.keylist:
+        try:
+            fields["keylist"] = json.loads(Path(args.keylist).read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{args.keylist}: not a readable key list ({exc})") from None
+    return fields
 
 
 def _sizes_line(info: dict) -> str:
@@ -34,9 +64,47 @@ def _package(args: argparse.Namespace) -> None:
     from edgeadapt.deploy import build, run_packages
     from edgeadapt.reports.run import render
 
-    if args.action == "export":
+    if args.action == "export" and (args.library or args.expert):
+        from edgeadapt.deploy import library_packages
+
+        if not args.out:
+            raise UserError("package export LIB --library (or --expert NAME) needs --out FILE")
+        sign = Path(args.sign) if args.sign else None
+        if args.expert:
+            info = library_packages.export_expert(
+                Path(args.target),
+                args.expert,
+                Path(args.out),
+                args.dtype,
+                sign,
+                args.compress,
+                _release(args),
+            )
+        else:
+            info = library_packages.export_library(
+                Path(args.target), Path(args.out), args.dtype, sign, args.compress, _release(args)
+            )
+        experts = ", ".join(e["name"] for e in info["manifest"]["experts"])
+        print(
+            f"{args.out}: {info['manifest']['kind']} ({experts}), {info['package_bytes']:,} bytes"
+            + ("; signed" if sign else "; unsigned")
+        )
+    elif args.action == "export" and _adapter_folder(args.target):
+        from edgeadapt.deploy.adapter_folders import export_package
+
+        if not args.out:
+            raise UserError("package export ADAPTER_DIR needs --out FILE")
+        info = export_package(
+            Path(args.target), Path(args.out), args.dtype, _path(args.sign), args.compress, _release(args)
+        )
+        m = info["manifest"]
+        print(
+            f"{args.out}: {m['variant']} adapter (lora r={m['rank']}) for {m['base_model']['name']}, "
+            f"{info['package_bytes']:,} bytes" + ("; signed" if args.sign else "; unsigned")
+        )
+    elif args.action == "export":
         if not args.method or not args.out:
-            raise UserError("package export needs RUN --method NAME --out FILE")
+            raise UserError("package export needs RUN --method NAME --out FILE (or LIB --library)")
         info = run_packages.export_run(
             args.target,
             args.method,
@@ -44,6 +112,7 @@ def _package(args: argparse.Namespace) -> None:
             args.dtype,
             Path(args.sign) if args.sign else None,
             args.compress,
+            _release(args),
         )
         print(f"{args.out}: " + _sizes_line(info) + ("; signed" if args.sign else "; unsigned"))
     elif args.action == "verify":
@@ -89,19 +158,40 @@ def _device(args: argparse.Namespace) -> None:
 
     folder = Path(args.device_dir)
     if args.action == "init":
-        print(f"base model in {device.init(folder, _base_dir(args.model))}")
+        roots = [Path(p) for p in args.root_pubkey or []]
+        print(f"base model in {device.init(folder, _base_dir(args.model), roots, args.root_threshold)}")
+        if roots:
+            print(
+                f"trusts {len(roots)} root key(s), threshold {args.root_threshold}: give it a key list with `device trust`"
+            )
+        return
+    if args.action == "trust":
+        if not args.arg:
+            raise UserError("device trust needs a key list file (from `edgeadapt keys list`)")
+        print(json.dumps(device.trust_keylist(folder, Path(args.arg)), indent=1))
         return
     if args.action == "generate":
         if not args.arg:
             raise UserError(
                 'device generate needs a prompt: edgeadapt device generate --device-dir DIR "..."'
             )
-        print(device.generate(folder, args.arg, args.max_new_tokens))
+        answer, route = device.generate(folder, args.arg, args.max_new_tokens)
+        if route is not None:
+            print(f"[expert: {route.label}] {answer}")
+            if args.explain:
+                print(
+                    "router: "
+                    + ", ".join(
+                        f"{k} {v:.3f}" for k, v in sorted(route.scores.items(), key=lambda kv: -kv[1])
+                    )
+                )
+        else:
+            print(answer)
         return
     if args.action == "apply":
         if not args.arg:
             raise UserError("device apply needs a package file")
-        state = device.apply(Path(args.arg), folder, _path(args.pubkey), args.allow_unsigned)
+        state = device.apply(Path(args.arg), folder, _path(args.pubkey), args.allow_unsigned, args.max_bytes)
     elif args.action == "rollback":
         state = device.rollback(folder)
     else:
@@ -109,11 +199,29 @@ def _device(args: argparse.Namespace) -> None:
     print(json.dumps(state, indent=1))
 
 
+def _adapter_folder(target: str) -> bool:
+    from edgeadapt.deploy.adapter_folders import is_adapter_folder
+
+    return bool(target) and is_adapter_folder(Path(target))
+
+
 def _export(args: argparse.Namespace) -> None:
     from edgeadapt.deploy.gguf import export_run
 
-    info = export_run(args.run_dir, args.method, Path(args.out), args.dtype)
-    print(f"{info['path']}: {info['variant']} merged, {info['dtype']}, {info['bytes']:,} bytes")
+    if _adapter_folder(args.run_dir):
+        from edgeadapt.deploy.adapter_folders import export_gguf
+
+        if not args.out:
+            raise UserError("export gguf ADAPTER_DIR needs --out FILE")
+        info = export_gguf(Path(args.run_dir), Path(args.out), args.quantize or args.dtype, args.adapter)
+        print(
+            f"{info['path']}: {info['variant']} as a {info['kind']}, {info['dtype']}, {info['bytes']:,} bytes"
+        )
+        return
+    if not args.method:
+        raise UserError("export gguf RUN needs --method NAME (or 'base'); an adapter folder needs none")
+    info = export_run(args.run_dir, args.method, Path(args.out), args.quantize or args.dtype, args.adapter)
+    print(f"{info['path']}: {info['variant']} as a {info['kind']}, {info['dtype']}, {info['bytes']:,} bytes")
 
 
 def _edge_check(args: argparse.Namespace) -> None:
@@ -129,21 +237,50 @@ def _edge_check(args: argparse.Namespace) -> None:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("keys", help="make an Ed25519 key pair for signing update packages")
-    p.add_argument("action", choices=["generate"])
-    p.add_argument("--out", default=".", help="folder for NAME.key and NAME.pub")
+    p.add_argument("action", choices=["generate", "list"])
+    p.add_argument(
+        "--out", default=".", help="generate: folder for NAME.key and NAME.pub; list: the key list file"
+    )
     p.add_argument("--name", default="edgeadapt")
+    p.add_argument(
+        "--root", action="append", help="list: a root private key that signs the list (repeatable)"
+    )
+    p.add_argument(
+        "--update", action="append", help="list: an update public key devices may trust (repeatable)"
+    )
+    p.add_argument(
+        "--version", type=int, help="list: the key list's version (above the devices' current one)"
+    )
+    p.add_argument("--expires-days", type=float, default=365.0, help="list: days until the list expires")
     p.set_defaults(func=_keys)
 
     p = sub.add_parser("package", help="export, verify or size over-the-air update packages")
     p.add_argument("action", choices=["export", "verify", "sizes"])
-    p.add_argument("target", help="export/sizes: a finished run folder; verify: a package file")
+    p.add_argument(
+        "target",
+        help="export/sizes: a finished run folder (export: or an adapter folder from `loragen make`); verify: a package file",
+    )
     p.add_argument(
         "--method",
         help="export: the method (variant) to package; sizes: a comma-separated subset (default: all)",
     )
+    p.add_argument(
+        "--library", action="store_true", help="export: the adapter library (TARGET: its folder or run)"
+    )
+    p.add_argument(
+        "--expert", help="export: one expert of the library TARGET, to join a library a device holds"
+    )
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
     p.add_argument("--sign", help="export: private key (from `edgeadapt keys generate`)")
     p.add_argument("--compress", action="store_true", help="export: zstd-compress the package")
+    p.add_argument(
+        "--version", type=int, help="export: the release's version on its channel (default: now in ms)"
+    )
+    p.add_argument(
+        "--channel", default="default", help="export: the update channel (versions rise per channel)"
+    )
+    p.add_argument("--expires-days", type=float, default=180.0, help="export: days until devices refuse it")
+    p.add_argument("--keylist", help="export: a root-signed key list for devices to take with the package")
     p.add_argument("--out", help="export: the package file to write")
     p.add_argument("--pubkey", help="verify: public key; the package must be signed with its key")
     p.add_argument("--base", help="verify: the base model (name or folder) the package must be built for")
@@ -156,21 +293,35 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "device", help="a device folder: apply an update atomically, status, rollback, generate"
     )
-    p.add_argument("action", choices=["init", "apply", "status", "rollback", "generate"])
-    p.add_argument("arg", nargs="?", help="apply: a package file; generate: the prompt")
+    p.add_argument("action", choices=["init", "apply", "status", "rollback", "generate", "trust"])
+    p.add_argument("arg", nargs="?", help="apply: a package file; generate: the prompt; trust: a key list")
     p.add_argument("--device-dir", required=True)
     p.add_argument("--model", default="smollm2-135m-instruct", help="init: the base model")
     p.add_argument("--pubkey", help="apply: public key the package must be signed with")
     p.add_argument("--allow-unsigned", action="store_true")
+    p.add_argument(
+        "--root-pubkey", action="append", help="init: a root public key the device trusts (repeatable)"
+    )
+    p.add_argument("--root-threshold", type=int, default=1, help="init: root signatures a key list needs")
+    p.add_argument("--max-bytes", type=int, default=4 << 30, help="apply: reject larger packages")
     p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--explain", action="store_true", help="generate: print the router's scores (a library)")
     p.set_defaults(func=_device)
 
     p = sub.add_parser("export", help="export a merged model for an edge runtime (llama.cpp's GGUF)")
     p.add_argument("format", choices=["gguf"])
-    p.add_argument("run_dir", help="a finished run folder")
-    p.add_argument("--method", required=True, help="the method (variant) to merge, or 'base'")
+    p.add_argument("run_dir", help="a finished run folder, or an adapter folder (`loragen make`)")
+    p.add_argument("--method", help="the run's method (variant) to merge, or 'base'")
     p.add_argument("--out", required=True, help="the .gguf file to write")
     p.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    p.add_argument(
+        "--quantize", choices=["q8_0", "q4_0", "q4_k_m"], help="write the weights quantized (llama.cpp types)"
+    )
+    p.add_argument(
+        "--adapter",
+        action="store_true",
+        help="the update alone, as a GGUF LoRA llama.cpp applies to its base",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser(

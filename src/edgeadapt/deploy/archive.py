@@ -15,19 +15,24 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from edgeadapt.core.errors import UserError
 
+MAX_MANIFEST_BYTES = 1 << 20  # the manifest and its signature are read whole before anything is trusted
+
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar pads the archive to whole records
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MEMBER_NAME = re.compile(
-    r"(manifest\.json|manifest\.sig|manifest\.sha256|update/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})"
+    r"(manifest\.json|manifest\.sig|manifest\.sha256|update/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+    r"|library/(library\.json|router\.json|router\.safetensors|router_key\.safetensors"
+    r"|experts/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/(adapter_config\.json|adapter_model\.safetensors)))"
 )
+PAYLOAD = ("update/", "library/")  # the folders a package's files live in (everything but manifest.*)
 MAX_MEMBERS = 64
 CHUNK = 1 << 20
 
@@ -111,8 +116,43 @@ class Opened:
             self.tmpdir.cleanup()
 
 
-def open_package(path: Path, max_bytes: int) -> Opened:
-    """The package as a plain tar on disk, decompressed (to at most `max_bytes`) when it is zstd."""
+HeadCheck = Callable[[dict[str, bytes]], int]
+"""Called with the leading members (manifest.json and manifest.sig or manifest.sha256) before anything else is
+read; checks them (signature) and returns the archive's plain size the manifest declares."""
+HEAD_MEMBERS = 2
+
+
+def archive_size(sizes: list[int]) -> int:
+    """The exact size of the canonical tar holding members of these data sizes."""
+    body = sum(BLOCK + size + padding(size) for size in sizes) + 2 * BLOCK
+    return body + (-body % RECORD)
+
+
+def _head(read, label: str) -> tuple[dict[str, bytes], bytes]:
+    """The leading members (name -> data) and the raw bytes they span, read from a stream."""
+    raw, found = b"", {}
+    for _ in range(HEAD_MEMBERS):
+        block = read(BLOCK)
+        if len(block) < BLOCK:
+            raise PackageError(f"{label}: truncated (no manifest)")
+        member = _member(block, len(raw), 1 << 62, label)
+        if member.size > MAX_MANIFEST_BYTES:
+            raise PackageError(f"{label}: '{member.name}' is over {MAX_MANIFEST_BYTES} bytes")
+        data = read(member.size + padding(member.size))
+        if len(data) < member.size + padding(member.size):
+            raise PackageError(f"{label}: truncated (inside '{member.name}')")
+        found[member.name] = data[: member.size]
+        raw += block + data
+    return found, raw
+
+
+def open_package(path: Path, max_bytes: int, head_check: HeadCheck | None = None) -> Opened:
+    """The package as a plain tar on disk, decompressed when it is zstd.
+
+    With `head_check`, the manifest and its signature (the first members) are read and checked before
+    anything else, and the rest may not exceed the size the manifest declares: a compressed package that
+    expands beyond it is refused as soon as it does, and nothing is decompressed for a manifest that fails.
+    """
     if not path.is_file():
         raise PackageError(f"{path}: no such package file")
     size = path.stat().st_size
@@ -121,6 +161,13 @@ def open_package(path: Path, max_bytes: int) -> Opened:
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic != ZSTD_MAGIC:
+        if head_check is not None:
+            with open(path, "rb") as handle:
+                declared = head_check(_head(handle.read, str(path))[0])
+            if declared != size:
+                raise PackageError(
+                    f"{path}: {size} bytes, but its manifest declares an archive of {declared}"
+                )
         return Opened(path, False)
     import zstandard
 
@@ -129,18 +176,28 @@ def open_package(path: Path, max_bytes: int) -> Opened:
     try:
         with open(path, "rb") as src, open(plain, "wb") as dst:
             reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=False)
-            total = 0
+            limit = max_bytes
+            if head_check is not None:
+                found, raw = _head(reader.read, str(path))
+                limit = min(limit, head_check(found))
+                free = shutil.disk_usage(plain.parent).free
+                if limit > free:
+                    raise PackageError(
+                        f"{path}: needs {limit:,} bytes to verify, {free:,} free in {plain.parent}"
+                    )
+                dst.write(raw)
+            total = dst.tell()
             while chunk := reader.read(CHUNK):
                 total += len(chunk)
-                if total > max_bytes:
-                    raise PackageError(f"{path}: decompresses to more than {max_bytes} bytes (--max-bytes)")
+                if total > limit:
+                    raise PackageError(f"{path}: decompresses to more than the {limit:,} bytes it declares")
                 dst.write(chunk)
             if src.read(1):  # a second frame or junk after the first
                 raise PackageError(f"{path}: data after the compressed archive")
     except zstandard.ZstdError as exc:
         tmpdir.cleanup()
         raise PackageError(f"{path}: corrupt compressed data ({exc})") from None
-    except PackageError:
+    except BaseException:
         tmpdir.cleanup()
         raise
     return Opened(plain, True, tmpdir)
@@ -181,7 +238,7 @@ def _member(block: bytes, pos: int, size: int, label: str) -> Member:
         raise PackageError(f"{label}: member '{name}' is {kind}; a package holds plain files only")
     if name.startswith("/") or ".." in name.split("/") or not MEMBER_NAME.fullmatch(name):
         raise PackageError(
-            f"{label}: member path '{name}' is not allowed (absolute, '..', or outside manifest.* and update/)"
+            f"{label}: member path '{name}' is not allowed (absolute, '..', or outside manifest.*, update/ and library/)"
         )
     if block != header(name, info.size):
         raise PackageError(f"{label}: member '{name}' has a non-canonical header (modified package?)")

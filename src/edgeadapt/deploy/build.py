@@ -8,6 +8,7 @@ weights, so the extracted folder loads with the method's own loader (a LoRA upda
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import tempfile
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.deploy import archive
+from edgeadapt.deploy import archive, keys
 from edgeadapt.deploy import manifest as mf
 from edgeadapt.deploy.archive import PackageError
+from edgeadapt.models.fingerprint import fingerprint
 
 SCALE_SUFFIX = ".absmax_scale"
 DEFAULT_MAX_BYTES = 4 << 30  # larger than any update of a <=1B model in fp32
@@ -48,12 +50,12 @@ def quantize_int8(weight):
     return torch.round(weight / scale).clamp(-127, 127).to(torch.int8), scale.squeeze(1)
 
 
-def convert(path: Path, dtype: str, out: Path) -> Path:
-    """A copy of a safetensors file in `dtype`; other files are copied as they are."""
+def convert(path: Path, dtype: str, target: Path) -> Path:
+    """A copy of a safetensors file at `target` in `dtype`; other files are copied as they are."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    target = out / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix != ".safetensors" or dtype == "fp32":
         target.write_bytes(path.read_bytes())
         return target
@@ -105,25 +107,66 @@ def build(
 
     Returns the manifest and the package's sizes (update bytes raw, package bytes on disk).
     """
+    sources = [(f"update/{p.name}", p) for p in update_files(update_dir)]
+    return build_members(sources, out, fields, dtype, sign_key, compress)
+
+
+DEFAULT_EXPIRES_DAYS = 180
+
+
+def release(
+    version: int | None = None, channel: str = "default", expires_days: float = DEFAULT_EXPIRES_DAYS
+) -> dict[str, Any]:
+    """Which release a package is: its version on a channel (default: the time of export in milliseconds,
+    so later exports are higher), when it was made and until when a device may take it."""
+    import time
+    from datetime import timedelta
+
+    from edgeadapt.deploy.trust import iso, now
+
+    if expires_days <= 0:
+        raise PackageError(f"--expires-days must be > 0, got {expires_days}")
+    created = now()
+    return {
+        "version": int(time.time() * 1000) if version is None else version,
+        "channel": channel,
+        "created": iso(created),
+        "expires": iso(created + timedelta(days=expires_days)),
+    }
+
+
+def build_members(
+    sources: list[tuple[str, Path]],
+    out: Path,
+    fields: dict[str, Any],
+    dtype: str = "fp32",
+    sign_key: Path | None = None,
+    compress: bool = False,
+) -> dict[str, Any]:
+    """Write a package holding `sources` (member path, file) in `dtype`, with a manifest from `fields` (the
+    release fields default to `release()`)."""
+    fields = {**release(), **fields}
+    if Path(out).is_dir():
+        raise PackageError(f"{out} is a folder: --out names the package file to write")
     if dtype not in mf.DTYPES:
         raise PackageError(f"--dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
     with tempfile.TemporaryDirectory(prefix="edgeadapt-build-") as tmp:
-        files = [convert(p, dtype, Path(tmp)) for p in update_files(update_dir)]
+        files = [(name, convert(path, dtype, Path(tmp) / name)) for name, path in sources]
         manifest = {
             "format": mf.FORMAT,
             "format_version": mf.FORMAT_VERSION,
             "dtype": dtype,
             **fields,
-            "files": [file_entry(p, f"update/{p.name}") for p in files],
+            "files": [file_entry(p, name) for name, p in files],
         }
         manifest_bytes = mf.encode(manifest)
         mf.parse(manifest_bytes, str(out))  # never write a package our own reader would refuse
         check = (
-            ("manifest.sig", mf.sign(manifest_bytes, sign_key))
+            ("manifest.sig", keys.sign(manifest_bytes, sign_key))
             if sign_key
             else ("manifest.sha256", hashlib.sha256(manifest_bytes).hexdigest().encode())
         )
-        members = [("manifest.json", manifest_bytes), check] + [(f"update/{p.name}", p) for p in files]
+        members = [("manifest.json", manifest_bytes), check] + files
         archive.write(out, members, compress)
     return {
         "manifest": manifest,
@@ -136,8 +179,78 @@ def build(
 class Verified:
     manifest: dict[str, Any]
     signed: bool
+    """True only when a signature was checked and good; a signature nobody checked counts as none."""
     opened: archive.Opened
     members: dict[str, archive.Member]
+    keylist: Any = None
+    """A newer key list the package carried, to be installed by the device once the package is applied."""
+
+
+@dataclass
+class KeyPolicy:
+    """What a signature is checked against: a device's trust store (root-signed key list), one public key,
+    or nothing (then only --allow-unsigned accepts, and a signature present counts as none)."""
+
+    pubkey: Path | None = None
+    trust: Any = None  # a trust.TrustStore that is configured
+    allow_unsigned: bool = False
+
+    def check(self, head: dict[str, bytes], label: str) -> tuple[bool, Any]:
+        """(signed, key list to install) for the manifest bytes and their check member; PackageError if bad."""
+        data = head.get("manifest.json")
+        if data is None or set(head) - {"manifest.json", "manifest.sig", "manifest.sha256"}:
+            raise PackageError(f"{label}: a package starts with manifest.json and its signature or hash")
+        signature = head.get("manifest.sig")
+        if signature is None:
+            digest = head.get("manifest.sha256")
+            if digest is None or digest != hashlib.sha256(data).hexdigest().encode():
+                raise PackageError(
+                    f"{label}: manifest.json does not match manifest.sha256 (corrupt), or neither is there"
+                )
+            if self.pubkey is not None:
+                raise PackageError(f"{label}: unsigned package, but --pubkey asks for a signed one")
+            if self.trust is not None:
+                raise PackageError(
+                    f"{label}: unsigned package; this device trusts a root key and takes signed packages only"
+                )
+            if not self.allow_unsigned:
+                raise PackageError(f"{label}: unsigned package: give --allow-unsigned to accept it")
+            return False, None
+        if self.trust is not None:
+            candidates, keylist = self.trust.trusted_keys(_embedded_keylist(data, label), label)
+        elif self.pubkey is not None:
+            candidates, keylist = [keys.public_key_bytes(self.pubkey)], None
+        elif self.allow_unsigned:
+            return False, None  # nothing to check it with: accepted as unsigned, never recorded as signed
+        else:
+            raise PackageError(
+                f"{label}: signed package: give --pubkey to check it (or --allow-unsigned to skip)"
+            )
+        if not any(keys.verifies(key, signature, data) for key in candidates):
+            raise PackageError(
+                f"{label}: bad signature (tampered, or signed by a key the device does not trust: unknown, revoked or expired)"
+            )
+        return True, keylist
+
+
+def _embedded_keylist(data: bytes, label: str) -> Any:
+    """The key list a manifest carries (checked against the root before its keys are used), or None."""
+    try:
+        return json.loads(data).get("keylist")
+    except (ValueError, AttributeError, RecursionError):
+        raise PackageError(f"{label}: manifest.json is not a valid JSON object") from None
+
+
+def declared_size(data: bytes, label: str) -> int:
+    """The plain archive size a manifest's files make, with the manifest and its check member."""
+    try:
+        files = json.loads(data)["files"]
+        sizes = [int(f["size"]) for f in files]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise PackageError(f"{label}: manifest.json has no valid list of files") from None
+    if any(size < 0 for size in sizes) or len(sizes) > archive.MAX_MEMBERS:
+        raise PackageError(f"{label}: manifest.json declares impossible file sizes")
+    return archive.archive_size([len(data), keys.SIG_BYTES] + sizes)
 
 
 def verify(
@@ -146,19 +259,43 @@ def verify(
     base_dir: Path | None = None,
     allow_unsigned: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    trust: Any = None,
 ) -> Verified:
     """Check a package from its first byte to its last; raise PackageError on anything wrong.
 
-    Order: size, container (canonical tar, member paths), manifest schema, manifest check (signature when
-    `pubkey`, else the sha256 unless only a signature is there), every file's hash and size, base model.
+    Order: size; the manifest and its signature (or hash), before anything else is decompressed, which may
+    then not exceed the size the manifest declares; the container (canonical tar, member paths); the
+    manifest's schema and expiry; every file's hash and size; the base model's fingerprint.
     """
     path, label = Path(path), str(path)
-    opened = archive.open_package(path, max_bytes)
+    policy = KeyPolicy(pubkey, trust if trust is not None and trust.configured else None, allow_unsigned)
+    outcome: dict[str, Any] = {}
+
+    def head_check(head: dict[str, bytes]) -> int:
+        outcome["signed"], outcome["keylist"] = policy.check(head, label)
+        return declared_size(head["manifest.json"], label)
+
+    opened = archive.open_package(path, max_bytes, head_check)
     try:
-        members = {m.name: m for m in archive.read_members(opened.path, label)}
-        manifest, signed = _checked_manifest(opened.path, members, label, pubkey, allow_unsigned)
+        ordered = archive.read_members(opened.path, label)
+        names = [m.name for m in ordered]
+        if names[:2] not in (
+            ["manifest.json", "manifest.sig"],
+            ["manifest.json", "manifest.sha256"],
+        ) or not all(n.startswith(archive.PAYLOAD) for n in names[2:]):
+            raise PackageError(
+                f"{label}: members out of place (manifest.json, its signature or hash, then files)"
+            )
+        members = {m.name: m for m in ordered}
+        manifest = mf.parse(archive.read_data(opened.path, members["manifest.json"]), label)
+        from edgeadapt.deploy.trust import now, parse_time
+
+        if parse_time(manifest["expires"], f"{label}: expires") <= now():
+            raise PackageError(
+                f"{label}: expired on {manifest['expires']} (a freeze or a stale package): publish a new release"
+            )
         listed = {f["path"]: f for f in manifest["files"]}
-        actual = {n: m for n, m in members.items() if n.startswith("update/")}
+        actual = {n: m for n, m in members.items() if n.startswith(archive.PAYLOAD)}
         if set(listed) != set(actual):
             odd = sorted(set(listed) ^ set(actual))[0]
             raise PackageError(f"{label}: '{odd}' is in the archive or the manifest but not both")
@@ -166,7 +303,7 @@ def verify(
             if member.size != listed[name]["size"] or member.sha256 != listed[name]["sha256"]:
                 raise PackageError(f"{label}: '{name}' does not match its hash in the manifest (corrupt)")
         if base_dir is not None:
-            have = mf.fingerprint(base_dir)
+            have = fingerprint(base_dir)
             if have != manifest["base_model"]["fingerprint"]:
                 raise PackageError(
                     f"{label}: built for base '{manifest['base_model']['name']}' "
@@ -175,46 +312,19 @@ def verify(
     except BaseException:
         opened.close()
         raise
-    return Verified(manifest, signed, opened, members)
-
-
-def _checked_manifest(plain: Path, members: dict, label: str, pubkey: Path | None, allow_unsigned: bool):
-    if "manifest.json" not in members:
-        raise PackageError(f"{label}: no manifest.json")
-    if members["manifest.json"].size > mf.MAX_MANIFEST_BYTES:
-        raise PackageError(f"{label}: manifest.json is over {mf.MAX_MANIFEST_BYTES} bytes")
-    data = archive.read_data(plain, members["manifest.json"])
-    signed = "manifest.sig" in members
-    if signed and "manifest.sha256" in members:
-        raise PackageError(f"{label}: holds both manifest.sig and manifest.sha256")
-    if pubkey is not None:
-        if not signed:
-            raise PackageError(f"{label}: unsigned package, but --pubkey asks for a signed one")
-        if members["manifest.sig"].size != mf.SIG_BYTES:
-            raise PackageError(f"{label}: manifest.sig is not {mf.SIG_BYTES} bytes")
-        mf.check_signature(data, archive.read_data(plain, members["manifest.sig"]), pubkey, label)
-    elif signed and not allow_unsigned:
-        raise PackageError(
-            f"{label}: signed package: give --pubkey to check it (or --allow-unsigned to skip)"
-        )
-    elif not signed:
-        if "manifest.sha256" not in members or members["manifest.sha256"].size != 64:
-            raise PackageError(f"{label}: no manifest.sig or manifest.sha256")
-        if not allow_unsigned:
-            raise PackageError(f"{label}: unsigned package: give --allow-unsigned to accept it")
-        if archive.read_data(plain, members["manifest.sha256"]) != hashlib.sha256(data).hexdigest().encode():
-            raise PackageError(f"{label}: manifest.json does not match manifest.sha256 (corrupt)")
-    return mf.parse(data, label), signed
+    return Verified(manifest, outcome["signed"], opened, members, outcome["keylist"])
 
 
 def extract(verified: Verified, out_dir: Path) -> list[Path]:
-    """Write the update files of a verified package into `out_dir` (fp32 again), each fsynced."""
+    """Write the files of a verified package into `out_dir` (fp32 again), each fsynced; `update/x` and
+    `library/x` land at `out_dir/x`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, member in verified.members.items():
-        if not name.startswith("update/"):
+        if not name.startswith(archive.PAYLOAD):
             continue
         target = out_dir / name.split("/", 1)[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as handle:
             for chunk in archive.iter_data(verified.opened.path, member):
                 handle.write(chunk)

@@ -17,7 +17,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,26 +24,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from edgeadapt.core.config import EdgeConfig
+from edgeadapt.inference.timing import decode_times
 from edgeadapt.runs.results import add_section
 from edgeadapt.runs.run import reopen, trained_results
 
 MARK = "EDGE_PROBE_RESULT "
-
-
-def decode_times(model, prompt: list[int], new_tokens: int) -> list[float]:
-    """Seconds of each greedy decoding step after the prompt's forward pass (the prefill is not a token)."""
-    import torch
-
-    with torch.no_grad():
-        out = model(torch.tensor([prompt]), use_cache=True)
-        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        times = []
-        for _ in range(new_tokens):
-            start = time.perf_counter()
-            out = model(token, past_key_values=past, use_cache=True)
-            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            times.append(time.perf_counter() - start)
-    return times
 
 
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +56,7 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
         times = decode_times(model, prompt, spec["new_tokens"])
     ms = sorted(t * 1000 for t in times)
     return {
+        **llamacpp_speed(model, tokenizer, prompt, spec),
         "params": models.count_parameters(model),
         "weight_bytes": weight_bytes(model),
         "peak_rss_bytes": seen["peak"],
@@ -80,6 +65,24 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
         "ms_per_token_p90": ms[int(0.9 * (len(ms) - 1))],
         "tokens": len(ms),
     }
+
+
+def llamacpp_speed(model, tokenizer, prompt: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+    """The same model exported to GGUF (f16) and timed in llama.cpp on the same threads and prompt, where
+    it can be exported; llama.cpp's own timing of the generated tokens."""
+    import tempfile
+
+    from edgeadapt.deploy.gguf import SUPPORTED, write
+    from edgeadapt.deploy.llamacpp import LlamaCpp
+
+    if not spec.get("gguf") or type(model).__name__ not in SUPPORTED:
+        return {"llamacpp_tokens_per_s": None}
+    with tempfile.TemporaryDirectory(prefix="edgeadapt-edge-") as tmp:
+        path = write(model, tokenizer, Path(tmp) / "model.gguf", "f16", pre=spec.get("pre", "default"))
+        with LlamaCpp(path, threads=spec["threads"] or os.cpu_count() or 1) as llama:
+            llama.tokens_per_second(prompt, 4)  # warm-up
+            speed = llama.tokens_per_second(prompt, spec["new_tokens"])
+    return {"llamacpp_tokens_per_s": speed, "llamacpp_ms_per_token": 1000 / speed, "llamacpp_dtype": "f16"}
 
 
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
@@ -109,14 +112,22 @@ def edge_check(run_dir: str, overrides: list[str] = (), log: Callable[[str], Non
     edge: EdgeConfig = run.cfg.edge
     trained_results(run)
     profile = edge.profiles[edge.profile]
+    from edgeadapt.deploy.gguf import source_pre_tokenizer
+
     spec = {
         "model_path": str(run.model_path),
         "prompt": edge.prompt,
         "new_tokens": edge.new_tokens,
         "threads": edge.threads,
+        "pre": source_pre_tokenizer(run.cfg.model.name),
     }
-    entries = {"base": {**spec, "method": None}} | {
-        name: {**spec, "method": run.method_names[name], "update_dir": str(run.dir / name / "update")}
+    entries = {"base": {**spec, "method": None, "gguf": True}} | {
+        name: {
+            **spec,
+            "method": run.method_names[name],
+            "update_dir": str(run.dir / name / "update"),
+            "gguf": run.method(name).capabilities.gguf is None,
+        }
         for name in results["methods"]
     }
     measured = {}

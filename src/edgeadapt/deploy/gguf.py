@@ -90,20 +90,46 @@ def tokenizer_fields(tokenizer, pre: str) -> dict[str, Any]:
     }
 
 
-def write(
-    model: torch.nn.Module, tokenizer, out: Path, dtype: str = "f16", name: str = "", pre: str = "default"
-) -> Path:
-    """Write `model` (a plain llama-architecture transformers model) and its tokenizer to `out`."""
+DTYPES = ("f16", "f32", "q8_0", "q4_0")
+QUANTIZED = {"q8_0": "Q8_0", "q4_0": "Q4_0"}
+UNAVAILABLE = {
+    "q4_k_m": "q4_k_m needs llama.cpp's llama-quantize, which neither the gguf package nor the xllamacpp wheel "
+    "ships: export f16 and quantize with llama.cpp's tool, or use q4_0, the 4-bit type written here"
+}
+
+
+def file_type(dtype: str):
     import gguf
 
-    cfg = model.config
-    if type(model).__name__ not in SUPPORTED:
-        raise UserError(f"GGUF export supports {', '.join(SUPPORTED)}; this model is {type(model).__name__}.")
-    if dtype not in ("f16", "f32"):
-        raise UserError(f"--dtype for GGUF must be f16 or f32, got '{dtype}'")
-    writer = gguf.GGUFWriter(str(out), "llama")
-    writer.add_name(name or "edgeadapt model")
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32)
+    return {
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+    }[dtype]
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype in UNAVAILABLE:
+        raise UserError(UNAVAILABLE[dtype])
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype for GGUF must be one of {', '.join(DTYPES)}, got '{dtype}'")
+
+
+def add_tensor(writer, name: str, array: np.ndarray, dtype: str) -> None:
+    """Norms and biases stay f32; weights in the file's type (quantized by the gguf package's own code)."""
+    import gguf
+
+    if array.ndim == 1 or dtype == "f32":
+        writer.add_tensor(name, array.astype(np.float32))
+    elif dtype == "f16":
+        writer.add_tensor(name, array.astype(np.float16))
+    else:
+        qtype = getattr(gguf.GGMLQuantizationType, QUANTIZED[dtype])
+        writer.add_tensor(name, gguf.quants.quantize(array.astype(np.float32), qtype), raw_dtype=qtype)
+
+
+def add_architecture(writer, cfg) -> None:
     writer.add_context_length(cfg.max_position_embeddings)
     writer.add_embedding_length(cfg.hidden_size)
     writer.add_block_count(cfg.num_hidden_layers)
@@ -116,12 +142,28 @@ def write(
         getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     )
     writer.add_vocab_size(cfg.vocab_size)
+
+
+def never_applied_merge(tok: dict[str, Any]) -> list[str]:
+    """llama.cpp refuses a gpt2 vocabulary without merges, and the gguf writer drops (or refuses) an empty
+    list. A byte-level vocabulary without merges (the tiny test tokenizer) gets one merge of two control
+    tokens: BPE merges symbols inside a word, and those two can never be adjacent symbols, so tokenization
+    is unchanged (tested against transformers in llama.cpp itself)."""
+    controls = [t for t, kind in zip(tok["tokens"], tok["types"]) if kind == TOKEN_CONTROL]
+    if len(controls) < 2:
+        raise UserError(
+            "GGUF export: this BPE vocabulary has no merges and too few control tokens to stand in for them"
+        )
+    return [f"{controls[0]} {controls[1]}"]
+
+
+def add_tokenizer(writer, tokenizer, pre: str) -> None:
     tok = tokenizer_fields(tokenizer, pre)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(tok["pre"])
     writer.add_token_list(tok["tokens"])
     writer.add_token_types(tok["types"])
-    writer.add_token_merges(tok["merges"])
+    writer.add_token_merges(tok["merges"] or never_applied_merge(tok))
     for key, add in (
         ("bos", writer.add_bos_token_id),
         ("eos", writer.add_eos_token_id),
@@ -133,13 +175,82 @@ def write(
     writer.add_add_bos_token(False)
     if tok["chat_template"]:
         writer.add_chat_template(tok["chat_template"])
-    for tensor_name, array in gguf_tensors(model).items():
-        keep_f32 = array.ndim == 1 or dtype == "f32"
-        writer.add_tensor(tensor_name, array.astype(np.float32 if keep_f32 else np.float16))
+
+
+def check_supported(model) -> None:
+    if type(model).__name__ not in SUPPORTED:
+        raise UserError(f"GGUF export supports {', '.join(SUPPORTED)}; this model is {type(model).__name__}.")
+
+
+def finish(writer) -> None:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def write(
+    model: torch.nn.Module, tokenizer, out: Path, dtype: str = "f16", name: str = "", pre: str = "default"
+) -> Path:
+    """Write `model` (a plain llama-architecture transformers model) and its tokenizer to `out`."""
+    import gguf
+
+    check_supported(model)
+    check_dtype(dtype)
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_name(name or "edgeadapt model")
+    writer.add_file_type(file_type(dtype))
+    add_architecture(writer, model.config)
+    add_tokenizer(writer, tokenizer, pre)
+    for tensor_name, array in gguf_tensors(model).items():
+        add_tensor(writer, tensor_name, array, dtype)
+    finish(writer)
+    return out
+
+
+def lora_tensors(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """An unmerged PEFT LoRA model's adapter as llama.cpp's LoRA tensors: `NAME.lora_a` (rank x in) and
+    `NAME.lora_b` (out x rank) under the base tensor's llama.cpp name, PEFT's scaling folded into B, and
+    q/k output rows permuted as the base weights are."""
+    cfg, out = model.config, {}
+    hf_to_gguf = {hf: name for hf, name in BLOCK_TENSORS.items() if "proj" in hf}
+    for module_name, module in model.named_modules():
+        adapters = list(getattr(module, "lora_A", {}))
+        if not adapters:
+            continue
+        (adapter,) = adapters
+        parts = module_name.removeprefix("base_model.model.").split(".")
+        layer, hf = int(parts[2]), ".".join(parts[3:])
+        a = module.lora_A[adapter].weight.detach().float().cpu().numpy()
+        b = (module.lora_B[adapter].weight.detach().float() * module.scaling[adapter]).cpu().numpy()
+        name = hf_to_gguf[hf]
+        if name == "attn_q":
+            b = permute(b, cfg.num_attention_heads)
+        elif name == "attn_k":
+            b = permute(b, cfg.num_key_value_heads)
+        out[f"blk.{layer}.{name}.weight.lora_a"] = a
+        out[f"blk.{layer}.{name}.weight.lora_b"] = b
+    return out
+
+
+def write_lora(model: torch.nn.Module, out: Path, name: str = "") -> Path:
+    """A LoRA adapter as a GGUF file llama.cpp applies at run time to the base it holds (`--lora`)."""
+    import gguf
+
+    check_supported(model.get_base_model())
+    tensors = lora_tensors(model)
+    if not tensors:
+        raise UserError("No LoRA layers in this model: --adapter exports an adapter method's update.")
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(
+        gguf.Keys.Adapter.LORA_ALPHA, 0.0
+    )  # 0: llama.cpp applies B·A at scale 1; PEFT's scaling is in B
+    writer.add_name(name or "edgeadapt adapter")
+    for tensor_name, array in tensors.items():
+        writer.add_tensor(tensor_name, array.astype(np.float32))
+    finish(writer)
     return out
 
 
@@ -162,15 +273,33 @@ def source_pre_tokenizer(model_name: str) -> str:
     return field.contents() if field is not None else "default"
 
 
-def export_run(run_dir: str, variant: str, out: Path, dtype: str = "f16") -> dict[str, Any]:
-    """`edgeadapt export gguf`: merge the variant's update into the base and write the GGUF file."""
+def export_run(
+    run_dir: str, variant: str, out: Path, dtype: str = "f16", adapter: bool = False
+) -> dict[str, Any]:
+    """`edgeadapt export gguf`: the variant's update merged into the base as one GGUF model, or with
+    `adapter` the update alone as a GGUF LoRA that llama.cpp applies to the base it already holds."""
+    check_dtype(dtype)
     run, results = reopen(run_dir, [], "export")
-    check_variants(run, results, [variant], allow_base=True)
+    check_variants(run, results, [variant], allow_base=not adapter)
     if variant != "base":
         trained_results(run)
-        refusal = run.method(variant).capabilities.gguf
+        capabilities = run.method(variant).capabilities
+        refusal = capabilities.gguf or (
+            None if capabilities.lora_family or not adapter else f"{variant} is not an adapter"
+        )
         if refusal:
             raise UserError(f"{variant}: {refusal}.")
+    if adapter:
+        write_lora(
+            run.open(variant, torch.float32, merge=False).model, out, f"{run.cfg.model.name} + {variant}"
+        )
+        return {
+            "path": str(out),
+            "bytes": out.stat().st_size,
+            "dtype": "f32",
+            "variant": variant,
+            "kind": "lora adapter",
+        }
     model = run.open(None if variant == "base" else variant, torch.float32).model
     write(
         model,
@@ -180,4 +309,10 @@ def export_run(run_dir: str, variant: str, out: Path, dtype: str = "f16") -> dic
         f"{run.cfg.model.name} + {variant}",
         source_pre_tokenizer(run.cfg.model.name),
     )
-    return {"path": str(out), "bytes": out.stat().st_size, "dtype": dtype, "variant": variant}
+    return {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "dtype": dtype,
+        "variant": variant,
+        "kind": "merged model",
+    }

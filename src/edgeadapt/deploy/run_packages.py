@@ -14,10 +14,10 @@ from typing import Any
 
 from edgeadapt import __version__, models
 from edgeadapt.deploy import archive, build
-from edgeadapt.deploy import manifest as mf
 from edgeadapt.evaluation.metrics import degradation_pct
 from edgeadapt.evaluation.sets import eval_sets
 from edgeadapt.inference.predictor import ModelPredictor, perplexity
+from edgeadapt.models.fingerprint import fingerprint as base_fingerprint
 from edgeadapt.runs.results import add_section
 from edgeadapt.runs.run import Run, check_variants, reopen, trained_results
 from edgeadapt.updates.sizes import adapter_rank
@@ -82,12 +82,14 @@ def export(
     compress: bool = False,
     fingerprint: str | None = None,
     sets=None,
+    release: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One package for a variant of the run; bf16/int8 packages record their measured cost."""
+    """One package for a variant of the run; bf16/int8 packages record their measured cost. `release`:
+    version, channel, created, expires (default `build.release()`), and a key list to carry."""
     check_variants(run, results, [variant])
     trained_results(run)  # every update is complete
-    fingerprint = fingerprint or mf.fingerprint(run.model_path)
-    fields = manifest_fields(run, results, variant, fingerprint)
+    fingerprint = fingerprint or base_fingerprint(run.model_path)
+    fields = manifest_fields(run, results, variant, fingerprint) | (release or build.release())
     update_dir = run.dir / variant / "update"
     if dtype != "fp32":
         build.build(update_dir, out, fields, dtype)  # a first build, to measure what the device will load
@@ -98,11 +100,17 @@ def export(
 
 
 def export_run(
-    run_dir: str, variant: str, out: Path, dtype: str, sign_key: Path | None, compress: bool
+    run_dir: str,
+    variant: str,
+    out: Path,
+    dtype: str,
+    sign_key: Path | None,
+    compress: bool,
+    release: dict[str, Any] | None = None,
 ) -> dict:
     """`edgeadapt package export RUN --method NAME --dtype D [--sign KEY] [--compress] --out FILE`."""
     run, results = reopen(run_dir, [], "package")
-    return export(run, results, variant, Path(out), dtype, sign_key, compress)
+    return export(run, results, variant, Path(out), dtype, sign_key, compress, release=release)
 
 
 def full_model_bytes(run: Run) -> dict[str, int]:
@@ -122,7 +130,7 @@ def package_sizes(
     run, results = reopen(run_dir, [], "package")
     folder = run.dir / "packages"
     folder.mkdir(exist_ok=True)
-    fingerprint = mf.fingerprint(run.model_path)
+    fingerprint = base_fingerprint(run.model_path)
     sets = eval_sets(run.data, run.tokenizer, run.cfg)
     rows = []
     check_variants(run, results, only or [])

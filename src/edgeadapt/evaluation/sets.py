@@ -34,7 +34,17 @@ def eval_sets(data: RunData, tokenizer, cfg: RunConfig) -> EvalSets:
         probe_topics=[r["topic"] for r in data.probes],
         fact_prompts=[user_prompt(tokenizer, r["prompt"]) for r in data.facts],
         fact_answers=[r["response"] for r in data.facts],
+        **mmlu_sets(cfg, data.mmlu_excluded),
     )
+
+
+def mmlu_sets(cfg: RunConfig, excluded: list[str]) -> dict:
+    """The MMLU sample of the general evaluation (none unless eval.mmlu asks)."""
+    if not cfg.eval.mmlu:
+        return {}
+    from edgeadapt.data.mmlu import sample
+
+    return {"mmlu_questions": sample(cfg.eval.mmlu, excluded, cfg.data.seed), "mmlu_excluded": excluded}
 
 
 def row_text(row: dict) -> str:
@@ -48,4 +58,4 @@ def topic_space(data: RunData, embedder: Embedder | None = None) -> TopicSpace:
     for row in data.probes:
         topics.setdefault(row["topic"], []).append(row["prompt"])
     domain_texts = [row_text(r) for r in data.train[:64]]
-    return TopicSpace(embedder or Embedder(), topics, f"domain:{data.domain_name}", domain_texts)
+    return TopicSpace(embedder or Embedder(), topics, {f"domain:{data.domain_name}": domain_texts})

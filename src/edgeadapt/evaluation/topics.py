@@ -11,14 +11,13 @@ from edgeadapt.inference.embedder import Embedder
 
 
 class TopicSpace:
-    """Topic centroids: one per probe topic plus one for the trained domain."""
+    """Topic centroids: one per probe topic plus one per trained domain (a run has one, a library several);
+    an answer nearest a domain has leaked."""
 
-    def __init__(
-        self, embed: Embedder, topic_texts: dict[str, list[str]], domain: str, domain_texts: list[str]
-    ):
-        self.embed, self.domain = embed, domain
-        self.names = list(topic_texts) + [domain]
-        groups = list(topic_texts.values()) + [domain_texts]
+    def __init__(self, embed: Embedder, topic_texts: dict[str, list[str]], domains: dict[str, list[str]]):
+        self.embed, self.domains = embed, set(domains)
+        self.names = list(topic_texts) + list(domains)
+        groups = list(topic_texts.values()) + list(domains.values())
         self.centroids = torch.nn.functional.normalize(
             torch.stack([embed(g).mean(0) for g in groups]), dim=-1
         )

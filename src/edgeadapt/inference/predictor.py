@@ -24,6 +24,8 @@ from edgeadapt.inference.perplexity import perplexity_of, row_nll
 
 
 class Predictor(Protocol):
+    name: str
+    """What is asked (base, a variant, routed), for progress lines."""
     tokenizer: Any
     model: nn.Module
     """The module that holds the weights (for memory figures); a routed predictor's holds every adapter."""
@@ -40,8 +42,8 @@ class Predictor(Protocol):
 class ModelPredictor:
     """A plain transformers model (base, or tuned and merged)."""
 
-    def __init__(self, model: nn.Module, tokenizer):
-        self.model, self.tokenizer = model.eval(), tokenizer
+    def __init__(self, model: nn.Module, tokenizer, name: str = "model"):
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
 
     def loglikelihood(self, rows, batch_size, desc="perplexity"):
         return row_nll(self.model, self.tokenizer, rows, batch_size, desc)
@@ -63,9 +65,10 @@ def open_model(
     update_dir: Path | None = None,
     merge: bool = True,
     tokenizer=None,
+    name: str | None = None,
 ) -> ModelPredictor:
     """The base model at `model_path`, with the saved update of `method` applied (merged unless asked)."""
     model, loaded_tokenizer = models.load(Path(model_path), dtype, device)
     if method is not None:
         model = updates.apply_update(model, method, Path(update_dir), merge=merge)
-    return ModelPredictor(model, tokenizer or loaded_tokenizer)
+    return ModelPredictor(model, tokenizer or loaded_tokenizer, name or method or "base")

@@ -79,6 +79,15 @@ def quantize_linears(module: nn.Module, bits: int, quant_type: str = "nf4") -> i
     return count
 
 
+def quantize_blocks(model: nn.Module, bits: int = 4, quant_type: str = "nf4") -> nn.Module:
+    """Every linear layer of the decoder blocks frozen at `bits` (embeddings and LM head stay as they are)."""
+    from edgeadapt.models.structure import decoder_layers
+
+    for block in decoder_layers(model):
+        quantize_linears(block, bits, quant_type)
+    return model
+
+
 def _quant_stats(param: torch.Tensor, module: nn.Module) -> list[torch.Tensor]:
     """Quantization statistics kept beside a quantized weight: block absmax and code maps, or row scales."""
     tensors = []

@@ -51,15 +51,21 @@ def edge_lines(results: dict[str, Any]) -> list[str]:
         f"of process memory, {p['max_ms_per_token']:g} ms per generated token. Each model runs as deployed "
         f"(merged; adaptq with its frozen blocks quantized) in a fresh process on {edge['device']} with "
         f"{edge['threads']} threads: greedy generation at batch 1, {edge['new_tokens']} tokens after a warm-up; "
-        "memory is that process's peak resident set.",
+        "memory is that process's peak resident set. llama.cpp: the same model exported to GGUF (f16) and timed "
+        "by llama.cpp itself on the same threads (what a device running llama.cpp would see).",
         "",
-        "| model | parameters | weights MB | peak memory MB | ms/token (median) | verdict |",
-        "|---|---|---|---|---|---|",
+        "| model | parameters | weights MB | peak memory MB | ms/token (median) | llama.cpp tokens/s (ms/token) | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in edge["models"].items():
         verdict = "pass" if m["passed"] else "FAIL: " + ", ".join(m["failed"])
+        llama = (
+            f"{m['llamacpp_tokens_per_s']:.1f} ({m['llamacpp_ms_per_token']:.1f})"
+            if m.get("llamacpp_tokens_per_s")
+            else "—"
+        )
         lines.append(
             f"| {name} | {m['params']:,} | {m['weight_bytes'] / MB:,.1f} | {m['peak_rss_bytes'] / MB:,.0f} | "
-            f"{m['ms_per_token']:.1f} | {verdict} |"
+            f"{m['ms_per_token']:.1f} | {llama} | {verdict} |"
         )
     return lines + [""]

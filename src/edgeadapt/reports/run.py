@@ -24,6 +24,8 @@ COLUMNS = [
     ("on_topic_rate", "on-topic", "{:.1%}"),
     ("domain_leakage", "leakage", "{:.1%}"),
     ("fact_recall", "fact recall", "{:.1%}"),
+    ("mmlu_0", "MMLU 0-shot (95% CI)", ""),
+    ("mmlu_5", "MMLU 5-shot (95% CI)", ""),
     ("trainable_pct", "trainable", "{:.2f}%"),
     ("update_mb", "update (fp32)", "{:.1f} MB"),
     ("update_ratio", "update / model", "{:.1%}"),
@@ -35,6 +37,9 @@ COLUMNS = [
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    if key.startswith("mmlu_"):
+        score = (row.get("mmlu") or {}).get("shots", {}).get(key[5:])
+        return "—" if score is None else f"{score['acc']:.1%} ({score['ci95'][0]:.0%}–{score['ci95'][1]:.0%})"
     value = row.get(key)
     if key == "update_mb" and "update_bytes" in row:
         value = row["update_bytes"]["fp32"] / 1e6
@@ -174,6 +179,34 @@ def adaptq_lines(results: dict[str, Any]) -> list[str]:
     return lines + ["", "![block scores](plots/layer_scores.png)", ""]
 
 
+def deploy_variant_lines(results: dict[str, Any]) -> list[str]:
+    """Each update as deployed beside the other ways a device could hold it (eval.deploy_variants)."""
+    rows = {name: m for name, m in results["methods"].items() if m.get("deploy_variants")}
+    if not rows:
+        return []
+    lines = [
+        "## Other ways to deploy",
+        "",
+        "Each update as it is deployed, and as a device could otherwise hold it: qlora's adapter merged into its "
+        "4-bit base (dequantized, added, quantized again); an adapter or SFT trained in full precision, merged, "
+        "then every linear layer of the blocks quantized to NF4 (train, then quantize).",
+        "",
+        "| method | deployed as | domain acc | domain PPL | general degr. | weights MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in rows.items():
+        lines.append(
+            f"| {name} | trained | {m['domain_accuracy']:.1%} | {m['domain_ppl']:.2f} | "
+            f"{m['general_degradation_pct']:+.2f}% | {m['weight_bytes'] / 1e6:,.1f} |"
+        )
+        for variant, v in m["deploy_variants"].items():
+            lines.append(
+                f"| {name} | {variant} | {v['domain_accuracy']:.1%} | {v['domain_ppl']:.2f} | "
+                f"{v['general_degradation_pct']:+.2f}% | {v['weight_bytes'] / 1e6:,.1f} |"
+            )
+    return lines + [""]
+
+
 def budget_lines(results: dict[str, Any]) -> list[str]:
     """Which weights each method kept under the forgetting budget, and why."""
     kept = {name: m["budget"] for name, m in results["methods"].items() if m.get("budget")}
@@ -234,9 +267,22 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"- Domain: `{data['domain']}`; rows {data['rows']}.",
         f"- Training: {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}, seed {cfg['train']['seed']}, "
         f"on {results['device']} with {results['torch_threads']} threads; the whole run took {results['seconds']:.0f} s.",
+        *mmlu_note(results),
         "- Each method used its own usual learning rate (see `lr`); one learning rate per method is not a fair "
         "frontier: `edgeadapt sweep configs/sweep.yaml` trains every method over a grid of learning rates and "
         "reports each method's forgetting at matched domain accuracy (README, section sweep).",
+    ]
+
+
+def mmlu_note(results: dict[str, Any]) -> list[str]:
+    mmlu = results["base"].get("mmlu")
+    if not mmlu:
+        return []
+    left_out = ", ".join(mmlu["excluded_subjects"]) or "none"
+    return [
+        f"- MMLU: {mmlu['n']} test questions stratified over the subjects (left out, as the domain is made from "
+        f"them: {left_out}), scored as lm-evaluation-harness does (log-likelihood of each answer letter); chance is "
+        f"{mmlu['chance']:.0%}, and an interval that contains it means no measurable knowledge."
     ]
 
 
@@ -244,6 +290,7 @@ def section_lines(results: dict[str, Any]) -> list[str]:
     """The optional sections, each present when its part of results.json is."""
     return (
         adaptq_lines(results)
+        + deploy_variant_lines(results)
         + analysis_lines(results)
         + recovery_lines(results)
         + budget_lines(results)

@@ -87,20 +87,46 @@ def markdown_lines(sweep: dict[str, Any]) -> list[str]:
             + f" | {row['verdict']} |"
         )
     lines += ["", "![frontier](plots/sweep.png)", "", "## Every point", ""]
+    grid = list(cfg["sweep"].get("grid") or {})
     lines += [
-        "| method | lr | steps | seeds | domain acc | general degr. | spread | topic retention | fact recall | frontier |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | lr | "
+        + "".join(f"{k} | " for k in grid)
+        + "steps | seeds | domain acc | general degr. | spread | topic retention | fact recall | frontier |",
+        "|---|---|" + "---|" * len(grid) + "---|---|---|---|---|---|---|---|",
     ]
     on_frontier = {p["point"] for frontier in sweep["frontiers"].values() for p in frontier}
-    for p in sorted(sweep["points"], key=lambda p: (p["method"], p["steps"], p["lr"])):
+    for p in sorted(sweep["points"], key=lambda p: (p["method"], p["steps"], p["lr"], str(p.get("grid")))):
         retention = "—" if p["topic_retention"] is None else f"{p['topic_retention']:.2f}"
         facts = "—" if p["fact_recall"] is None else f"{p['fact_recall']:.1%}"
+        values = "".join(f"{p.get('grid', {}).get(k)} | " for k in grid)
         lines.append(
-            f"| {p['method']} | {p['lr']:.3g} | {p['steps']} | {p['seeds']} | {p['accuracy']:.1%} | "
+            f"| {p['method']} | {p['lr']:.3g} | {values}{p['steps']} | {p['seeds']} | {p['accuracy']:.1%} | "
             f"{p['degradation']:+.1f}% | {p['spread']:.1f} | {retention} | {facts} | "
             f"{'yes' if p['point'] in on_frontier else ''} |"
         )
-    return lines + [""]
+    return lines + [""] + curve_lines(sweep)
+
+
+def curve_lines(sweep: dict[str, Any]) -> list[str]:
+    """Each method's outcomes against a swept key (the data-size curve), mean ± spread over seeds."""
+    lines = []
+    for key, per_point in (sweep.get("curves") or {}).items():
+        lines += [
+            f"## Against {key}",
+            "",
+            f"| method point | {key} | steps | domain acc | general degr. | topic retention | fact recall |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, rows in per_point.items():
+            for r in rows:
+                retention = "—" if r["topic_retention"] is None else f"{r['topic_retention']:.2f}"
+                facts = "—" if r["fact_recall"] is None else f"{r['fact_recall']:.1%}"
+                lines.append(
+                    f"| {name} | {r['value']} | {r['steps']} | {r['accuracy']:.1%} ± {r['accuracy_spread']:.1%} | "
+                    f"{r['degradation']:+.1f}% ± {r['spread']:.1f} | {retention} | {facts} |"
+                )
+        lines.append("")
+    return lines
 
 
 def write_sweep_reports(run_dir: Path, sweep: dict[str, Any]) -> None:

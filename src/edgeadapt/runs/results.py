@@ -31,7 +31,9 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc}); rerun `edgeadapt eval CONFIG` to rewrite it.") from None
+        raise UserError(
+            f"{path}: not readable JSON ({exc}); rerun `edgeadapt eval CONFIG` to rewrite it."
+        ) from None
 
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> None:

@@ -69,7 +69,9 @@ class Run:
         """A fresh copy of the base model."""
         return models.load(self.model_path, dtype, self.device)[0]
 
-    def open(self, variant: str | None = None, dtype: torch.dtype | None = None, merge: bool = True) -> ModelPredictor:
+    def open(
+        self, variant: str | None = None, dtype: torch.dtype | None = None, merge: bool = True
+    ) -> ModelPredictor:
         """The base model (variant None) or a variant's tuned model, merged as a device runs it."""
         method = self.method_names[variant] if variant else None
         return open_model(
@@ -80,6 +82,7 @@ class Run:
             self.update_dir(variant) if variant else None,
             merge,
             self.tokenizer,
+            variant or "base",
         )
 
     def invalidate_results(self) -> None:

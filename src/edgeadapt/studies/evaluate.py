@@ -79,6 +79,8 @@ def method_metrics(
     tuned = run.open(name, dtype)
     metrics = model_metrics(tuned, run, sets, topics, others)
     metrics.update(method.describe(tuned.model) if method.describe else {})
+    if run.cfg.eval.deploy_variants and method.deploy_variants:
+        metrics["deploy_variants"] = deploy_variant_metrics(run, name, base, sets, dtype)
     size = update_size([run.dir / name / f for f in result.update_files])
     metrics.update(
         **compared_to_base(metrics, base),
@@ -95,6 +97,23 @@ def method_metrics(
         options={"method": run.method_names[name], **asdict(run.method_cfgs[name])},
     )
     return metrics
+
+
+def deploy_variant_metrics(
+    run: Run, name: str, base: dict, sets: EvalSets, dtype: torch.dtype
+) -> dict[str, Any]:
+    """Domain and general scores of each other way the variant's update could be deployed."""
+    from edgeadapt.evaluation.suite import domain_and_general
+
+    out = {}
+    for variant, make in run.method(name).deploy_variants.items():
+        predictor = run.open(name, dtype)
+        predictor.model = make(predictor.model).eval()
+        metrics, _ = domain_and_general(predictor, sets, run.cfg.eval)
+        metrics["general_degradation_pct"] = degradation_pct(metrics["general_ppl"], base["general_ppl"])
+        metrics["weight_bytes"] = weight_bytes(predictor.model)
+        out[variant] = metrics
+    return out
 
 
 def evaluate_run(run: Run, log: Callable[[str], None] = print, reuse: bool = False) -> dict[str, Any]:

@@ -11,11 +11,13 @@ the Pareto frontier of domain accuracy against general degradation starts at the
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 import statistics
 from collections.abc import Callable
 from typing import Any
 
-from edgeadapt.core.config import RunConfig, to_dict
+from edgeadapt.core.config import RunConfig, apply_override, parse, to_dict
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.evaluation.frontier import compare_at_target, pareto_frontier
 from edgeadapt.runs.run import Run
@@ -26,8 +28,28 @@ from edgeadapt.updates import method_of, parse_configs
 RESULTS = "sweep.json"
 
 
-def grid_configs(cfg: RunConfig) -> dict[tuple[int, int], RunConfig]:
-    """One run config per (steps, seed), each with every method at every learning rate."""
+def grid_points(cfg: RunConfig) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of `sweep.grid`'s values, as ((key, value), ...); one empty point without a grid."""
+    keys = list(cfg.sweep.grid)
+    return [tuple(zip(keys, values)) for values in itertools.product(*(cfg.sweep.grid[k] for k in keys))]
+
+
+def point_label(point: tuple[tuple[str, Any], ...]) -> str:
+    return "".join(f"{key.rsplit('.', 1)[-1]}{value}-" for key, value in point)
+
+
+def with_point(cfg: RunConfig, point: tuple[tuple[str, Any], ...]) -> RunConfig:
+    """The config with a grid point's values set, validated like a config file (an unknown key is named)."""
+    if not point:
+        return copy.deepcopy(cfg)
+    data = to_dict(cfg)
+    for key, value in point:
+        apply_override(data, f"{key}={json.dumps(value)}")
+    return parse(data, "sweep.grid: ")
+
+
+def grid_configs(cfg: RunConfig) -> dict[tuple, RunConfig]:
+    """One run config per (grid point, steps, seed), each with every method at every learning rate."""
     parsed = parse_configs(cfg.methods)  # validate the methods once, before any work
     methods = {}
     for variant, options in cfg.methods.items():
@@ -39,24 +61,26 @@ def grid_configs(cfg: RunConfig) -> dict[tuple[int, int], RunConfig]:
                 "lr": lr,
             }
     runs = {}
-    for steps in cfg.sweep.steps or [cfg.train.steps]:
-        for seed in cfg.sweep.seeds:
-            sub = copy.deepcopy(cfg)
-            sub.out_dir, sub.name = str(cfg.run_dir()), f"steps{steps}-seed{seed}"
-            sub.train.steps, sub.train.seed, sub.methods = steps, seed, methods
-            runs[(steps, seed)] = sub
+    for point in grid_points(cfg):
+        for steps in cfg.sweep.steps or [cfg.train.steps]:
+            for seed in cfg.sweep.seeds:
+                sub = with_point(cfg, point)
+                sub.out_dir, sub.name = str(cfg.run_dir()), f"{point_label(point)}steps{steps}-seed{seed}"
+                sub.train.steps, sub.train.seed, sub.methods = steps, seed, methods
+                sub.base_dir = cfg.base_dir
+                runs[(point, steps, seed)] = sub
     return runs
 
 
-def collect_points(cfg: RunConfig, results: dict[tuple[int, int], dict]) -> list[dict[str, Any]]:
-    """One point per method, learning rate and step budget, averaged over seeds."""
-    groups: dict[tuple[str, str, int], list[dict]] = {}
-    for (steps, _seed), run_results in results.items():
+def collect_points(cfg: RunConfig, results: dict[tuple, dict]) -> list[dict[str, Any]]:
+    """One point per method, learning rate, grid point and step budget, averaged over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for (point, steps, _seed), run_results in results.items():
         for name, m in run_results["methods"].items():
             variant = name.rsplit("-lr", 1)[0]
-            groups.setdefault((variant, name, steps), []).append(m)
+            groups.setdefault((variant, name, point, steps), []).append(m)
     points = []
-    for (variant, name, steps), runs in groups.items():
+    for (variant, name, point, steps), runs in groups.items():
 
         def mean(key, runs=runs):
             values = [r[key] for r in runs if r.get(key) is not None]
@@ -68,7 +92,8 @@ def collect_points(cfg: RunConfig, results: dict[tuple[int, int], dict]) -> list
                 "method": variant,
                 "point": name,
                 "lr": runs[0]["lr"],
-                "steps": steps,
+                "steps": runs[0].get("steps", steps),
+                "grid": dict(point),
                 "seeds": len(runs),
                 "accuracy": mean("domain_accuracy"),
                 "degradation": mean("general_degradation_pct"),
@@ -118,8 +143,9 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
     (out_dir / RESULTS).unlink(missing_ok=True)
     runs = {key: Run(sub) for key, sub in configs.items()}  # every run's inputs are checked first
     results = {}
-    for (steps, seed), run in runs.items():
-        log(f"== {len(run.method_cfgs)} points at {steps} steps, seed {seed}")
+    for (point, steps, seed), run in runs.items():
+        where = ", ".join(f"{k} {v}" for k, v in point)
+        log(f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{steps} steps, seed {seed}")
         train_run(run, resume=True, log=log)
         results[(steps, seed)] = evaluate_run(run, log, reuse=True)
     first = next(iter(results.values()))
@@ -138,5 +164,35 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
         "points": points,
         **summarize(points, first["base"], cfg.sweep.targets, len(cfg.sweep.seeds)),
     }
+    if cfg.sweep.grid:
+        sweep["curves"] = grid_curves(points, list(cfg.sweep.grid))
     write_json_atomic(out_dir / RESULTS, sweep)
     return sweep
+
+
+def grid_curves(points: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    """Per grid key, per method point (variant at one lr), the outcomes against the key's values: the curve a
+    data-size study draws (accuracy and each forgetting signal against data.train_rows)."""
+    curves: dict[str, Any] = {}
+    for key in keys:
+        per_point: dict[str, list[dict[str, Any]]] = {}
+        for p in points:
+            per_point.setdefault(p["point"], []).append(
+                {
+                    "value": p["grid"].get(key),
+                    "steps": p["steps"],
+                    **{
+                        k: p[k]
+                        for k in (
+                            "accuracy",
+                            "degradation",
+                            "spread",
+                            "accuracy_spread",
+                            "topic_retention",
+                            "fact_recall",
+                        )
+                    },
+                }
+            )
+        curves[key] = {name: sorted(rows, key=lambda r: r["value"]) for name, rows in per_point.items()}
+    return curves

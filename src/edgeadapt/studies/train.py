@@ -6,6 +6,8 @@ checkpoint. Under `torchrun` every rank trains, rank 0 saves.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -17,10 +19,70 @@ from edgeadapt.training.distributed import is_main_process, wait_for_everyone, w
 from edgeadapt.training.loop import TrainResult, train
 
 
-def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
-    """Train every method of the run (or reuse finished ones with `resume`); return their results."""
+def curve_sets(run: Run, val_rows: list[dict]) -> dict[str, list[dict]]:
+    """The forgetting curve's sets: domain validation rows and general held-out chunks."""
+    cfg, tokenizer = run.cfg, run.tokenizer
+    return {
+        "domain": [encode(tokenizer, r, cfg.data.max_length) for r in val_rows],
+        "general": text_chunks(
+            tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
+        ),
+    }
+
+
+def train_variant(
+    run: Run,
+    name: str,
+    method_cfg,
+    train_rows: list[dict[str, list[int]]],
+    curves: dict[str, list[dict]],
+    calibration: list[dict[str, list[int]]],
+    steps: int | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train one variant of the run into RUN/NAME/update from a fresh copy of the base model (or reuse it
+    when `resume` finds it finished). `steps` overrides train.steps."""
     from transformers import set_seed
 
+    folder, method, cfg = run.dir / name, run.method(name), run.cfg
+    train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
+    done = TrainResult.load(folder) if resume else None
+    if done is not None:
+        log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
+        return done
+    (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
+    changed = "".join(f", {k} {v}" for k, v in non_defaults(method_cfg).items() if k != "lr")
+    log(f"[{name}] {method.description}; lr {method_cfg.lr}, {train_cfg.steps} steps{changed}")
+    model = run.load_model(torch.float32)  # fp32 master weights
+    # Adapters draw their initial weights from the global generator: seed it here, so a variant starts
+    # from the same weights whatever the process trained before it (the Trainer seeds only later).
+    set_seed(cfg.train.seed)
+    model = method.prepare(model, method_cfg, calibration)
+    bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
+    result = train(
+        model,
+        run.tokenizer,
+        name,
+        method_cfg.lr,
+        train_rows,
+        curves,
+        train_cfg,
+        folder,
+        run.device,
+        bf16=bf16,
+        resume=resume,
+    )
+    if is_main_process():  # under torchrun every rank holds the same weights; one writes them
+        files = method.save_update(model, run.update_dir(name))
+        result.update_files = [str(f.relative_to(folder)) for f in files]
+        result.save(folder)  # last: its presence means the update is complete
+    wait_for_everyone()
+    return TrainResult.load(folder) or result
+
+
+def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
+    """Train every method of the run (or reuse finished ones with `resume`); return their results."""
     cfg, tokenizer, data = run.cfg, run.tokenizer, run.data  # bad data is an error before anything changes
     run.invalidate_results()
     where = f"{run.device}" + (f" x {world_size()} processes" if world_size() > 1 else "")
@@ -28,47 +90,17 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         log(f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name} {data.sizes()}")
     train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train + data.replay_rows()]
     calibration = train_rows[: len(data.train)]  # domain rows only, for methods that profile the data
-    curve_sets = {
-        "domain": [encode(tokenizer, r, cfg.data.max_length) for r in data.val],
-        "general": text_chunks(
-            tokenizer, data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
-        ),
+    curves = curve_sets(run, data.val)
+    steps = epoch_steps(cfg.train, len(train_rows))
+    return {
+        name: train_variant(run, name, method_cfg, train_rows, curves, calibration, steps, resume, log)
+        for name, method_cfg in run.method_cfgs.items()
     }
-    bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
-    results = {}
-    for name, method_cfg in run.method_cfgs.items():
-        folder, method = run.dir / name, run.method(name)
-        done = TrainResult.load(folder) if resume else None
-        if done is not None:
-            log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
-            results[name] = done
-            continue
-        (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
-        changed = "".join(f", {k} {v}" for k, v in non_defaults(method_cfg).items() if k != "lr")
-        log(f"[{name}] {method.description}; lr {method_cfg.lr}, {cfg.train.steps} steps{changed}")
-        model = run.load_model(torch.float32)  # fp32 master weights
-        # Adapters draw their initial weights from the global generator: seed it here, so a variant starts
-        # from the same weights whatever the process trained before it (the Trainer seeds only later).
-        set_seed(cfg.train.seed)
-        model = method.prepare(model, method_cfg, calibration)
-        result = train(
-            model,
-            tokenizer,
-            name,
-            method_cfg.lr,
-            train_rows,
-            curve_sets,
-            cfg.train,
-            folder,
-            run.device,
-            bf16=bf16,
-            resume=resume,
-        )
-        if is_main_process():  # under torchrun every rank holds the same weights; one writes them
-            files = method.save_update(model, run.update_dir(name))
-            result.update_files = [str(f.relative_to(folder)) for f in files]
-            result.save(folder)  # last: its presence means the update is complete
-        wait_for_everyone()
-        results[name] = TrainResult.load(folder) or result
-        del model
-    return results
+
+
+def epoch_steps(train_cfg, rows: int) -> int | None:
+    """With train.epochs: the steps that pass over the rows that many times (None: train.steps decides)."""
+    if not train_cfg.epochs:
+        return None
+    per_step = train_cfg.batch_size * train_cfg.grad_accum * world_size()
+    return max(1, math.ceil(train_cfg.epochs * rows / per_step))

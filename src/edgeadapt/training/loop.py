@@ -61,25 +61,65 @@ def to_dataset(encoded: list[dict[str, list[int]]]):
     return Dataset.from_list(encoded)
 
 
-def _compact_progress():
-    """The Trainer's progress bar, printing one short line per evaluation instead of raw log dicts."""
-    from transformers.trainer_callback import ProgressCallback
+def interactive() -> bool:
+    """A terminal is watching: progress bars help. In a log file they are debris: one line per stage instead."""
+    import sys
 
-    class CompactProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or self.training_bar is None or not logs:
-                return
-            shown = {
-                k.removeprefix("eval_"): v
-                for k, v in logs.items()
-                if k in ("loss", "eval_domain_loss", "eval_general_loss")
-            }
-            if shown:
-                self.training_bar.write(
-                    f"  step {state.global_step}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+    return sys.stderr.isatty()
+
+
+def stage_progress(variant: str):
+    """The Trainer's progress: a bar named "train VARIANT" in a terminal (none in a log file), and one line
+    per evaluation with the training loss and the forgetting curve's two losses."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StageProgress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and interactive():
+                self.bar = tqdm(
+                    total=state.max_steps, initial=state.global_step, desc=f"train {variant}", leave=False
                 )
 
-    return ProgressCallback, CompactProgress
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            shown = {
+                k.removeprefix("eval_"): v
+                for k, v in (logs or {}).items()
+                if k in ("loss", "eval_domain_loss", "eval_general_loss")
+            }
+            if shown and state.is_world_process_zero:
+                tqdm.write(
+                    f"  [{variant}] step {state.global_step}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                )
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return StageProgress()
+
+
+def tensorboard_callback(out_dir: Path):
+    """`train.report_to: tensorboard`: the Trainer's scalars (train loss, the curve's domain and general
+    losses) under RUN/VARIANT/tensorboard/, written offline."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from edgeadapt.core.errors import UserError
+
+        raise UserError(
+            "train.report_to: tensorboard needs the tensorboard package: `pip install tensorboard`"
+        ) from None
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out_dir / "tensorboard")))
 
 
 def training_arguments(cfg: TrainConfig, lr: float, out_dir: Path, device: torch.device, bf16: bool):
@@ -111,8 +151,8 @@ def training_arguments(cfg: TrainConfig, lr: float, out_dir: Path, device: torch
         dataloader_pin_memory=device.type == "cuda",
         remove_unused_columns=False,
         prediction_loss_only=True,
-        ddp_find_unused_parameters=False,  # under torchrun: every trainable parameter is used each step  # the curves need the loss; gathering every logit costs time and memory
-        disable_tqdm=False,
+        ddp_find_unused_parameters=False,  # under torchrun: every trainable parameter is used each step
+        disable_tqdm=False,  # True would make the Trainer print raw log dicts; its bar is replaced instead
         # Fused AdamW runs on the CPU too and saves ~0.3 s per full fine-tuning step of a 135M model there.
         optim="adamw_torch_fused",
     )
@@ -148,18 +188,21 @@ def train(
         eval_dataset={name: to_dataset(rows) for name, rows in eval_sets.items()},
         compute_loss_func=labelled_loss if sparse else None,
     )
-    default_bar, compact_bar = _compact_progress()
-    trainer.remove_callback(default_bar)
-    trainer.add_callback(compact_bar)
+    from transformers.trainer_callback import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)  # its bars and raw log lines: stage_progress says it shorter
+    trainer.add_callback(stage_progress(variant))
+    if cfg.report_to == "tensorboard":
+        trainer.add_callback(tensorboard_callback(out_dir))
     for callback in callbacks:
         trainer.add_callback(callback)
     budget = None
     if cfg.forgetting_budget_pct > 0:
         budget = ForgettingBudget(model, cfg.forgetting_budget_pct, cfg.budget_patience)
         trainer.add_callback(budget)
-    checkpoint = resume and any((out_dir / "checkpoints").glob("checkpoint-*"))
+    checkpoint = latest_complete_checkpoint(out_dir / "checkpoints") if resume else None
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     if budget is not None and budget.snapshot:
         budget.restore()
@@ -172,6 +215,24 @@ def train(
         curve=curve_from_history(trainer.state.log_history, list(eval_sets)),
         budget=budget.summary(trainer.state.global_step) if budget else None,
     )
+
+
+def latest_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint the Trainer finished writing (its trainer_state.json, written last, is whole);
+    newer ones that a kill interrupted are removed, so a resumed run starts from what is really there."""
+    import shutil
+
+    def step(path: Path) -> int:
+        suffix = path.name.rsplit("-", 1)[-1]
+        return int(suffix) if suffix.isdigit() else -1
+
+    for candidate in sorted(folder.glob("checkpoint-*"), key=step, reverse=True):
+        try:
+            json.loads((candidate / "trainer_state.json").read_text())
+            return candidate
+        except (OSError, ValueError):
+            shutil.rmtree(candidate, ignore_errors=True)
+    return None
 
 
 def curve_from_history(history: list[dict[str, Any]], names: list[str]) -> list[dict[str, float]]:

@@ -32,6 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.models.quantize import BITS, QUANT_TYPES, quantize_linears
+from edgeadapt.models.structure import decoder_layers as blocks
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import Capabilities, register
 
@@ -85,16 +86,6 @@ def check(cfg: Config, where: str) -> list[str]:
     if cfg.layers is not None and (not cfg.layers or any(i < 0 for i in cfg.layers)):
         problems.append(f"{where}.layers: list block indices ≥ 0 (e.g. [10, 11]), got {cfg.layers}")
     return problems
-
-
-def blocks(model: nn.Module) -> nn.ModuleList:
-    """The model's transformer blocks (the decoder layers)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    count = inner.config.num_hidden_layers
-    for name, module in inner.named_modules():
-        if isinstance(module, nn.ModuleList) and name.endswith("layers") and len(module) == count:
-            return module
-    raise ValueError(f"No list of {count} decoder layers found in {type(inner).__name__}.")
 
 
 @torch.no_grad()
@@ -246,6 +237,43 @@ def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
     return model
 
 
+def check_files(update_dir: Path, base: dict[str, tuple[str, list[int]]]) -> list[str]:
+    """A received ADAPT-Q update: its record names blocks and precisions that exist, its weights are base
+    tensors of the same shape (and an adapter, when it trained one)."""
+    from edgeadapt.updates.files import read_json_object, tensor_problems
+
+    meta, problem = read_json_object(Path(update_dir) / META_FILE)
+    if problem:
+        return [problem]
+    blocks_in_base = {int(n.split(".")[2]) for n in base if n.startswith("model.layers.")}
+    layers, keys = meta.get("selected_layers"), meta.get("update_keys")
+    if (
+        not isinstance(layers, list)
+        or not all(isinstance(i, int) and i in blocks_in_base for i in layers)
+        or meta.get("frozen_bits") not in BITS
+        or meta.get("quant_type") not in QUANT_TYPES
+        or meta.get("update") not in UPDATES
+        or not isinstance(keys, list)
+        or not all(isinstance(k, str) and k in base for k in keys)
+    ):
+        return [f"{META_FILE}: not an ADAPT-Q record for this base (blocks, precision, update keys)"]
+    problems = []
+    if keys:
+        problems += tensor_problems(Path(update_dir) / UPDATE_FILE, {k: base[k] for k in keys})
+    if meta["update"] == "lora":
+        adapter = Path(update_dir)
+        from edgeadapt.updates.files import tensor_table
+
+        names = {p.name for p in adapter.iterdir()} - {META_FILE, UPDATE_FILE}
+        if names != lora.ADAPTER_FILES:
+            return problems + ["an ADAPT-Q lora update holds its adapter files"]
+        try:
+            tensor_table(adapter / "adapter_model.safetensors")
+        except (OSError, ValueError) as exc:
+            return problems + [f"adapter_model.safetensors: not readable ({exc})"]
+    return problems
+
+
 def merge(model: nn.Module) -> nn.Module:
     """The LoRA variant folds its adapter into the (full-precision) selected blocks; full has nothing to fold."""
     if model.edgeadapt_adaptq["update"] == "lora":
@@ -296,6 +324,7 @@ register(
     load_tuned=load_tuned,
     merge=merge,
     scaled=scaled,
+    check_files=check_files,
     describe=describe,
     capabilities=Capabilities(
         lora_family=False,

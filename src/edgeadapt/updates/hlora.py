@@ -52,5 +52,7 @@ register(
     load_tuned=lora.load_tuned,
     merge=lora.merge,
     scaled=lora.scaled,
+    check_files=lora.check_files,
+    deploy_variants=lora.AFTER_MERGE,
     capabilities=lora.ADAPTER,
 )

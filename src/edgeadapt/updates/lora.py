@@ -7,6 +7,7 @@ cannot raise that module's update rank and only costs memory, so it is capped pe
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,6 +116,67 @@ def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
     return PeftModel.from_pretrained(base, str(update_dir))
 
 
+MAX_SCALING = 1e3  # alpha/r of any adapter we train is below 100; a larger one is corruption or an attack
+ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors"}
+PREFIX = "base_model.model."
+
+
+def check_files(
+    update_dir: Path, base: dict[str, tuple[str, list[int]]], extra: tuple[str, ...] = ()
+) -> list[str]:
+    """A received LoRA adapter: its config's rank and scaling are sane, and every lora_A/lora_B pair fits the
+    base module it names (A: rank x in, B: out x rank; DoRA's magnitude: out), with finite values. `extra`:
+    files a method keeps beside the adapter (checked by that method)."""
+    import math
+    import re
+
+    from edgeadapt.updates.files import finite_number, read_json_object, tensor_problems, tensor_table
+
+    names = {p.name for p in Path(update_dir).iterdir()}
+    if names != ADAPTER_FILES:
+        return [
+            f"an adapter holds exactly {', '.join(sorted(ADAPTER_FILES))}, not {', '.join(sorted(names))}"
+        ]
+    config, problem = read_json_object(Path(update_dir) / "adapter_config.json")
+    if problem:
+        return [problem]
+    ranks = [config.get("r"), *(config.get("rank_pattern") or {}).values()]
+    alphas = [config.get("lora_alpha"), *(config.get("alpha_pattern") or {}).values()]
+    if config.get("peft_type") != "LORA" or not all(isinstance(r, int) and 1 <= r <= 65536 for r in ranks):
+        return ["adapter_config.json: not a LoRA adapter config with ranks between 1 and 65536"]
+    if not all(finite_number(a) for a in alphas):
+        return ["adapter_config.json: lora_alpha must be a finite number"]
+    norm = math.sqrt if config.get("use_rslora") else float
+    if max(abs(a) for a in alphas) / min(norm(r) for r in ranks) > MAX_SCALING:
+        return [f"adapter_config.json: scaling alpha/r above {MAX_SCALING:g}"]
+    path = Path(update_dir) / "adapter_model.safetensors"
+    try:
+        table = tensor_table(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"adapter_model.safetensors: not readable ({exc})"]
+    expected = {}
+    pattern = re.compile(rf"{re.escape(PREFIX)}(.+)\.(lora_A|lora_B)\.weight")
+    magnitude = re.compile(rf"{re.escape(PREFIX)}(.+)\.lora_magnitude_vector")
+    for name, (_, shape) in table.items():
+        dora = magnitude.fullmatch(name) if config.get("use_dora") else None
+        match = pattern.fullmatch(name) or dora
+        target = base.get(f"{match.group(1)}.weight") if match else None
+        if target is None or len(target[1]) != 2 or len(shape) != (1 if dora else 2):
+            return [f"adapter_model.safetensors: '{name[:80]}' names no linear weight of the base model"]
+        out_features, in_features = target[1]
+        if dora:
+            expected[name] = (target[0], [out_features])
+            continue
+        rank = shape[0] if match.group(2) == "lora_A" else shape[1]
+        if rank not in ranks:
+            return [f"adapter_model.safetensors: '{name[:80]}' has rank {rank}, not one of its config's"]
+        expected[name] = (
+            target[0],
+            [rank, in_features] if match.group(2) == "lora_A" else [out_features, rank],
+        )
+    return tensor_problems(path, expected)
+
+
 def merge(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()
 
@@ -128,9 +190,33 @@ def scaled(tuned: nn.Module, base: nn.Module | None, s: float) -> Iterator[nn.Mo
         yield tuned
 
 
+@contextmanager
+def merged_scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
+    """A merged copy of the adapted model at weights base + s·(merged − base).
+
+    For adapters whose scale-0 model is not the base (DoRA's magnitude, PiSSA's residual base weights), the
+    path from the base to the tuned model is taken on merged weights instead, as for full fine-tuning.
+    """
+    from edgeadapt.updates import sft
+
+    merged = copy.deepcopy(tuned).merge_and_unload()
+    with sft.scaled(merged, base, s) as model:
+        yield model
+
+
 ADAPTER = Capabilities(
     lora_family=True, mergeable=True, gguf=None, device_holds="the base model plus the adapter, or merged"
 )
+
+
+def nf4_after_merge(model: nn.Module) -> nn.Module:
+    """Train, then quantize: the merged model's linear layers in 4-bit NF4 (how a 4-bit device would hold it)."""
+    from edgeadapt.models.quantize import quantize_blocks
+
+    return quantize_blocks(model, 4, "nf4")
+
+
+AFTER_MERGE = {"merged, then NF4": nf4_after_merge}
 
 register(
     name="lora",
@@ -143,5 +229,7 @@ register(
     load_tuned=load_tuned,
     merge=merge,
     scaled=scaled,
+    check_files=check_files,
+    deploy_variants=AFTER_MERGE,
     capabilities=ADAPTER,
 )

@@ -12,7 +12,11 @@ A method provides plain functions:
 - `merge(model) -> model`: a plain transformers model with the update folded in;
 - `scaled(tuned, base, s)`: a context manager giving the model moved a share s of the way from base to
   tuned (adapter scaling, or weight interpolation for SFT), restored on exit;
-- optionally `check(cfg, where) -> problems` and `describe(tuned) -> dict` (method-specific results).
+- optionally `check(cfg, where) -> problems`, `describe(tuned) -> dict` (method-specific results) and
+  `deploy_variants` (other ways to run the update, whose cost the evaluation can measure);
+- `check_files(update_dir, base_tensors) -> problems`: what a device checks before it loads a received update:
+  every file and tensor is one the method writes, each tensor's dtype and shape fits the base it applies to
+  (`base_tensors`: name -> (dtype, shape) of the base checkpoint), and every value is finite.
 
 and declares its `Capabilities`. A config's `methods:` maps a variant name to options; the variant runs the
 method of the same name, or the one its `method` key names.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +63,13 @@ class Method:
     merge: Callable[[nn.Module], nn.Module]
     scaled: Callable[..., Any]
     capabilities: Capabilities
+    check_files: Callable[[Path, dict[str, tuple[str, list[int]]]], list[str]]
     check: Callable[[Any, str], list[str]] | None = None
     describe: Callable[[nn.Module], dict[str, Any]] | None = None
+    deploy_variants: dict[str, Callable[[nn.Module], nn.Module]] = field(default_factory=dict)
+    """Other ways a device could run the update (name -> the deployed model made into that), whose cost
+    `eval.deploy_variants` measures beside the deployed model (qlora merged into its 4-bit base; an
+    adapter merged and then quantized: the ADAPT-Q paper's quantization-order ablation)."""
 
 
 METHODS: dict[str, Method] = {}

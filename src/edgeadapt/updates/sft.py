@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgeadapt.models.quantize import quantize_blocks
 from edgeadapt.updates.registry import Capabilities, register
 
 
@@ -35,10 +36,41 @@ def save_update(model: nn.Module, out_dir: Path) -> list[Path]:
 
 
 def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+    """The update's weights copied into the base model itself: its own config and architecture, so nothing
+    in an update (a config naming other weights) can make the device run another model."""
+    from safetensors.torch import load_file
 
-    dtype = next(base.parameters()).dtype
-    return AutoModelForCausalLM.from_pretrained(str(update_dir), dtype=dtype).to(base.device)
+    from edgeadapt.core.errors import UserError
+
+    state = {}
+    for path in sorted(Path(update_dir).glob("*.safetensors")):
+        state.update(load_file(str(path)))
+    missing, unexpected = base.load_state_dict(state, strict=False)
+    tied = {n for n, p in base.named_parameters() if p is base.get_input_embeddings().weight} | {
+        "lm_head.weight"
+    }
+    if unexpected or set(missing) - tied:
+        raise UserError(
+            f"{update_dir}: the update's tensors do not match the base model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return base
+
+
+UPDATE_FILES = {"config.json", "generation_config.json", "model.safetensors.index.json"}
+
+
+def check_files(update_dir: Path, base: dict[str, tuple[str, list[int]]]) -> list[str]:
+    """A received full model: only weight files and configs; every tensor is a base tensor of the same shape."""
+    from edgeadapt.updates.files import tensor_problems
+
+    names = {p.name for p in Path(update_dir).iterdir()}
+    weights = sorted(n for n in names if n.endswith(".safetensors"))
+    odd = sorted(names - UPDATE_FILES - set(weights))
+    if not weights or odd:
+        return [
+            f"a full-model update holds safetensors weights and configs, not {', '.join(odd) or 'no weights'}"
+        ]
+    return [p for name in weights for p in tensor_problems(Path(update_dir) / name, base)]
 
 
 def merge(model: nn.Module) -> nn.Module:
@@ -74,6 +106,8 @@ register(
     load_tuned=load_tuned,
     merge=merge,
     scaled=scaled,
+    check_files=check_files,
+    deploy_variants={"NF4": quantize_blocks},  # train, then quantize
     capabilities=Capabilities(
         lora_family=False,
         mergeable=True,

@@ -1,0 +1,91 @@
+"""Config sections of the task collection (`tasks:`) and the description-to-adapter generator (`loragen:`).
+Kept apart from `config` only for size; `config.RunConfig` holds them like any section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeadapt.core.checks import positive
+
+
+@dataclass
+class TasksConfig:
+    collection: str = "builtin"
+    """`builtin` (BIG-bench, built once into the cache by `edgeadapt tasks build`) or a folder holding a
+    collection in the same layout (collection.json, NAME/train.jsonl, NAME/test.jsonl)."""
+    test_rows: int = 32
+    """Test rows per task (choice tasks: balanced across their answers)."""
+    train_rows: int = 128
+    """Training rows per task, at most."""
+    max_prompt_chars: int = 400
+    """Longer examples are left out: short rows are what lets a generator train on two cores."""
+    seed: int = 0
+
+    def check(self, where: str = "tasks") -> list[str]:
+        return positive(where, {"test_rows": self.test_rows, "train_rows": self.train_rows})
+
+
+@dataclass
+class LoraGenConfig:
+    encoder: str = "minilm"
+    """Description encoder: `minilm` (all-MiniLM-L6-v2), or `model:NAME` (a model's mean hidden state)."""
+    compare_encoders: list[str] = field(default_factory=list)
+    """`loragen eval` also trains and evaluates a generator with each of these encoders."""
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    rank: int = 4
+    alpha: float = 8.0
+    hidden: int = 256
+    dropout: float = 0.05
+    steps: int = 600
+    batch_size: int = 16
+    lr: float = 1.0e-3
+    warmup_steps: int = 30
+    eval_every: int = 100
+    train_paraphrases: int = 1
+    """How many of each training task's paraphrases the generator trains on (beside the description); the
+    rest are the unseen paraphrases of the evaluation."""
+    multitask: str = "lora"
+    """The variant of `methods:` for the one-adapter-for-everything baseline (trained for `steps`) and the
+    per-task upper bound."""
+    per_task: list[str] = field(default_factory=list)
+    """Training tasks that also get a LoRA of their own (every held-out task gets one)."""
+    per_task_steps: int = 64
+    seen_tasks: int = 0
+    """Seen (training) tasks the evaluation covers: 0 for all, else this many, spread over their sources
+    (every task of `per_task` included)."""
+    eval_rows: int = 32
+    """Test rows per task, at most, in every evaluation row."""
+    shots: int = 3
+    latency_requests: int = 4
+    """Requests per task timed one by one (batch 1) for the prefill and total latency."""
+    forgetting_tasks: int = 4
+    """Held-out tasks whose generated adapter gets the whole general evaluation (perplexity, topics, facts)."""
+    generation_repeats: int = 20
+
+    def check(self, where: str = "loragen") -> list[str]:
+        problems = positive(
+            where,
+            {
+                "rank": self.rank,
+                "hidden": self.hidden,
+                "steps": self.steps,
+                "batch_size": self.batch_size,
+                "eval_every": self.eval_every,
+                "per_task_steps": self.per_task_steps,
+                "eval_rows": self.eval_rows,
+                "latency_requests": self.latency_requests,
+                "generation_repeats": self.generation_repeats,
+            },
+        )
+        if not self.targets or not all(isinstance(t, str) for t in self.targets):
+            problems.append(f"{where}.targets: a non-empty list of module names, got {self.targets!r}")
+        if self.train_paraphrases < 0 or self.shots < 0 or self.forgetting_tasks < 0 or self.seen_tasks < 0:
+            problems.append(
+                f"{where}: train_paraphrases, shots, forgetting_tasks and seen_tasks must be >= 0"
+            )
+        for spec in [self.encoder, *self.compare_encoders]:
+            if spec != "minilm" and not (
+                isinstance(spec, str) and spec.startswith("model:") and len(spec) > 6
+            ):
+                problems.append(f"{where}.encoder: '{spec}' is not minilm or model:NAME")
+        return problems

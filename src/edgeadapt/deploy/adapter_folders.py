@@ -1,0 +1,110 @@
+"""A standalone adapter folder (what `edgeadapt loragen make` writes: a PEFT LoRA with `edgeadapt.json` beside
+it naming its base model and where it came from) shipped like a trained one:
+
+    edgeadapt package export ADAPTER_DIR --out task.eaupd [--sign KEY]   # the manifest records its description
+    edgeadapt export gguf ADAPTER_DIR --out task.gguf [--adapter]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgeadapt import __version__, models, updates
+from edgeadapt.core.errors import UserError
+from edgeadapt.deploy import build
+from edgeadapt.models.fingerprint import fingerprint
+from edgeadapt.updates.sizes import adapter_rank
+
+INFO = "edgeadapt.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def is_adapter_folder(path: Path) -> bool:
+    return all((Path(path) / f).is_file() for f in (*ADAPTER_FILES, INFO))
+
+
+def read_info(folder: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((Path(folder) / INFO).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{folder / INFO}: not readable ({exc}).") from None
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get("base_model"), str)
+        or info.get("method") != "lora"
+    ):
+        raise UserError(f"{folder / INFO}: needs method 'lora' and the base_model it was made for.")
+    return info
+
+
+def check(folder: Path, base_dir: Path) -> None:
+    """The adapter fits its base model (shapes, rank, finite values), as a device would check it."""
+    from edgeadapt.updates.files import base_tensors
+
+    problems = updates.get("lora").check_files(_adapter_only(folder), base_tensors(base_dir))
+    if problems:
+        raise UserError(f"{folder}: {problems[0]}")
+
+
+def _adapter_only(folder: Path) -> Path:
+    """The folder's adapter files alone (a PEFT folder holds exactly these), in a temporary copy."""
+    tmp = Path(tempfile.mkdtemp(prefix="edgeadapt-adapter-"))
+    for name in ADAPTER_FILES:
+        shutil.copyfile(Path(folder) / name, tmp / name)
+    return tmp
+
+
+def export_package(
+    folder: Path, out: Path, dtype: str, sign_key: Path | None, compress: bool, release: dict[str, Any]
+) -> dict[str, Any]:
+    info = read_info(folder)
+    base_dir = models.resolve(info["base_model"])
+    check(folder, base_dir)
+    fields = {
+        "edgeadapt_version": __version__,
+        "method": "lora",
+        "variant": info.get("made_by", "adapter"),
+        "loader": updates.get("lora").loader,
+        "rank": adapter_rank(folder),
+        "base_model": {"name": info["base_model"], "fingerprint": fingerprint(base_dir)},
+        "metrics": {},
+        **({"description": info["description"]} if info.get("description") else {}),
+        **release,
+    }
+    sources = [(f"update/{name}", Path(folder) / name) for name in ADAPTER_FILES]
+    return build.build_members(sources, Path(out), fields, dtype, sign_key, compress)
+
+
+def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str, Any]:
+    from edgeadapt.deploy.gguf import check_dtype, source_pre_tokenizer, write, write_lora
+
+    check_dtype(dtype)
+    info = read_info(folder)
+    base_dir = models.resolve(info["base_model"])
+    check(folder, base_dir)
+    model, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
+    tuned = updates.get("lora").load_tuned(model, _adapter_only(folder))
+    name = f"{info['base_model']} + {info.get('made_by', 'adapter')}"
+    if adapter:
+        write_lora(tuned, out, name)
+        return {
+            "path": str(out),
+            "bytes": out.stat().st_size,
+            "dtype": "f32",
+            "variant": name,
+            "kind": "lora adapter",
+        }
+    write(tuned.merge_and_unload(), tokenizer, out, dtype, name, source_pre_tokenizer(info["base_model"]))
+    return {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "dtype": dtype,
+        "variant": name,
+        "kind": "merged model",
+    }

@@ -1,0 +1,135 @@
+"""Packages of an adapter library: the whole library with its router (`kind: library`), or one expert that
+joins a library a device already holds (`kind: expert`: its adapter and its router key). Signed, verified,
+bound to the base model and applied atomically like any update package.
+
+    edgeadapt package export LIB --library [--sign KEY] [--compress] --out lib.eaupd
+    edgeadapt package export LIB --expert NAME [--sign KEY] --out NAME.eaupd
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgeadapt import __version__
+from edgeadapt.core.errors import UserError, did_you_mean
+from edgeadapt.deploy import build
+from edgeadapt.routing.router import ROUTER_FILES, ScarRouter
+from edgeadapt.updates.library import ADAPTER_FILES, LIBRARY_FILE, Library
+
+ROUTER_KEY = "router_key.safetensors"
+
+
+def library_folder(path: Path) -> Path:
+    """A library folder, or the library inside a run folder of `edgeadapt library build`."""
+    path = Path(path)
+    return (
+        path / "library"
+        if not (path / LIBRARY_FILE).is_file() and (path / "library" / LIBRARY_FILE).is_file()
+        else path
+    )
+
+
+def fields(library: Library, kind: str, experts: list[str]) -> dict[str, Any]:
+    first = library.experts[experts[0]]
+    return {
+        "edgeadapt_version": __version__,
+        "kind": kind,
+        "method": first.method,
+        "variant": kind if kind == "library" else experts[0],
+        "loader": "peft",
+        "rank": first.rank,
+        "base_model": {"name": library.base_name, "fingerprint": library.base_fingerprint},
+        "metrics": {},
+        "experts": [
+            {
+                "name": n,
+                "domain": library.experts[n].domain,
+                "description": library.experts[n].description[:200],
+            }
+            for n in experts
+        ],
+    }
+
+
+def expert_sources(library: Library, name: str) -> list[tuple[str, Path]]:
+    return [(f"library/experts/{name}/{f}", library.expert_dir(name) / f) for f in ADAPTER_FILES]
+
+
+def export_library(
+    path: Path,
+    out: Path,
+    dtype: str = "fp32",
+    sign_key: Path | None = None,
+    compress: bool = False,
+    release: dict | None = None,
+) -> dict:
+    library = Library.read(library_folder(path))
+    if not library.router:
+        raise UserError(f"{library.folder}: no router yet; `edgeadapt library build` trains one.")
+    sources = [(f"library/{LIBRARY_FILE}", library.folder / LIBRARY_FILE)]
+    sources += [(f"library/{f}", library.folder / f) for f in ROUTER_FILES]
+    for name in library.experts:
+        sources += expert_sources(library, name)
+    spec = fields(library, "library", list(library.experts)) | (release or {})
+    return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
+
+
+def export_expert(
+    path: Path,
+    name: str,
+    out: Path,
+    dtype: str = "fp32",
+    sign_key: Path | None = None,
+    compress: bool = False,
+    release: dict | None = None,
+) -> dict:
+    """One expert and its router key, to join a library a device already holds."""
+    from safetensors.torch import save_file
+
+    library = Library.read(library_folder(path))
+    if name not in library.experts:
+        raise UserError(
+            f"No expert '{name}' in {library.folder}.{did_you_mean(name, library.experts)} Experts: {', '.join(library.experts)}."
+        )
+    router = ScarRouter.load(library.folder)
+    with tempfile.TemporaryDirectory(prefix="edgeadapt-expert-") as tmp:
+        key = Path(tmp) / ROUTER_KEY
+        save_file({"key": router.keys[router.experts.index(name)].contiguous()}, str(key))
+        sources = expert_sources(library, name) + [(f"library/{ROUTER_KEY}", key)]
+        spec = fields(library, "expert", [name]) | (release or {})
+        return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
+
+
+def join_library(staging: Path, active: Path, manifest: dict[str, Any]) -> None:
+    """Device side of an expert package: the active library, copied, with the new expert and its key."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from edgeadapt.updates.library import Expert
+
+    if not (active / LIBRARY_FILE).is_file():
+        raise build.PackageError(
+            "an expert package joins an installed adapter library; this device has none active"
+        )
+    for item in active.iterdir():
+        if item.name in (LIBRARY_FILE, *ROUTER_FILES) or item.name == "experts":
+            target = staging / item.name
+            if item.is_dir():
+                shutil.copytree(item, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(item, target)
+    library = Library.read(staging)
+    spec = manifest["experts"][0]
+    if spec["name"] in library.experts:
+        raise build.PackageError(f"the installed library already has an expert named '{spec['name']}'")
+    library.experts[spec["name"]] = Expert(
+        spec["domain"], spec["description"], manifest["method"], manifest["rank"]
+    )
+    library.save()
+    router = ScarRouter.load(staging)
+    router.add_key(spec["name"], load_file(str(staging / ROUTER_KEY))["key"])
+    router.save(staging)
+    (staging / ROUTER_KEY).unlink()

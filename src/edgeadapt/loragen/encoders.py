@@ -1,0 +1,93 @@
+"""Description encoders: text -> one normalized vector the generator reads.
+
+- `minilm`: the frozen sentence embedder all-MiniLM-L6-v2 (22M parameters, what Text-to-LoRA's smallest
+  variant uses); reads at most 256 tokens.
+- `model:NAME`: a causal LM's mean last hidden state over the description (LoRA-Gen reads a larger "cloud"
+  model's states; here any model of the registry or a local folder, e.g. the edge model itself or
+  Gemma-3-270M); reads at most 512 tokens.
+
+A description that is empty or longer than the encoder reads is refused: truncating it silently would make
+an adapter for part of a task.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from edgeadapt.core.errors import UserError
+
+
+class DescriptionEncoder:
+    name: str
+    dim: int
+    max_tokens: int
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def check(self, text: str, where: str = "description") -> str:
+        text = (text or "").strip()
+        if not text:
+            raise UserError(f"{where}: empty; describe the task in a sentence or a paragraph.")
+        count = self.token_count(text)
+        if count > self.max_tokens:
+            raise UserError(
+                f"{where}: {count} tokens, but the encoder '{self.name}' reads at most {self.max_tokens}; "
+                "shorten it (the generator was trained on descriptions of one paragraph)."
+            )
+        return text
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MiniLMEncoder(DescriptionEncoder):
+    def __init__(self):
+        from edgeadapt.inference.embedder import Embedder
+
+        self.embedder = Embedder()
+        self.tokenizer = self.embedder.tokenizer
+        self.name, self.dim, self.max_tokens = "minilm", self.embedder.model.config.hidden_size, 256
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        return self.embedder(texts)
+
+
+class ModelEncoder(DescriptionEncoder):
+    """Mean of a causal LM's last hidden states over the description's tokens, L2-normalized."""
+
+    def __init__(self, name: str, base_dir: str = ""):
+        from edgeadapt.models import registry
+        from edgeadapt.models.loading import load
+
+        self.model, self.tokenizer = load(
+            registry.resolve(name, base_dir), torch.float32, torch.device("cpu")
+        )
+        self.model.eval()
+        self.name, self.dim = f"model:{name}", self.model.config.hidden_size
+        self.max_tokens = 512
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str], batch_size: int = 16) -> torch.Tensor:
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                texts[start : start + batch_size], padding=True, return_tensors="pt", add_special_tokens=True
+            )
+            out = self.model(**batch, output_hidden_states=True)
+            states = out.hidden_states[-1]
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+            parts.append(torch.nn.functional.normalize(pooled, dim=-1))
+        return torch.cat(parts)
+
+
+ENCODERS = ("minilm", "model:NAME")
+
+
+def open_encoder(spec: str, base_dir: str = "") -> DescriptionEncoder:
+    if spec == "minilm":
+        return MiniLMEncoder()
+    if spec.startswith("model:") and len(spec) > len("model:"):
+        return ModelEncoder(spec[len("model:") :], base_dir)
+    raise UserError(f"loragen.encoder: '{spec}' is not one of {', '.join(ENCODERS)}.")

@@ -1,0 +1,243 @@
+"""`edgeadapt loragen train CONFIG`: the generator, and the two baselines it is judged against, all trained by
+the one training loop on the collection's training tasks.
+
+- the generator (RUN/generators/ENCODER/): for each training row, one of its task's training descriptions
+  (the description and `loragen.train_paraphrases` paraphrases) is encoded, the hypernetwork turns it into a
+  LoRA, and the frozen edge model with that LoRA is scored on the row's answer (the multi-task SFT loss);
+  only the hypernetwork learns;
+- `multitask` (RUN/multitask/): one ordinary LoRA on the same rows, for the same steps (no description);
+- `per-task` (RUN/per-task/TASK/): a LoRA on one task's own rows, for every held-out task and the training
+  tasks of `loragen.per_task` (the upper bound: it needs that task's data, the generator does not).
+
+Every stage is resumable (`--resume` reuses what finished).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from edgeadapt.core.config import RunConfig
+from edgeadapt.core.errors import UserError
+from edgeadapt.data.format import encode, text_chunks
+from edgeadapt.data.tasks import Collection, Task, open_collection
+from edgeadapt.loragen.encoders import DescriptionEncoder, open_encoder
+from edgeadapt.loragen.generated import GeneratedLoRAModel
+from edgeadapt.loragen.hypernet import HyperConfig, HyperLoRA, target_modules
+from edgeadapt.loragen.make import DESCRIPTIONS, nearest_other_task
+from edgeadapt.runs.run import Run
+from edgeadapt.studies.train import train_variant
+from edgeadapt.training.loop import TrainResult, train
+
+VAL_PER_TASK = 2  # rows of each training task kept out of training for the curve
+
+
+def collection_of(cfg: RunConfig, log: Callable[[str], None] = print) -> Collection:
+    t = cfg.tasks
+    return open_collection(t.collection, t.seed, t.test_rows, t.train_rows, t.max_prompt_chars, log=log)
+
+
+def generator_dir(cfg: RunConfig, encoder: str) -> Path:
+    return cfg.run_dir() / "generators" / re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder)
+
+
+def training_texts(tasks: list[Task], paraphrases: int) -> tuple[list[str], list[int]]:
+    """Every training description (the description and the first `paraphrases` paraphrases of each task) and
+    the index of the task it describes."""
+    texts, task_of = [], []
+    for index, task in enumerate(tasks):
+        for text in [task.description, *task.paraphrases[:paraphrases]]:
+            texts.append(text)
+            task_of.append(index)
+    return texts, task_of
+
+
+def generator_rows(
+    collection: Collection, tasks: list[Task], task_of: list[int], tokenizer, max_length: int, seed: int
+) -> tuple[list[dict], list[dict]]:
+    """(training rows, validation rows), encoded, each with `task`: the index of a description of its task
+    (drawn at random among the task's training descriptions)."""
+    rng = random.Random(seed)
+    options = {i: [d for d, t in enumerate(task_of) if t == i] for i in range(len(tasks))}
+    train_rows, val_rows = [], []
+    for index, task in enumerate(tasks):
+        rows = collection.rows(task.name, "train")
+        for n, row in enumerate(rows):
+            encoded = encode(tokenizer, {"prompt": row["prompt"], "response": row["response"]}, max_length)
+            encoded["task"] = rng.choice(options[index])
+            (val_rows if n >= len(rows) - VAL_PER_TASK else train_rows).append(encoded)
+    rng.shuffle(train_rows)
+    return train_rows, val_rows
+
+
+def loop_config(cfg: RunConfig, steps: int):
+    g = cfg.loragen
+    return dataclasses.replace(
+        cfg.train,
+        steps=steps,
+        batch_size=g.batch_size,
+        warmup_steps=g.warmup_steps,
+        eval_every=min(g.eval_every, steps),
+        forgetting_budget_pct=0.0,
+    )
+
+
+def base_run(cfg: RunConfig) -> Run:
+    return Run(cfg, only=[cfg.loragen.multitask], read_data=False)
+
+
+def train_generator(
+    cfg: RunConfig,
+    collection: Collection,
+    encoder_spec: str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    encoder: DescriptionEncoder | None = None,
+) -> Path:
+    """Train (or reuse) the generator with this encoder; return its folder."""
+    from safetensors.torch import save_file
+    from transformers import set_seed
+
+    folder = generator_dir(cfg, encoder_spec)
+    done = TrainResult.load(folder) if resume else None
+    if done is not None:
+        log(f"[generator {encoder_spec}] already trained ({done.steps} steps): reusing {folder}")
+        return folder
+    run, g = base_run(cfg), cfg.loragen
+    tasks = collection.by_role("train")
+    if len(tasks) < 2:
+        raise UserError(f"{collection.folder}: the generator needs at least two training tasks.")
+    texts, task_of = training_texts(tasks, g.train_paraphrases)
+    encoder = encoder or open_encoder(encoder_spec, cfg.base_dir)
+    for text in texts:
+        encoder.check(text, "a training description")
+    embeddings = encoder(texts)
+    base = run.load_model(torch.float32)
+    shapes, paths = target_modules(base, g.targets)
+    hyper_cfg = HyperConfig(
+        encoder=encoder_spec,
+        encoder_dim=encoder.dim,
+        modules=shapes,
+        module_paths=paths,
+        rank=g.rank,
+        alpha=g.alpha,
+        hidden=g.hidden,
+        dropout=g.dropout,
+        base_model=cfg.model.name,
+        training_descriptions=texts,
+        familiar_similarity=nearest_other_task(embeddings, task_of),
+    )
+    set_seed(cfg.train.seed)
+    generator = HyperLoRA(hyper_cfg)
+    model = GeneratedLoRAModel(base, generator, embeddings)
+    train_rows, val_rows = generator_rows(
+        collection, tasks, task_of, run.tokenizer, cfg.data.max_length, cfg.train.seed
+    )
+    general = general_curve(run, len(texts))
+    log(
+        f"[generator {encoder_spec}] {len(tasks)} tasks, {len(texts)} descriptions, {len(train_rows)} rows; "
+        f"{sum(p.numel() for p in generator.parameters()):,} parameters; lr {g.lr}, {g.steps} steps"
+    )
+    result = train(
+        model,
+        run.tokenizer,
+        f"generator {encoder_spec}",
+        g.lr,
+        train_rows,
+        {"domain": val_rows, "general": general},
+        loop_config(cfg, g.steps),
+        folder,
+        run.device,
+        resume=resume,
+    )
+    model.remove_hooks()
+    generator.save(folder)
+    save_file({"embeddings": embeddings.contiguous()}, str(folder / DESCRIPTIONS))
+    result.save(folder)  # last: its presence means the generator is complete
+    return folder
+
+
+def general_curve(run: Run, descriptions: int) -> list[dict]:
+    """General held-out chunks, each under a generated adapter (descriptions in turn): the forgetting curve."""
+    cfg = run.cfg
+    chunks = text_chunks(
+        run.tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
+    )
+    return [{**chunk, "task": i % descriptions} for i, chunk in enumerate(chunks)]
+
+
+def sub_run(cfg: RunConfig, name: str) -> Run:
+    sub = copy.deepcopy(cfg)
+    sub.out_dir, sub.name = str(cfg.run_dir()), name
+    return Run(sub, only=[cfg.loragen.multitask], read_data=False)
+
+
+def lora_rows(collection: Collection, tasks: list[Task], tokenizer, max_length: int, seed: int):
+    rows, val = [], []
+    for task in tasks:
+        task_rows = collection.rows(task.name, "train")
+        for n, row in enumerate(task_rows):
+            encoded = encode(tokenizer, {"prompt": row["prompt"], "response": row["response"]}, max_length)
+            (val if n >= len(task_rows) - VAL_PER_TASK else rows).append(encoded)
+    random.Random(seed).shuffle(rows)
+    return rows, val
+
+
+def train_lora(cfg: RunConfig, run: Run, collection: Collection, tasks: list[Task], steps: int, resume, log):
+    """An ordinary LoRA (the `loragen.multitask` variant) on these tasks' rows, no description."""
+    variant = cfg.loragen.multitask
+    rows, val = lora_rows(collection, tasks, run.tokenizer, cfg.data.max_length, cfg.train.seed)
+    general = text_chunks(
+        run.tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
+    )
+    sub_cfg = dataclasses.replace(
+        cfg.train, batch_size=cfg.loragen.batch_size, eval_every=min(cfg.train.eval_every, steps)
+    )
+    run.cfg.train = sub_cfg
+    return train_variant(
+        run,
+        variant,
+        run.method_cfgs[variant],
+        rows,
+        {"domain": val, "general": general},
+        rows,
+        steps,
+        resume,
+        log,
+    )
+
+
+def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:
+    from edgeadapt.data.tasks import pick
+
+    seen = [t.name for t in pick(collection, cfg.loragen.per_task)]
+    return [t.name for t in collection.by_role("heldout")] + seen
+
+
+def train_all(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """The generator for every encoder, the multi-task LoRA and the per-task LoRAs."""
+    collection = collection_of(cfg, log)
+    folders = {spec: train_generator(cfg, collection, spec, resume, log) for spec in encoders_of(cfg)}
+    train_lora(
+        cfg,
+        sub_run(cfg, "multitask"),
+        collection,
+        collection.by_role("train"),
+        cfg.loragen.steps,
+        resume,
+        log,
+    )
+    for name in per_task_names(cfg, collection):
+        run = sub_run(cfg, f"per-task/{name}")
+        train_lora(cfg, run, collection, [collection.tasks[name]], cfg.loragen.per_task_steps, resume, log)
+    return folders
+
+
+def encoders_of(cfg: RunConfig) -> list[str]:
+    return list(dict.fromkeys([cfg.loragen.encoder, *cfg.loragen.compare_encoders]))

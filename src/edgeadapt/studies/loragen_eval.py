@@ -1,0 +1,327 @@
+"""`edgeadapt loragen eval CONFIG`: the generated adapters against the ways a user has today, side by side on
+held-out tasks, on seen tasks with unseen paraphrases, and on unseen concepts of a seen source.
+
+Rows (`ROWS`): the base model told only a short task name (zero-shot), the description (in-context), the
+description and worked examples (few-shot); the adapter generated from the description, merged, with no
+description in the prompt (one row per encoder); the multi-task LoRA; the per-task LoRA. Controls: adapters
+generated from a random string, another task's description, and the description's words shuffled.
+Robustness: the score from each paraphrase of a description.
+
+Per row: task score (mean and per task), prompt tokens, prefill and total latency per request (timed, batch 1),
+general forgetting (perplexity, topics, facts), adapter generation time and size. Results go to
+RUN/loragen.json and RUN/loragen.md.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from edgeadapt.core.config import RunConfig
+from edgeadapt.core.files import write_json_atomic
+from edgeadapt.data.tasks import Collection, Task
+from edgeadapt.evaluation.suite import EvalSets, general_scores
+from edgeadapt.evaluation.task_scores import Prompting, prompt_for, score_rows, user_ids
+from edgeadapt.evaluation.topics import TopicSpace
+from edgeadapt.inference.embedder import Embedder
+from edgeadapt.inference.predictor import ModelPredictor
+from edgeadapt.inference.timing import timed_answer
+from edgeadapt.loragen.make import Generator
+from edgeadapt.loragen.merge import merged, read_adapter
+from edgeadapt.studies.loragen import base_run, collection_of, encoders_of, generator_dir, per_task_names
+
+GROUPS = ("heldout", "seen", "unseen-concept")
+
+
+def test_rows(collection: Collection, task: Task, cap: int) -> list[dict]:
+    return collection.rows(task.name, "test")[:cap]
+
+
+def seen_sample(tasks: list[Task], count: int, keep: list[str]) -> list[Task]:
+    """`count` training tasks (all when 0): those in `keep`, then one source at a time in turn, so every
+    source is represented before any has two."""
+    if not count or count >= len(tasks):
+        return tasks
+    chosen = [t for t in tasks if t.name in keep]
+    by_source: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task not in chosen:
+            by_source.setdefault(task.source, []).append(task)
+    queues = list(by_source.values())
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return [t for t in tasks if t in chosen]
+
+
+def controls(task: Task, others: list[Task], seed: int) -> dict[str, str]:
+    """Descriptions an adapter should not do well from: random letters of the same length, another task's
+    description, the description's words in random order."""
+    rng = random.Random(f"{seed}:{task.name}")
+    words = task.description.split()
+    random_words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(max(2, len(w)))) for w in words
+    ]
+    shuffled = words[:]
+    rng.shuffle(shuffled)
+    other = others[(others.index(task) + 1) % len(others)] if task in others else others[0]
+    return {
+        "random": " ".join(random_words),
+        "other": other.description,
+        "shuffled": " ".join(shuffled),
+    }
+
+
+class Evaluation:
+    """One loaded base model, every prompting and every adapter in turn; scores and timings per task."""
+
+    def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.collection = collection_of(cfg, log)
+        self.run = base_run(cfg)
+        self.tokenizer = self.run.tokenizer
+        self.model = self.run.load_model(torch.float32)
+        self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen")
+        g = cfg.loragen
+        seen = seen_sample(self.collection.by_role("train"), g.seen_tasks, g.per_task)
+        self.groups = {
+            "heldout": self.collection.by_role("heldout"),
+            "seen": seen,
+            "unseen-concept": self.collection.by_role("unseen-concept"),
+        }
+        self.rows = {
+            t.name: test_rows(self.collection, t, g.eval_rows) for ts in self.groups.values() for t in ts
+        }
+        self.stop_ids = {
+            i
+            for i in (self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+            if isinstance(i, int) and i >= 0
+        }
+
+    def score(self, task: Task, how: Prompting, label: str) -> dict[str, Any]:
+        e = self.cfg.eval
+        out = score_rows(
+            self.predictor,
+            task.kind,
+            self.rows[task.name],
+            how,
+            self.cfg.data.max_length * 2,
+            e.max_new_tokens,
+            e.generate_batch_size if task.kind == "exact" else e.batch_size,
+            f"{label} {task.name}",
+        )
+        return {"score": out["score"], "prompt_tokens": out["prompt_tokens"], "samples": out["answers"][:3]}
+
+    def latency(self, task: Task, how: Prompting) -> dict[str, float]:
+        """Median prefill and total seconds of `latency_requests` requests, one at a time, as served."""
+        timings = [
+            timed_answer(
+                self.model,
+                user_ids(self.tokenizer, prompt_for(row, how)),
+                self.cfg.eval.max_new_tokens,
+                self.stop_ids,
+            )
+            for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
+        ]
+        return {
+            "prefill_ms": 1000 * statistics.median(t["prefill_s"] for t in timings),
+            "total_ms": 1000 * statistics.median(t["total_s"] for t in timings),
+            "new_tokens": statistics.mean(t["new_tokens"] for t in timings),
+        }
+
+    def measure(self, task: Task, how: Prompting, label: str, timed: bool = True) -> dict[str, Any]:
+        result = self.score(task, how, label)
+        if timed:
+            result.update(self.latency(task, how))
+        return result
+
+    def shots_of(self, task: Task) -> tuple[dict, ...]:
+        return tuple(self.collection.rows(task.name, "train")[: self.cfg.loragen.shots])
+
+    def prompting_rows(self) -> dict[str, dict[str, dict]]:
+        """Rows 1-2: the base model told the task name, the description, the description and examples."""
+        out: dict[str, dict[str, dict]] = {"zero-shot": {}, "in-context": {}, "few-shot": {}}
+        for tasks in self.groups.values():
+            for task in tasks:
+                out["zero-shot"][task.name] = self.measure(task, Prompting("title", task.title), "zero-shot")
+                out["in-context"][task.name] = self.measure(
+                    task, Prompting("description", task.description), "in-context"
+                )
+                out["few-shot"][task.name] = self.measure(
+                    task, Prompting("shots", task.description, self.shots_of(task)), "few-shot"
+                )
+        return out
+
+    def with_adapter(
+        self, tensors, scaling, tasks: list[Task], label: str, timed: bool = True
+    ) -> dict[str, dict]:
+        with merged(self.model, tensors, scaling):
+            return {t.name: self.measure(t, Prompting("none"), label, timed) for t in tasks}
+
+    def generated_rows(self, spec: str) -> dict[str, Any]:
+        """Row 3 for one encoder: held-out and unseen-concept tasks from their description (and each
+        paraphrase, for the spread), seen tasks from their unseen paraphrases; controls on held-out and seen."""
+        generator = Generator.open(generator_dir(self.cfg, spec), self.cfg.base_dir)
+        scaling, k = generator.hypernet.cfg.scaling, self.cfg.loragen.train_paraphrases
+        out: dict[str, Any] = {"tasks": {}, "paraphrases": {}, "controls": {}, "familiarity": {}}
+        for group, tasks in self.groups.items():
+            for task in tasks:
+                texts = [task.description, *task.paraphrases] if group != "seen" else task.paraphrases[k:]
+                if not texts:
+                    continue
+                scores = []
+                for n, text in enumerate(texts):
+                    tensors, embedding, _ = generator.generate(text)
+                    result = self.with_adapter(
+                        {**tensors}, scaling, [task], f"generated[{spec}]", timed=n == 0
+                    )[task.name]
+                    scores.append(result["score"])
+                    if n == 0:
+                        out["tasks"][task.name] = result
+                        out["familiarity"][task.name] = generator.familiarity(embedding)
+                out["paraphrases"][task.name] = scores
+                if group != "unseen-concept":
+                    out["controls"][task.name] = {
+                        kind: self.with_adapter(
+                            generator.generate(text)[0], scaling, [task], f"control {kind}", False
+                        )[task.name]["score"]
+                        for kind, text in controls(task, tasks, self.cfg.train.seed).items()
+                    }
+        out["generation_ms"] = generation_ms(
+            generator, self.groups["heldout"][0].description, self.cfg.loragen.generation_repeats
+        )
+        out["adapter_bytes"] = sum(
+            t.numel() * t.element_size() for t in generator.generate("x " * 4)[0].values()
+        )
+        return out
+
+    def lora_rows(self) -> dict[str, Any]:
+        """Rows 4 and 5: the multi-task LoRA on every task, the per-task LoRAs on their own task."""
+        variant = self.cfg.loragen.multitask
+        folder = self.cfg.run_dir() / "multitask" / variant / "update"
+        tensors, scaling = read_adapter(folder)
+        every = [t for ts in self.groups.values() for t in ts]
+        out = {"multitask": self.with_adapter(tensors, scaling, every, "multitask"), "per-task": {}}
+        out["multitask_bytes"] = adapter_bytes(folder)
+        sizes = []
+        for name in per_task_names(self.cfg, self.collection):
+            folder = self.cfg.run_dir() / "per-task" / name / variant / "update"
+            tensors, scaling = read_adapter(folder)
+            out["per-task"].update(
+                self.with_adapter(tensors, scaling, [self.collection.tasks[name]], "per-task")
+            )
+            sizes.append(adapter_bytes(folder))
+        out["per_task_bytes"] = sizes[0] if sizes else None
+        return out
+
+
+def adapter_bytes(folder) -> int:
+    return (folder / "adapter_model.safetensors").stat().st_size
+
+
+def generation_ms(generator: Generator, description: str, repeats: int) -> dict[str, float]:
+    """Median milliseconds to turn a description into adapter weights (encoder + hypernetwork), on one thread
+    count as configured; the first call (warm-up) is left out."""
+    generator.generate(description)
+    total, encode = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        generator.encoder([description])
+        encode.append(time.perf_counter() - start)
+        total.append(generator.generate(description)[2])
+    return {"total_ms": 1000 * statistics.median(total), "encoder_ms": 1000 * statistics.median(encode)}
+
+
+def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, Any]:
+    """General ability under each kind of model: the base (also what in-context and few-shot prompting
+    run), the multi-task LoRA, and the mean over the first `forgetting_tasks` held-out tasks of the
+    generated and per-task adapters."""
+    cfg, run = evaluation.cfg, evaluation.run
+    data = run.data
+    from edgeadapt.data.format import text_chunks
+    from edgeadapt.evaluation.sets import user_prompt
+
+    tok = evaluation.tokenizer
+    sets = EvalSets(
+        domain_rows=[],
+        domain_encoded=[],
+        domain_prompts=[],
+        general_chunks=text_chunks(tok, data.general_text, cfg.eval.chunk_tokens, cfg.eval.general_chunks),
+        probe_prompts=[user_prompt(tok, r["prompt"]) for r in data.probes],
+        probe_topics=[r["topic"] for r in data.probes],
+        fact_prompts=[user_prompt(tok, r["prompt"]) for r in data.facts],
+        fact_answers=[r["response"] for r in data.facts],
+    )
+    topics: dict[str, list[str]] = {}
+    for row in data.probes:
+        topics.setdefault(row["topic"], []).append(row["prompt"])
+    task_texts = [r["prompt"] for rows in evaluation.rows.values() for r in rows[:4]]
+    space = TopicSpace(Embedder(), topics, {"domain:tasks": task_texts})
+    keep = ("general_ppl", "on_topic_rate", "domain_leakage", "fact_recall")
+
+    def general(label: str) -> dict[str, float]:
+        evaluation.predictor.name = label
+        return {
+            k: v for k, v in general_scores(evaluation.predictor, sets, cfg.eval, space).items() if k in keep
+        }
+
+    out = {"base": general("base")}
+    variant = cfg.loragen.multitask
+    tensors, scaling = read_adapter(cfg.run_dir() / "multitask" / variant / "update")
+    with merged(evaluation.model, tensors, scaling):
+        out["multitask"] = general("multitask")
+    tasks = evaluation.groups["heldout"][: cfg.loragen.forgetting_tasks]
+    for spec in generated:
+        generator = Generator.open(generator_dir(cfg, spec), cfg.base_dir)
+        points = []
+        for task in tasks:
+            with merged(
+                evaluation.model, generator.generate(task.description)[0], generator.hypernet.cfg.scaling
+            ):
+                points.append(general(f"generated {task.name}"))
+        out[f"generated[{spec}]"] = mean_dicts(points)
+    points = []
+    for task in tasks:
+        tensors, scaling = read_adapter(cfg.run_dir() / "per-task" / task.name / variant / "update")
+        with merged(evaluation.model, tensors, scaling):
+            points.append(general(f"per-task {task.name}"))
+    out["per-task"] = mean_dicts(points)
+    out["tasks"] = [t.name for t in tasks]
+    return out
+
+
+def mean_dicts(points: list[dict[str, float]]) -> dict[str, float]:
+    keys = [k for k in points[0] if all(isinstance(p.get(k), (int, float)) for p in points)]
+    return {k: sum(p[k] for p in points) / len(points) for k in keys}
+
+
+def evaluate(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from edgeadapt.studies.loragen_summary import summarize
+
+    start = time.perf_counter()
+    evaluation = Evaluation(cfg, log)
+    log("rows 1-2: the base model, zero-shot, in-context and few-shot")
+    results: dict[str, Any] = {"prompting": evaluation.prompting_rows()}
+    results["generated"] = {}
+    for spec in encoders_of(cfg):
+        log(f"row 3: adapters generated with encoder {spec}")
+        results["generated"][spec] = evaluation.generated_rows(spec)
+    log("rows 4-5: the multi-task and per-task LoRAs")
+    results["lora"] = evaluation.lora_rows()
+    log("forgetting of general ability")
+    results["forgetting"] = forgetting(evaluation, results["generated"])
+    results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
+    results["task_info"] = {
+        n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}
+        for n, t in evaluation.collection.tasks.items()
+    }
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["summary"] = summarize(results, cfg)
+    write_json_atomic(cfg.run_dir() / "loragen.json", results)
+    return results

@@ -1,0 +1,118 @@
+"""The LoRA-Gen study's summary: per task group and row, the mean score, prompt tokens and latency; the
+controls; the paraphrase spread; and each goal of the study with whether it was met."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from edgeadapt.core.config import RunConfig
+
+
+def row_tables(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Label -> task -> measurements, for every row of the study."""
+    rows = dict(results["prompting"])
+    for spec, generated in results["generated"].items():
+        rows[f"generated[{spec}]"] = generated["tasks"]
+    rows["multitask"] = results["lora"]["multitask"]
+    rows["per-task"] = results["lora"]["per-task"]
+    return rows
+
+
+def mean_of(table: dict[str, dict], names: list[str], key: str) -> float | None:
+    values = [table[n][key] for n in names if n in table and isinstance(table[n].get(key), (int, float))]
+    return sum(values) / len(values) if values else None
+
+
+def group_summary(rows: dict[str, dict], names: list[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for label, table in rows.items():
+        present = [n for n in names if n in table]
+        if not present:
+            continue
+        out[label] = {
+            "tasks": len(present),
+            "score": mean_of(table, present, "score"),
+            "prompt_tokens": mean_of(table, present, "prompt_tokens"),
+            "prefill_ms": mean_of(table, present, "prefill_ms"),
+            "total_ms": mean_of(table, present, "total_ms"),
+        }
+        out[label]["per_task"] = {n: table[n]["score"] for n in present}
+    context = out.get("in-context", {}).get("total_ms")
+    for label in out:
+        total = out[label]["total_ms"]
+        out[label]["total_vs_in_context"] = total / context if total and context else None
+    return out
+
+
+def spread(paraphrases: dict[str, list[float]], names: list[str]) -> dict[str, float | None]:
+    ranges = [max(s) - min(s) for n, s in paraphrases.items() if n in names and len(s) > 1]
+    stds = [statistics.stdev(s) for n, s in paraphrases.items() if n in names and len(s) > 1]
+    return {
+        "mean_range": sum(ranges) / len(ranges) if ranges else None,
+        "mean_std": sum(stds) / len(stds) if stds else None,
+    }
+
+
+def control_summary(generated: dict[str, Any]) -> dict[str, Any]:
+    right = {n: r["score"] for n, r in generated["tasks"].items() if n in generated["controls"]}
+    out = {"right": sum(right.values()) / len(right) if right else None}
+    for kind in ("random", "other", "shuffled"):
+        scores = [c[kind] for n, c in generated["controls"].items() if n in right]
+        out[kind] = sum(scores) / len(scores) if scores else None
+        out[f"{kind}_gap_points"] = 100 * (out["right"] - out[kind]) if scores else None
+    return out
+
+
+def summarize(results: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    rows = row_tables(results)
+    summary: dict[str, Any] = {"groups": {}, "controls": {}, "spread": {}, "goals": {}}
+    for group, names in results["groups"].items():
+        summary["groups"][group] = group_summary(rows, names)
+    for spec, generated in results["generated"].items():
+        summary["controls"][spec] = control_summary(generated)
+        summary["spread"][spec] = {
+            g: spread(generated["paraphrases"], n) for g, n in results["groups"].items()
+        }
+        summary["goals"][spec] = goals(summary, results, spec)
+    return summary
+
+
+def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[str, Any]:
+    label = f"generated[{spec}]"
+    held = summary["groups"]["heldout"]
+    gen, context = held.get(label, {}), held.get("in-context", {})
+    seen_names = [n for n in results["groups"]["seen"] if n in results["lora"]["per-task"]]
+    gen_seen = mean_of(results["generated"][spec]["tasks"], seen_names, "score")
+    per_seen = mean_of(results["lora"]["per-task"], seen_names, "score")
+    forget = results["forgetting"]
+    controls = summary["controls"][spec]
+    ms = results["generated"][spec]["generation_ms"]["total_ms"]
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    out = {
+        "heldout_score_vs_in_context": ratio(gen.get("score"), context.get("score")),
+        "heldout_latency_speedup": ratio(context.get("total_ms"), gen.get("total_ms")),
+        "seen_vs_per_task": ratio(gen_seen, per_seen),
+        "seen_tasks_with_per_task": len(seen_names),
+        "general_ppl_generated": forget.get(label, {}).get("general_ppl"),
+        "general_ppl_multitask": forget.get("multitask", {}).get("general_ppl"),
+        "generation_ms": ms,
+        "control_gaps_points": {k: controls[f"{k}_gap_points"] for k in ("random", "other", "shuffled")},
+    }
+    out["met"] = {
+        "heldout_90pct_of_in_context": (out["heldout_score_vs_in_context"] or 0) >= 0.9,
+        "heldout_2x_faster": (out["heldout_latency_speedup"] or 0) >= 2.0,
+        "seen_within_5pct_of_per_task": out["seen_vs_per_task"] is not None
+        and out["seen_vs_per_task"] >= 0.95,
+        "forgetting_no_worse_than_multitask": None
+        if out["general_ppl_generated"] is None
+        else out["general_ppl_generated"] <= out["general_ppl_multitask"],
+        "generation_under_50ms": ms <= 50,
+        "description_matters_2_points": all(
+            gap is not None and gap >= 2 for gap in out["control_gaps_points"].values()
+        ),
+    }
+    return out

@@ -1,0 +1,41 @@
+"""`dora`: DoRA, PEFT's weight-decomposed LoRA (`use_dora`): the LoRA update's direction and a learned
+magnitude per output row, at the LoRA defaults. The update is the adapter (with its magnitude vectors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgeadapt.updates import lora
+from edgeadapt.updates.registry import register
+
+
+@dataclass
+class Config(lora.Config):
+    pass
+
+
+def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None) -> nn.Module:
+    from peft import get_peft_model
+
+    peft_cfg = lora.peft_config(model, cfg, cfg.rank)
+    peft_cfg.use_dora = True
+    return get_peft_model(model, peft_cfg)
+
+
+register(
+    name="dora",
+    description="DoRA: PEFT LoRA with a learned magnitude per output row (use_dora), at the LoRA defaults",
+    Config=Config,
+    check=lora.check,
+    prepare=prepare,
+    save_update=lora.save_update,
+    loader="peft",
+    load_tuned=lora.load_tuned,
+    merge=lora.merge,
+    scaled=lora.merged_scaled,  # the magnitude still rescales rows at adapter scale 0
+    check_files=lora.check_files,
+    deploy_variants=lora.AFTER_MERGE,
+    capabilities=lora.ADAPTER,
+)

@@ -1,0 +1,104 @@
+"""llama.cpp itself (the prebuilt `xllamacpp` wheel, installed by `make install`): exported GGUF files load,
+and llama.cpp's greedy tokens and their log-probabilities are transformers' for the same merged model; a
+GGUF LoRA applied at run time answers as the merged model does. A missing runtime fails these tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeadapt.cli import main
+from edgeadapt.core.errors import UserError
+from edgeadapt.deploy.gguf import export_run
+from edgeadapt.deploy.llamacpp import LlamaCpp
+from edgeadapt.runs.run import reopen
+
+PROMPTS = ["hello world, this is a test", "ICD-10-CM category of: fracture of the wrist", "zq 17 + 25"]
+TOKENS = 8
+
+
+def transformers_greedy(model, prompt: list[int]) -> tuple[list[int], list[float]]:
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=TOKENS,
+            do_sample=False,
+            pad_token_id=0,
+            eos_token_id=None,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    ids = out.sequences[0, len(prompt) :].tolist()
+    return ids, [float(torch.log_softmax(score[0], -1)[t]) for score, t in zip(out.scores, ids)]
+
+
+@pytest.fixture(scope="module")
+def exported(smoke_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gguf")
+    files = {"base": export_run(str(smoke_run), "base", folder / "base.gguf", "f32")}
+    for variant in ("lora", "hlora"):
+        files[variant] = export_run(str(smoke_run), variant, folder / f"{variant}.gguf", "f32")
+        files[f"{variant}-adapter"] = export_run(
+            str(smoke_run), variant, folder / f"{variant}-adapter.gguf", adapter=True
+        )
+    return {k: Path(v["path"]) for k, v in files.items()}
+
+
+@pytest.mark.parametrize("variant", ["base", "lora", "hlora"])
+def test_llamacpp_generates_what_transformers_does(smoke_run, exported, variant):
+    run, _ = reopen(str(smoke_run), [], "test")
+    model = run.open(None if variant == "base" else variant, torch.float32).model
+    with LlamaCpp(exported[variant]) as llama:
+        for text in PROMPTS:
+            prompt = run.tokenizer(text)["input_ids"]
+            ids, logprobs = transformers_greedy(model, prompt)
+            got_ids, got_logprobs = llama.greedy(prompt, TOKENS)
+            assert got_ids == ids, text
+            assert got_logprobs == pytest.approx(logprobs, abs=1e-3), text
+
+
+@pytest.mark.parametrize("variant", ["lora", "hlora"])
+def test_a_gguf_lora_on_the_base_answers_as_the_merged_model(smoke_run, exported, variant):
+    run, _ = reopen(str(smoke_run), [], "test")
+    with (
+        LlamaCpp(exported[variant]) as merged,
+        LlamaCpp(exported["base"], lora=exported[f"{variant}-adapter"]) as applied,
+    ):
+        for text in PROMPTS:
+            prompt = run.tokenizer(text)["input_ids"]
+            merged_ids, merged_lp = merged.greedy(prompt, TOKENS)
+            applied_ids, applied_lp = applied.greedy(prompt, TOKENS)
+            assert applied_ids == merged_ids and applied_lp == pytest.approx(merged_lp, abs=1e-3), text
+    assert exported[f"{variant}-adapter"].stat().st_size < exported[variant].stat().st_size / 2
+
+
+def test_quantized_export_loads_in_llamacpp_and_is_smaller(smoke_run, exported, tmp_path):
+    run, _ = reopen(str(smoke_run), [], "test")
+    info = export_run(str(smoke_run), "lora", tmp_path / "q8.gguf", "q8_0")
+    assert info["bytes"] < exported["lora"].stat().st_size / 2
+    with LlamaCpp(Path(info["path"])) as llama:
+        assert len(llama.greedy_ids(run.tokenizer(PROMPTS[0])["input_ids"], TOKENS)) == TOKENS
+
+
+def test_what_cannot_be_exported_says_why(smoke_run, tmp_path):
+    with pytest.raises(UserError, match="llama-quantize"):
+        export_run(str(smoke_run), "lora", tmp_path / "x.gguf", "q4_k_m")
+    with pytest.raises(UserError, match="not an adapter"):
+        export_run(str(smoke_run), "sft", tmp_path / "x.gguf", adapter=True)
+    assert (
+        main(
+            [
+                "export",
+                "gguf",
+                str(smoke_run),
+                "--method",
+                "lora",
+                "--adapter",
+                "--out",
+                str(tmp_path / "a.gguf"),
+            ]
+        )
+        == 0
+    )

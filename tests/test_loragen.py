@@ -1,0 +1,196 @@
+"""LoRA-Gen: the task collection, the generator trained through the frozen model, the adapters it writes
+(plain PEFT folders that merge, package, install and export like a trained LoRA), and the study
+(configs/smoke-loragen.yaml on the tiny model and the toy collection)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from edgeadapt import models
+from edgeadapt.cli import main
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.data.tasks import Task, check_disjoint
+from edgeadapt.loragen.make import Generator
+from edgeadapt.loragen.merge import merged, read_adapter
+from tests.test_routing import ROOT
+
+SMOKE = ROOT / "configs" / "smoke-loragen.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("loragen-runs")
+    assert main(["loragen", "train", str(SMOKE), f"out_dir={out}"]) == 0
+    return out / "smoke-loragen"
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained):
+    assert main(["loragen", "eval", str(SMOKE), f"out_dir={trained.parent}"]) == 0
+    return json.loads((trained / "loragen.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def generator(trained):
+    return Generator.open(trained / "generators" / "model-tiny-random")
+
+
+def tiny_base():
+    return models.load(models.resolve("tiny-random"))[0].eval()
+
+
+def cfg_of(trained):
+    return config.load(SMOKE, [f"out_dir={trained.parent}"])
+
+
+def test_held_out_tasks_never_reach_the_generator(trained, generator):
+    from edgeadapt.studies.loragen import collection_of
+
+    collection = collection_of(cfg_of(trained))
+    kept_out = [t for t in collection.tasks.values() if t.role != "train"]
+    assert {t.name for t in kept_out} == {"last", "first-two"}
+    texts = {text for t in kept_out for text in [t.description, *t.paraphrases]}
+    assert texts and not texts & set(generator.hypernet.cfg.training_descriptions)
+    # every training description is a training task's description or one of its first paraphrases
+    train = collection.by_role("train")
+    allowed = {text for t in train for text in [t.description, t.paraphrases[0]]}
+    assert set(generator.hypernet.cfg.training_descriptions) == allowed
+    # and no task whose source a training task uses may be held out
+    leaky = [
+        Task("a", "toy:first", "exact", "a", "d", ["p", "q"]),
+        Task("b", "toy:first", "exact", "b", "d", ["p", "q"], heldout=True),
+    ]
+    with pytest.raises(UserError, match="share a source"):
+        check_disjoint(leaky)
+
+
+def test_the_generated_adapter_is_a_plain_peft_lora_that_merges_like_in_place(trained, generator, tmp_path):
+    from peft import PeftModel
+
+    info = generator.make("Write the letters in reverse order.", tmp_path / "adapter")
+    assert info["description"] == "Write the letters in reverse order." and info["generation_ms"] > 0
+    ids = torch.tensor([[5, 17, 40, 99, 23, 7]])
+    peft = PeftModel.from_pretrained(tiny_base(), str(tmp_path / "adapter")).merge_and_unload()
+    base = tiny_base()
+    tensors, scaling = read_adapter(tmp_path / "adapter")
+    with torch.no_grad(), merged(base, tensors, scaling):
+        torch.testing.assert_close(base(ids).logits, peft(ids).logits)
+    torch.testing.assert_close(base(ids).logits, tiny_base()(ids).logits)  # restored exactly
+
+
+def test_a_different_description_gives_a_different_adapter(generator):
+    one, _, _ = generator.generate("Write the letters in reverse order.")
+    same, _, _ = generator.generate("Write the letters in reverse order.")
+    other, _, _ = generator.generate("Reply with the first letter only.")
+    key = next(k for k in one if "lora_B" in k)
+    assert torch.equal(one[key], same[key])
+    assert not torch.allclose(one[key], other[key])
+
+
+@pytest.mark.parametrize(
+    "description, problem",
+    [("", "empty"), ("   ", "empty"), ("word " * 600, "reads at most 512")],
+)
+def test_a_description_the_encoder_cannot_read_is_refused(generator, tmp_path, description, problem):
+    with pytest.raises(UserError, match=problem):
+        generator.make(description, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_unfamiliar_description_gets_a_warning(generator, tmp_path):
+    said = []
+    info = generator.make("zq xv kw", tmp_path / "odd", log=said.append)
+    near = info["familiarity"]
+    assert near["similarity"] < 1.0 and near["nearest"] in generator.hypernet.cfg.training_descriptions
+    assert (not near["familiar"]) == bool(said) and all("unlike every one" in s for s in said)
+
+
+def test_latency_comes_from_timed_generation(trained):
+    from edgeadapt.inference.timing import timed_answer
+
+    model = tiny_base()
+    calls = []
+    forward = model.forward
+
+    def slow(*args, **kwargs):  # every forward pass takes 20 ms more: the measured latency must show it
+        calls.append(1)
+        time.sleep(0.02)
+        return forward(*args, **kwargs)
+
+    model.forward = slow
+    timing = timed_answer(model, [5, 6, 7], 4, stop_ids=set())
+    assert len(calls) == 4 and timing["new_tokens"] == 4
+    assert timing["prefill_s"] >= 0.02 and timing["total_s"] >= 0.08
+
+
+def test_the_study_reports_every_row_control_and_goal(evaluated):
+    s = evaluated["summary"]
+    held = s["groups"]["heldout"]
+    assert set(held) >= {
+        "zero-shot",
+        "in-context",
+        "few-shot",
+        "generated[model:tiny-random]",
+        "generated[minilm]",
+        "multitask",
+        "per-task",
+    }
+    for row in held.values():
+        assert row["prompt_tokens"] > 0 and row["total_ms"] > 0 and row["prefill_ms"] > 0
+    assert held["in-context"]["prompt_tokens"] > held["generated[minilm]"]["prompt_tokens"]
+    assert held["few-shot"]["prompt_tokens"] > held["in-context"]["prompt_tokens"]
+    for spec in ("model:tiny-random", "minilm"):
+        assert set(s["controls"][spec]) >= {"right", "random", "other", "shuffled"}
+        assert set(s["goals"][spec]["met"]) == {
+            "heldout_90pct_of_in_context",
+            "heldout_2x_faster",
+            "seen_within_5pct_of_per_task",
+            "forgetting_no_worse_than_multitask",
+            "generation_under_50ms",
+            "description_matters_2_points",
+        }
+        assert (
+            len(evaluated["generated"][spec]["paraphrases"]["last"]) == 3
+        )  # description and two paraphrases
+    assert set(evaluated["forgetting"]["base"]) == {
+        "general_ppl",
+        "on_topic_rate",
+        "domain_leakage",
+        "fact_recall",
+    }
+    assert (ROOT / "configs" / "loragen.yaml").is_file()
+
+
+def test_a_generated_adapter_ships_like_a_trained_lora(trained, generator, tmp_path):
+    from edgeadapt.deploy.build import verify
+
+    generator.make("Write the letters in reverse order.", tmp_path / "adapter")
+    package = tmp_path / "reverse.eaupd"
+    assert main(["package", "export", str(tmp_path / "adapter"), "--out", str(package)]) == 0
+    verified = verify(package, allow_unsigned=True)
+    verified.opened.close()
+    assert verified.manifest["description"] == "Write the letters in reverse order."
+    assert verified.manifest["method"] == "lora" and verified.manifest["rank"] == 2
+    device = tmp_path / "device"
+    assert main(["device", "init", "--device-dir", str(device), "--model", "tiny-random"]) == 0
+    assert main(["device", "apply", str(package), "--device-dir", str(device), "--allow-unsigned"]) == 0
+    assert main(["export", "gguf", str(tmp_path / "adapter"), "--out", str(tmp_path / "m.gguf")]) == 0
+    assert (
+        main(["export", "gguf", str(tmp_path / "adapter"), "--adapter", "--out", str(tmp_path / "a.gguf")])
+        == 0
+    )
+    assert (tmp_path / "m.gguf").stat().st_size > (tmp_path / "a.gguf").stat().st_size > 0
+
+
+def test_make_refuses_to_overwrite_and_needs_a_generator(trained, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    folder = trained / "generators" / "model-tiny-random"
+    assert main(["loragen", "make", str(folder), "Reverse it.", "--out", str(tmp_path / "full")]) == 2
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert main(["loragen", "make", str(tmp_path), "Reverse it.", "--out", str(tmp_path / "new")]) == 2
