@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -109,6 +110,8 @@ def lm_eval_scores(
             "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_OFFLINE": "1",
             "PATH": "/usr/bin:/bin",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
             "TOKENIZERS_PARALLELISM": "false",
         },
     )
@@ -147,10 +150,9 @@ def main() -> None:
                 "lm_eval_acc": sum(a == g for a, g in zip(theirs, gold)) / len(gold),
                 "same_answer": sum(a == b for a, b in zip(ours, theirs)) / len(gold),
                 "max_loglik_difference": diff,
+                "first_question_logliks": {"edgeadapt": our_ll[0], "lm_eval": theirs_ll[0]},
             }
-            print(
-                f"{shots}-shot: " + ", ".join(f"{k} {v:.4g}" for k, v in results["shots"][str(shots)].items())
-            )
+            print(f"{shots}-shot: " + ", ".join(f"{k} {v}" for k, v in results["shots"][str(shots)].items()))
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
 

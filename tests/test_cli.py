@@ -94,7 +94,7 @@ def test_eval_before_train_says_what_to_run(tmp_path, capsys):
 
 def test_smoke_compare_writes_results_and_reports(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())
-    assert set(results["methods"]) == {"sft", "lora", "hlora", "adaptq"}
+    assert set(results["methods"]) == {"sft", "lora", "hlora", "adaptq", "qlora", "dora", "pissa"}
     base = results["base"]
     assert 1 < base["domain_ppl"] and 1 < base["general_ppl"] < 1000  # a random 259-token model: ~vocab
     for key in ("domain_accuracy", "on_topic_rate", "domain_leakage", "fact_recall"):

@@ -102,3 +102,32 @@ def test_what_cannot_be_exported_says_why(smoke_run, tmp_path):
         )
         == 0
     )
+
+
+@pytest.mark.slow
+def test_real_model_exports_answer_in_llamacpp_as_results_json_says(tmp_path):
+    """The real default model: a short LoRA run, its base and lora exported (f32), and llama.cpp's greedy
+    answers to the run's sample domain questions are the answers results.json recorded from transformers."""
+    from edgeadapt import models
+    from edgeadapt.evaluation.sets import eval_sets
+
+    models.fetch("smollm2-135m-instruct")  # once per session (the isolated cache of the tests)
+    config = str(Path(__file__).parents[1] / "configs" / "smoke.yaml")
+    args = ["compare", config, "name=real-gguf", f"out_dir={tmp_path}", "methods={lora: {lr: 2.0e-3}}"]
+    args += ["model.name=smollm2-135m-instruct", "train.steps=2", "train.eval_every=2", "train.batch_size=2"]
+    args += ["data.train_rows=8", "data.test_rows=3", "eval.probes=13", "eval.general_chunks=2"]
+    args += ["eval.max_new_tokens=16"]
+    assert main(args) == 0
+    run_dir = tmp_path / "real-gguf"
+    run, results = reopen(str(run_dir), [], "test")
+    prompts = eval_sets(run.data, run.tokenizer, run.cfg).domain_prompts
+    for variant, scores in (("base", results["base"]), ("lora", results["methods"]["lora"])):
+        gguf = export_run(str(run_dir), variant, tmp_path / f"{variant}.gguf", "f32")
+        expected = [s["answer"] for s in scores["samples"]["domain"]]
+        with LlamaCpp(Path(gguf["path"])) as llama:
+            got = [
+                run.tokenizer.decode(llama.greedy_ids(p, 16), skip_special_tokens=True).strip()
+                for p in prompts
+            ]
+        assert got[: len(expected)] == expected, variant
+        Path(gguf["path"]).unlink()

@@ -126,3 +126,21 @@ def test_subjects_a_domain_is_made_from_are_left_out_of_the_general_score(tmp_pa
         "left out, as the domain is made from them: high school psychology, virology"
         in (tmp_path / "smoke" / "report.md").read_text()
     )
+
+
+def test_choices_after_one_context_share_a_forward_pass_and_score_as_alone(tiny_model, tokenizer):
+    from edgeadapt.inference.perplexity import one_token_groups, row_nll
+
+    contexts = [[3, 4, 5, 6], [7, 8, 9], [3, 4, 5, 6, 7, 8, 9, 10]]
+    rows = [
+        {"input_ids": c + [20 + k], "labels": [-100] * len(c) + [20 + k]} for c in contexts for k in range(4)
+    ]
+    rows.append({"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]})  # two scored tokens: on its own
+    rows.append({"input_ids": [7, 8, 9, 30], "labels": [-100, -100, -100, 30]})  # joins the second group
+    groups = one_token_groups(rows)
+    assert groups == {0: [1, 2, 3], 4: [5, 6, 7, 13], 8: [9, 10, 11]}
+    together = row_nll(tiny_model, tokenizer, rows, 4)
+    alone = [row_nll(tiny_model, tokenizer, [row], 1)[0] for row in rows]
+    assert [n for _, n in together] == [n for _, n in alone]
+    assert [s for s, _ in together] == pytest.approx([s for s, _ in alone], abs=1e-4)
+    assert len({s for s, _ in together[:4]}) == 4  # four different answers, four different scores

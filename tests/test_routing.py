@@ -274,13 +274,15 @@ def test_a_device_installs_a_library_routes_and_takes_one_more_expert(built, tmp
         )
         == 0
     )
+    later = tmp_path / "math-later.eaupd"  # a newer release than the library (an older one is a downgrade)
+    assert main(["package", "export", str(built), "--expert", "math", "--out", str(later)]) == 0
     capsys.readouterr()
     assert (
         main(
             [
                 "device",
                 "apply",
-                str(tmp_path / "math.eaupd"),
+                str(later),
                 "--device-dir",
                 str(full_dev),
                 "--allow-unsigned",

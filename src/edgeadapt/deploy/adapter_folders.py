@@ -34,12 +34,16 @@ def read_info(folder: Path) -> dict[str, Any]:
         info = json.loads((Path(folder) / INFO).read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{folder / INFO}: not readable ({exc}).") from None
+    method = info.get("method") if isinstance(info, dict) else None
     if (
-        not isinstance(info, dict)
-        or not isinstance(info.get("base_model"), str)
-        or info.get("method") != "lora"
+        not isinstance(info.get("base_model") if isinstance(info, dict) else None, str)
+        or method not in updates.METHODS
+        or not updates.get(method).capabilities.lora_family
     ):
-        raise UserError(f"{folder / INFO}: needs method 'lora' and the base_model it was made for.")
+        raise UserError(
+            f"{folder / INFO}: needs the LoRA-family method that saved the adapter ('method') and the "
+            "base_model it was made for."
+        )
     return info
 
 
@@ -47,7 +51,8 @@ def check(folder: Path, base_dir: Path) -> None:
     """The adapter fits its base model (shapes, rank, finite values), as a device would check it."""
     from edgeadapt.updates.files import base_tensors
 
-    problems = updates.get("lora").check_files(_adapter_only(folder), base_tensors(base_dir))
+    method = updates.get(read_info(folder)["method"])
+    problems = method.check_files(_adapter_only(folder), base_tensors(base_dir))
     if problems:
         raise UserError(f"{folder}: {problems[0]}")
 
@@ -68,9 +73,9 @@ def export_package(
     check(folder, base_dir)
     fields = {
         "edgeadapt_version": __version__,
-        "method": "lora",
+        "method": info["method"],
         "variant": info.get("made_by", "adapter"),
-        "loader": updates.get("lora").loader,
+        "loader": updates.get(info["method"]).loader,
         "rank": adapter_rank(folder),
         "base_model": {"name": info["base_model"], "fingerprint": fingerprint(base_dir)},
         "metrics": {},
@@ -89,7 +94,7 @@ def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str,
     base_dir = models.resolve(info["base_model"])
     check(folder, base_dir)
     model, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
-    tuned = updates.get("lora").load_tuned(model, _adapter_only(folder))
+    tuned = updates.get(info["method"]).load_tuned(model, _adapter_only(folder))
     name = f"{info['base_model']} + {info.get('made_by', 'adapter')}"
     if adapter:
         write_lora(tuned, out, name)

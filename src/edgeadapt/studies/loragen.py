@@ -196,8 +196,8 @@ def train_lora(cfg: RunConfig, run: Run, collection: Collection, tasks: list[Tas
     general = text_chunks(
         run.tokenizer, run.data.general_text, cfg.eval.chunk_tokens, cfg.train.curve_general_chunks
     )
-    sub_cfg = dataclasses.replace(
-        cfg.train, batch_size=cfg.loragen.batch_size, eval_every=min(cfg.train.eval_every, steps)
+    sub_cfg = dataclasses.replace(  # the generator's batch and curve cadence: the same budget for both
+        cfg.train, batch_size=cfg.loragen.batch_size, eval_every=min(cfg.loragen.eval_every, steps)
     )
     run.cfg.train = sub_cfg
     return train_variant(

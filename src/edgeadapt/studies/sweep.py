@@ -147,7 +147,7 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
         where = ", ".join(f"{k} {v}" for k, v in point)
         log(f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{steps} steps, seed {seed}")
         train_run(run, resume=True, log=log)
-        results[(steps, seed)] = evaluate_run(run, log, reuse=True)
+        results[(point, steps, seed)] = evaluate_run(run, log, reuse=True)
     first = next(iter(results.values()))
     points = collect_points(cfg, results)
     sweep = {
