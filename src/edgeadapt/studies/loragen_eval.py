@@ -209,15 +209,21 @@ class Evaluation:
         every = [t for ts in self.groups.values() for t in ts]
         out = {"multitask": self.with_adapter(tensors, scaling, every, "multitask"), "per-task": {}}
         out["multitask_bytes"] = adapter_bytes(folder)
-        sizes = []
+        sizes, missing = [], []
         for name in per_task_names(self.cfg, self.collection):
             folder = self.cfg.run_dir() / "per-task" / name / variant / "update"
+            if not (folder / "adapter_model.safetensors").is_file():  # training stopped before it
+                missing.append(name)
+                continue
             tensors, scaling = read_adapter(folder)
             out["per-task"].update(
                 self.with_adapter(tensors, scaling, [self.collection.tasks[name]], "per-task")
             )
             sizes.append(adapter_bytes(folder))
         out["per_task_bytes"] = sizes[0] if sizes else None
+        if missing:
+            out["per_task_missing"] = missing
+            print(f"per-task LoRAs not trained (rows left out): {', '.join(missing)}")
         return out
 
 
@@ -288,10 +294,13 @@ def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, A
         out[f"generated[{spec}]"] = mean_dicts(points)
     points = []
     for task in tasks:
-        tensors, scaling = read_adapter(cfg.run_dir() / "per-task" / task.name / variant / "update")
+        folder = cfg.run_dir() / "per-task" / task.name / variant / "update"
+        if not (folder / "adapter_model.safetensors").is_file():
+            continue
+        tensors, scaling = read_adapter(folder)
         with merged(evaluation.model, tensors, scaling):
             points.append(general(f"per-task {task.name}"))
-    out["per-task"] = mean_dicts(points)
+    out["per-task"] = mean_dicts(points) if points else {}
     out["tasks"] = [t.name for t in tasks]
     return out
 
