@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ def read_info(folder: Path) -> dict[str, Any]:
         info = json.loads((Path(folder) / INFO).read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{folder / INFO}: not readable ({exc}).") from None
-    method = info.get("method") if isinstance(info, dict) else None
+    if not isinstance(info, dict):
+        info = {}
+    method = info.get("method")
     if (
-        not isinstance(info.get("base_model") if isinstance(info, dict) else None, str)
+        not isinstance(info.get("base_model"), str)
         or method not in updates.METHODS
         or not updates.get(method).capabilities.lora_family
     ):
@@ -47,22 +51,20 @@ def read_info(folder: Path) -> dict[str, Any]:
     return info
 
 
-def check(folder: Path, base_dir: Path) -> None:
-    """The adapter fits its base model (shapes, rank, finite values), as a device would check it."""
+@contextmanager
+def checked_adapter(folder: Path, info: dict[str, Any], base_dir: Path) -> Iterator[Path]:
+    """The folder's adapter files alone (a PEFT folder holds exactly these), in a temporary copy removed
+    afterwards, once they were checked against the base model (shapes, rank, finite values) as a device
+    would check them."""
     from edgeadapt.updates.files import base_tensors
 
-    method = updates.get(read_info(folder)["method"])
-    problems = method.check_files(_adapter_only(folder), base_tensors(base_dir))
-    if problems:
-        raise UserError(f"{folder}: {problems[0]}")
-
-
-def _adapter_only(folder: Path) -> Path:
-    """The folder's adapter files alone (a PEFT folder holds exactly these), in a temporary copy."""
-    tmp = Path(tempfile.mkdtemp(prefix="edgeadapt-adapter-"))
-    for name in ADAPTER_FILES:
-        shutil.copyfile(Path(folder) / name, tmp / name)
-    return tmp
+    with tempfile.TemporaryDirectory(prefix="edgeadapt-adapter-") as tmp:
+        for name in ADAPTER_FILES:
+            shutil.copyfile(Path(folder) / name, Path(tmp) / name)
+        problems = updates.get(info["method"]).check_files(Path(tmp), base_tensors(base_dir))
+        if problems:
+            raise UserError(f"{folder}: {problems[0]}")
+        yield Path(tmp)
 
 
 def export_package(
@@ -70,7 +72,8 @@ def export_package(
 ) -> dict[str, Any]:
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
-    check(folder, base_dir)
+    with checked_adapter(folder, info, base_dir):
+        pass
     fields = {
         "edgeadapt_version": __version__,
         "method": info["method"],
@@ -92,24 +95,18 @@ def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str,
     check_dtype(dtype)
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
-    check(folder, base_dir)
-    model, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
-    tuned = updates.get(info["method"]).load_tuned(model, _adapter_only(folder))
+    with checked_adapter(folder, info, base_dir) as adapter_dir:  # checked before the base model loads
+        model, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
+        tuned = updates.get(info["method"]).load_tuned(model, adapter_dir)
     name = f"{info['base_model']} + {info.get('made_by', 'adapter')}"
     if adapter:
         write_lora(tuned, out, name)
-        return {
-            "path": str(out),
-            "bytes": out.stat().st_size,
-            "dtype": "f32",
-            "variant": name,
-            "kind": "lora adapter",
-        }
-    write(tuned.merge_and_unload(), tokenizer, out, dtype, name, source_pre_tokenizer(info["base_model"]))
+    else:
+        write(tuned.merge_and_unload(), tokenizer, out, dtype, name, source_pre_tokenizer(info["base_model"]))
     return {
         "path": str(out),
         "bytes": out.stat().st_size,
-        "dtype": dtype,
+        "dtype": "f32" if adapter else dtype,
         "variant": name,
-        "kind": "merged model",
+        "kind": "lora adapter" if adapter else "merged model",
     }
