@@ -178,6 +178,11 @@ def sub_run(cfg: RunConfig, name: str) -> Run:
     return Run(sub, only=[cfg.loragen.multitask], read_data=False)
 
 
+def lora_update_dir(cfg: RunConfig, sub: str) -> Path:
+    """Where the LoRA baseline trained as sub-run `sub` (`multitask`, `per-task/TASK`) saved its update."""
+    return cfg.run_dir() / sub / cfg.loragen.multitask / "update"
+
+
 def lora_rows(collection: Collection, tasks: list[Task], tokenizer, max_length: int, seed: int):
     rows, val = [], []
     for task in tasks:

@@ -18,6 +18,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,7 +34,14 @@ from edgeadapt.inference.predictor import ModelPredictor
 from edgeadapt.inference.timing import timed_answer
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
-from edgeadapt.studies.loragen import base_run, collection_of, encoders_of, generator_dir, per_task_names
+from edgeadapt.studies.loragen import (
+    base_run,
+    collection_of,
+    encoders_of,
+    generator_dir,
+    lora_update_dir,
+    per_task_names,
+)
 
 GROUPS = ("heldout", "seen", "unseen-concept")
 
@@ -203,16 +211,15 @@ class Evaluation:
 
     def lora_rows(self) -> dict[str, Any]:
         """Rows 4 and 5: the multi-task LoRA on every task, the per-task LoRAs on their own task."""
-        variant = self.cfg.loragen.multitask
-        folder = self.cfg.run_dir() / "multitask" / variant / "update"
+        folder = lora_update_dir(self.cfg, "multitask")
         tensors, scaling = read_adapter(folder)
         every = [t for ts in self.groups.values() for t in ts]
         out = {"multitask": self.with_adapter(tensors, scaling, every, "multitask"), "per-task": {}}
         out["multitask_bytes"] = adapter_bytes(folder)
         sizes, missing = [], []
         for name in per_task_names(self.cfg, self.collection):
-            folder = self.cfg.run_dir() / "per-task" / name / variant / "update"
-            if not (folder / "adapter_model.safetensors").is_file():  # training stopped before it
+            folder = trained_per_task(self.cfg, name)
+            if folder is None:
                 missing.append(name)
                 continue
             tensors, scaling = read_adapter(folder)
@@ -225,6 +232,12 @@ class Evaluation:
             out["per_task_missing"] = missing
             print(f"per-task LoRAs not trained (rows left out): {', '.join(missing)}")
         return out
+
+
+def trained_per_task(cfg: RunConfig, name: str) -> Path | None:
+    """The per-task LoRA's update folder, or None when training stopped before that task."""
+    folder = lora_update_dir(cfg, f"per-task/{name}")
+    return folder if (folder / "adapter_model.safetensors").is_file() else None
 
 
 def adapter_bytes(folder) -> int:
@@ -278,8 +291,7 @@ def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, A
         }
 
     out = {"base": general("base")}
-    variant = cfg.loragen.multitask
-    tensors, scaling = read_adapter(cfg.run_dir() / "multitask" / variant / "update")
+    tensors, scaling = read_adapter(lora_update_dir(cfg, "multitask"))
     with merged(evaluation.model, tensors, scaling):
         out["multitask"] = general("multitask")
     tasks = evaluation.groups["heldout"][: cfg.loragen.forgetting_tasks]
@@ -294,8 +306,8 @@ def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, A
         out[f"generated[{spec}]"] = mean_dicts(points)
     points = []
     for task in tasks:
-        folder = cfg.run_dir() / "per-task" / task.name / variant / "update"
-        if not (folder / "adapter_model.safetensors").is_file():
+        folder = trained_per_task(cfg, task.name)
+        if folder is None:
             continue
         tensors, scaling = read_adapter(folder)
         with merged(evaluation.model, tensors, scaling):
