@@ -28,14 +28,6 @@ register(
     name="dora",
     description="DoRA: PEFT LoRA with a learned magnitude per output row (use_dora), at the LoRA defaults",
     Config=Config,
-    check=lora.check,
-    prepare=prepare,
-    save_update=lora.save_update,
-    loader="peft",
-    load_tuned=lora.load_tuned,
-    merge=lora.merge,
-    scaled=lora.merged_scaled,  # the magnitude still rescales rows at adapter scale 0
-    check_files=lora.check_files,
-    deploy_variants=lora.AFTER_MERGE,
-    capabilities=lora.ADAPTER,
+    # merged_scaled: the magnitude still rescales rows at adapter scale 0
+    **{**lora.PEFT_ADAPTER, "prepare": prepare, "scaled": lora.merged_scaled},
 )

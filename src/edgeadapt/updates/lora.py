@@ -218,18 +218,23 @@ def nf4_after_merge(model: nn.Module) -> nn.Module:
 
 AFTER_MERGE = {"merged, then NF4": nf4_after_merge}
 
+PEFT_ADAPTER = {
+    "check": check,
+    "prepare": prepare,
+    "save_update": save_update,
+    "loader": "peft",
+    "load_tuned": load_tuned,
+    "merge": merge,
+    "scaled": scaled,
+    "check_files": check_files,
+    "deploy_variants": AFTER_MERGE,
+    "capabilities": ADAPTER,
+}
+"""What every method that ships a plain PEFT LoRA folder shares; a variant overrides what it does differently."""
+
 register(
     name="lora",
     description="PEFT LoRA (default r=8, alpha=16) on the attention and MLP projections; the update is the adapter",
     Config=Config,
-    check=check,
-    prepare=prepare,
-    save_update=save_update,
-    loader="peft",
-    load_tuned=load_tuned,
-    merge=merge,
-    scaled=scaled,
-    check_files=check_files,
-    deploy_variants=AFTER_MERGE,
-    capabilities=ADAPTER,
+    **PEFT_ADAPTER,
 )

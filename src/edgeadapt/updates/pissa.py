@@ -49,14 +49,6 @@ register(
     name="pissa",
     description="PiSSA: PEFT LoRA started from each weight's principal singular vectors; shipped as a plain LoRA (2x rank)",
     Config=Config,
-    check=lora.check,
-    prepare=prepare,
-    save_update=save_update,
-    loader="peft",
-    load_tuned=lora.load_tuned,
-    merge=lora.merge,
-    scaled=lora.merged_scaled,  # training moves the base weights to a residual
-    check_files=lora.check_files,
-    deploy_variants=lora.AFTER_MERGE,
-    capabilities=lora.ADAPTER,
+    # merged_scaled: training moves the base weights to a residual
+    **{**lora.PEFT_ADAPTER, "prepare": prepare, "save_update": save_update, "scaled": lora.merged_scaled},
 )
