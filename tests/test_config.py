@@ -73,3 +73,22 @@ def test_unquoted_off_in_yaml_is_the_word_not_a_boolean(tmp_path):
 def test_an_override_that_is_not_yaml_is_one_clear_error():
     with pytest.raises(UserError, match=r"Override 'train.steps=\[1': the value is not valid YAML"):
         config.load(None, ["train.steps=[1"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "library.expert_steps={maths: 9}",
+            r"library.expert_steps: 'maths' is not in library.domains. Did you mean 'math'\?",
+        ),
+        ("library.expert_steps={math: 0}", r"library.expert_steps.math: a number of steps >= 1, got 0"),
+        (
+            "router.general_sources=[prosa]",
+            r"router.general_sources: any of builtin, bigbench, mmlu, prose, got \['prosa'\]. Did you mean 'prose'\?",
+        ),
+    ],
+)
+def test_library_and_router_options_are_checked(override, message):
+    with pytest.raises(UserError, match=message):
+        config.load(None, [override])

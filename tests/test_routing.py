@@ -44,7 +44,12 @@ def test_the_library_holds_one_plain_adapter_per_domain_and_a_router(built):
     library = Library.read(built / "library")
     assert list(library.experts) == ["medical", "legal", "math"]
     assert library.router == ["router.json", "router.safetensors"]
-    assert all(e.method == "lora" and e.rank == 8 and e.train["steps"] == 3 for e in library.experts.values())
+    assert all(e.method == "lora" and e.rank == 8 for e in library.experts.values())
+    assert {name: e.train["steps"] for name, e in library.experts.items()} == {
+        "medical": 3,
+        "legal": 3,
+        "math": 4,
+    }
     from peft import PeftModel
 
     PeftModel.from_pretrained(tiny_base(), str(library.expert_dir("legal")))  # a plain PEFT adapter folder
@@ -305,3 +310,35 @@ def test_a_device_with_another_base_refuses_the_library(built, tmp_path, capsys)
         == 2
     )
     assert "built for base 'tiny-random'" in capsys.readouterr().err
+
+
+def test_resume_trains_again_only_the_expert_whose_steps_changed(built, tmp_path, capsys):
+    copied = tmp_path / "runs" / "smoke-router"
+    shutil.copytree(built, copied)
+    capsys.readouterr()
+    args = [str(SMOKE), f"out_dir={copied.parent}", "library.expert_steps={math: 5}", "router.steps=2"]
+    assert main(["library", "build", *args, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "[lora] trained for 4 steps, the config asks 5: training again" in out
+    assert out.count("already trained") == 4  # medical, legal, multitask, general
+    assert Library.read(copied / "library").experts["math"].train["steps"] == 5
+
+
+def test_router_prose_is_general_text_no_evaluation_reads(built):
+    from edgeadapt.core import config
+    from edgeadapt.evaluation.sets import eval_sets
+    from edgeadapt.routing.predictor import routing_prompt
+    from edgeadapt.studies.library import domain_runs
+    from edgeadapt.studies.router_data import RouterData
+
+    cfg = config.load(SMOKE, [f"out_dir={built.parent}"])
+    runs = domain_runs(cfg)
+    data = RouterData(cfg, runs, Library.read(built / "library"))
+    first = next(iter(runs.values()))
+    prose = data.prose(first)
+    assert len(prose) > 20 and all(p.label == NULL and len(p.ids) == 64 for p in prose)
+    null_prompts = {tuple(p.ids) for p in data.general_test + data.general_rest}
+    assert {tuple(p.ids) for p in prose} <= null_prompts
+    sets = eval_sets(first.data, first.tokenizer, first.cfg)
+    read = {tuple(routing_prompt(chunk)) for chunk in sets.general_chunks}
+    assert read and not read & {tuple(p.ids) for p in prose}

@@ -304,15 +304,27 @@ class LibraryConfig:
     """Its steps (0: train.steps × the number of domains, the library's total)."""
     general_adapter: bool = True
     """Also train an adapter on general text (the replay half of the general pack), for GenKnowSub."""
+    expert_steps: dict[str, int] = field(default_factory=dict)
+    """Domain -> training steps of its expert, for a domain that needs longer than train.steps."""
 
     def check(self, where: str = "library") -> list[str]:
         domains = self.domains if isinstance(self.domains, list) else []
         problems = []
         if len(domains) < 2 or len(set(domains)) != len(domains):
             problems.append(f"{where}.domains: list at least two different domains, got {self.domains!r}")
+        for domain, steps in (self.expert_steps or {}).items():
+            if domain not in domains:
+                problems.append(
+                    f"{where}.expert_steps: '{domain}' is not in library.domains.{did_you_mean(domain, domains)}"
+                )
+            if not isinstance(steps, int) or steps < 1:
+                problems.append(f"{where}.expert_steps.{domain}: a number of steps >= 1, got {steps!r}")
         if self.multitask_steps < 0:
             problems.append(f"{where}.multitask_steps: must be >= 0, got {self.multitask_steps}")
         return problems
+
+
+GENERAL_SOURCES = ("builtin", "bigbench", "mmlu", "prose")
 
 
 @dataclass
@@ -334,7 +346,8 @@ class RouterConfig:
     """Training prompts per expert (from its domain's training rows)."""
     general_sources: list[str] = field(default_factory=lambda: ["builtin"])
     """Null-class prompts: builtin (the project's general requests), bigbench (commonsense questions), mmlu
-    (four-choice questions of subjects that are neither a library domain's nor in unknown_subjects)."""
+    (four-choice questions of subjects that are neither a library domain's nor in unknown_subjects), prose
+    (text from the half of the general pack no evaluation reads, as a text row is routed)."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """`route eval` trains one router per seed (prompt sampling and splits) and reports the spread."""
     baselines: list[str] = field(
@@ -369,10 +382,11 @@ class RouterConfig:
             problems.append(f"{where}.layer: must be >= 0, got {self.layer}")
         if not 0 <= self.max_general_rate < 1 or not 0 < self.min_threshold < 1 or self.temperature <= 0:
             problems.append(f"{where}: max_general_rate in [0, 1), min_threshold in (0, 1), temperature > 0")
-        unknown = sorted(set(self.general_sources) - {"builtin", "bigbench", "mmlu"})
+        unknown = sorted(set(self.general_sources) - set(GENERAL_SOURCES))
         if unknown or not self.general_sources:
+            hint = did_you_mean(unknown[0], GENERAL_SOURCES) if unknown else ""
             problems.append(
-                f"{where}.general_sources: builtin, bigbench and/or mmlu, got {self.general_sources!r}"
+                f"{where}.general_sources: any of {', '.join(GENERAL_SOURCES)}, got {self.general_sources!r}.{hint}"
             )
         if not all(isinstance(x, int) and x >= 0 for x in self.compare_layers):
             problems.append(f"{where}.compare_layers: layer numbers >= 0, got {self.compare_layers!r}")

@@ -53,6 +53,12 @@ class RunData:
             "general_texts": len(self.general_text),
         }
 
+    def unread_text(self) -> list[str]:
+        """The second half of the general pack's text, which no evaluation reads (the perplexity chunks come
+        from the first paragraphs): for adapters and routers that need general prose to learn from."""
+        texts = self.general_text + self.replay_pool
+        return texts[len(texts) // 2 :]
+
     def replay_rows(self) -> list[dict]:
         """General text rows making up `data.replay_ratio` of the training rows (none by default)."""
         ratio, pool = self.replay_ratio, self.replay_pool

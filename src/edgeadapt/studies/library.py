@@ -46,6 +46,7 @@ def domain_runs(cfg: RunConfig, read_data: bool = True) -> dict[str, Run]:
         sub = copy.deepcopy(cfg)
         sub.data.domain, sub.out_dir, sub.name = domain, str(cfg.run_dir()), f"on-{domain}"
         sub.methods = {cfg.library.expert: cfg.methods[cfg.library.expert]}
+        sub.train.steps = cfg.library.expert_steps.get(domain, cfg.train.steps)
         runs[domain] = Run(sub, read_data=read_data)
     method = next(iter(runs.values())).method(cfg.library.expert)
     if not method.capabilities.lora_family:
@@ -135,17 +136,10 @@ def train_multitask(cfg: RunConfig, runs: dict[str, Run], resume: bool, log) -> 
     )
 
 
-def general_texts(run: Run) -> list[str]:
-    """General prose for the general adapter: the second half of the general pack, which no evaluation reads
-    (the evaluation's chunks come from the first paragraphs)."""
-    texts = run.data.general_text + run.data.replay_pool
-    return texts[len(texts) // 2 :]
-
-
 def train_general(cfg: RunConfig, first: Run, resume: bool, log) -> TrainResult:
     run = extra_run(cfg, GENERAL, first)
-    rows = [encode(first.tokenizer, {"text": t}, cfg.data.max_length) for t in general_texts(first)]
-    val = [{"text": t} for t in general_texts(first)[:8]]
+    rows = [encode(first.tokenizer, {"text": t}, cfg.data.max_length) for t in first.data.unread_text()]
+    val = [{"text": t} for t in first.data.unread_text()[:8]]
     return train_variant(
         run,
         GENERAL,

@@ -3,8 +3,9 @@
 - Domain prompts: each domain's training rows (train: `router.prompts_per_domain` sampled per seed) and its
   test rows (test), as the model reads them (chat template applied).
 - General prompts (`null`): the project's written requests and, with `router.general_sources`, BIG-bench's
-  commonsense questions (strategyqa, social_iqa) and MMLU questions of subjects without an expert (and not
-  held out as unknown). Every fifth is held out for test; of the rest, each seed puts three quarters in
+  commonsense questions (strategyqa, social_iqa), MMLU questions of subjects without an expert (and not
+  held out as unknown) and general prose (the first tokens of text chunks from the half of the general pack
+  that no evaluation reads: a text row is routed on its first tokens, with no chat template). Every fifth is held out for test; of the rest, each seed puts three quarters in
   training and one quarter in calibration. Never the probes or facts.
 - Hard cases (`data.router_cases`) and questions from MMLU subjects the library has no expert for
   (`router.unknown_subjects`): test only.
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 import torch
 
 from edgeadapt.core.config import RunConfig
-from edgeadapt.data.format import prompt_ids, split_row
+from edgeadapt.data.format import prompt_ids, split_row, text_chunks
 from edgeadapt.data.general_prompts import GENERAL_PROMPTS
 from edgeadapt.data.router_cases import cases_for, labels_of
+from edgeadapt.routing.predictor import routing_prompt
 from edgeadapt.routing.queries import prompt_queries
 from edgeadapt.routing.router import NULL, Request
 from edgeadapt.runs.run import Run
@@ -32,6 +34,7 @@ BIGBENCH_GENERAL = ("strategyqa", "social_iqa")
 PER_BIGBENCH_TASK = 400
 PER_UNKNOWN_SUBJECT = 10
 PER_MMLU_SUBJECT = 6
+PROSE_CHUNKS = 240  # about all the unread half of the built-in general pack holds
 
 
 @dataclass
@@ -63,6 +66,8 @@ class RouterData:
             self.prompt(r, self.expert_of[d], "domain") for d, run in runs.items() for r in run.data.test
         ]
         general = [self.prompt_text(t, NULL, "general") for t in general_texts(cfg, list(runs))]
+        if "prose" in cfg.router.general_sources:
+            general += self.prose(first)
         self.general_test, self.general_rest = general[::5], [p for i, p in enumerate(general) if i % 5]
         self.cases = {
             kind: [self.prompt_text(text, self.label_of(label), kind) for text, label in cases]
@@ -82,6 +87,13 @@ class RouterData:
 
     def prompt_text(self, text: str, label: str, kind: str) -> Prompt:
         return self.prompt({"prompt": text, "response": "-"}, label, kind)
+
+    def prose(self, run: Run) -> list[Prompt]:
+        """General prose as the router sees a text row (its first tokens, no chat template): chunks of the
+        general pack's half that no evaluation reads, so the perplexity set's own form has null examples."""
+        chunks = text_chunks(self.tokenizer, run.data.unread_text(), self.cfg.eval.chunk_tokens, PROSE_CHUNKS)
+        ids = [routing_prompt(chunk) for chunk in chunks]
+        return [Prompt(i, self.tokenizer.decode(i, skip_special_tokens=True), NULL, "general") for i in ids]
 
     def split(self, name: str, seed: int) -> list[Prompt]:
         """`train` (domain prompts sampled per expert + three quarters of the general rest) or `calibration`."""

@@ -1,7 +1,7 @@
 """`edgeadapt train`: train each method of a run from a fresh copy of the base model and save its update.
 
-With `resume`, a method that finished is reused and one that was interrupted continues from its last
-checkpoint. Under `torchrun` every rank trains, rank 0 saves.
+With `resume`, a method that finished is reused (unless the config now asks for another number of steps:
+then it trains again) and one that was interrupted continues from its last checkpoint. Under `torchrun` every rank trains, rank 0 saves.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -16,7 +17,7 @@ from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.runs.results import EVAL_CACHE
 from edgeadapt.runs.run import Run, non_defaults
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
-from edgeadapt.training.loop import TrainResult, train
+from edgeadapt.training.loop import RESULT_FILE, TrainResult, train
 
 
 def curve_sets(run: Run, val_rows: list[dict]) -> dict[str, list[dict]]:
@@ -48,7 +49,10 @@ def train_variant(
     folder, method, cfg = run.dir / name, run.method(name), run.cfg
     train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
     done = TrainResult.load(folder) if resume else None
-    if done is not None:
+    if done is not None and done.steps != train_cfg.steps and not done.budget:
+        log(f"[{name}] trained for {done.steps} steps, the config asks {train_cfg.steps}: training again")
+        forget_training(folder)
+    elif done is not None:
         log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
         return done
     (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
@@ -96,6 +100,15 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         name: train_variant(run, name, method_cfg, train_rows, curves, calibration, steps, resume, log)
         for name, method_cfg in run.method_cfgs.items()
     }
+
+
+def forget_training(folder: Path) -> None:
+    """Remove a finished variant's result and checkpoints, so that neither is resumed into a run of other
+    length (its update folder stays until the new one replaces it)."""
+    import shutil
+
+    (folder / RESULT_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
 
 
 def epoch_steps(train_cfg, rows: int) -> int | None:
