@@ -193,3 +193,37 @@ def test_a_variant_is_logged_with_the_options_that_make_it():
     cfg = updates.parse_configs({"v": {"method": "lora", "rank": 4, "lr": 1e-3}})["v"]
     assert non_defaults(cfg) == {"lr": 1e-3, "rank": 4}
     assert non_defaults(updates.parse_configs({"hlora": {}})["hlora"]) == {}
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if updates.get(n).deploy_variants])
+def test_every_deploy_variant_runs_and_leaves_no_adapter(name, make_tiny):
+    for variant, make in updates.get(name).deploy_variants.items():
+        model = prepared(name, make_tiny())
+        one_step(model)
+        deployed = make(updates.get(name).merge(model)).eval()
+        assert not any("lora_" in n for n, _ in deployed.named_parameters()), variant
+        assert torch.isfinite(deployed(batch()).logits).all(), variant
+
+
+def test_qlora_merged_into_a_full_precision_base_gives_the_unmerged_output(make_tiny):
+    from edgeadapt.updates import qlora
+
+    model = prepared("qlora", make_tiny(), bits=32)
+    one_step(model, lr=0.5)
+    unmerged = model(batch()).logits.detach()
+    merged = qlora.merged_into_quantized(model)
+    torch.testing.assert_close(merged(batch()).logits, unmerged, atol=1e-5, rtol=1e-4)
+
+
+def test_qlora_merged_into_a_4bit_base_is_4bit_again(make_tiny):
+    import bitsandbytes as bnb
+
+    from edgeadapt.updates import qlora
+
+    model = prepared("qlora", make_tiny())
+    one_step(model, lr=0.5)
+    merged = qlora.merged_into_quantized(model)
+    layers = [m for m in merged.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(
+        qlora.dequantized_weight(m).shape == (m.out_features, m.in_features) for m in layers
+    )

@@ -10,9 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from edgeadapt.models.quantize import BITS, QUANT_TYPES, quantize_blocks
+from edgeadapt.models.quantize import BITS, QUANT_TYPES, quantize_blocks, quantized
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import Capabilities, register
 
@@ -71,8 +72,41 @@ def deployed(model: nn.Module) -> nn.Module:
 
 
 def merged_into_quantized(model: nn.Module) -> nn.Module:
-    """The adapter folded into the quantized base: each weight dequantized, the update added, quantized again."""
-    return model.merge_and_unload()
+    """The adapter folded into the quantized base: each weight dequantized, the update added, quantized again.
+
+    By hand, because PEFT wraps bitsandbytes layers on the CPU in its plain LoRA layer, whose merge adds
+    the update to the packed 4-bit storage (a shape error)."""
+    from peft.tuners.lora import LoraLayer
+
+    meta = model.edgeadapt_qlora
+    deltas = {
+        name.removeprefix("base_model.model."): sum(layer.get_delta_weight(a) for a in layer.active_adapters)
+        for name, layer in model.named_modules()
+        if isinstance(layer, LoraLayer)
+    }
+    base = model.unload()
+    for name, delta in deltas.items():
+        parent, _, child = name.rpartition(".")
+        frozen = base.get_submodule(name)
+        linear = nn.Linear(frozen.in_features, frozen.out_features, bias=frozen.bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(dequantized_weight(frozen) + delta.float())
+            if frozen.bias is not None:
+                linear.bias.copy_(frozen.bias.float())
+        setattr(base.get_submodule(parent), child, quantized(linear, meta["bits"], meta["quant_type"]))
+    return base
+
+
+def dequantized_weight(layer: nn.Module) -> torch.Tensor:
+    """A frozen linear layer's weight in fp32, whatever precision `quantized` stored it in."""
+    weight = layer.weight
+    if getattr(weight, "quant_state", None) is not None:  # 4 bit
+        import bitsandbytes.functional as bnbf
+
+        return bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
+    if getattr(weight, "SCB", None) is not None:  # 8 bit: int8 rows with one absmax scale each
+        return weight.data.float() * weight.SCB.float().unsqueeze(1) / 127
+    return weight.detach().float()
 
 
 def check_files(update_dir: Path, base: dict[str, tuple[str, list[int]]]) -> list[str]:
