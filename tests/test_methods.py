@@ -227,3 +227,8 @@ def test_qlora_merged_into_a_4bit_base_is_4bit_again(make_tiny):
     assert layers and all(
         qlora.dequantized_weight(m).shape == (m.out_features, m.in_features) for m in layers
     )
+
+
+def test_qlora_refuses_a_bf16_base_it_cannot_put_a_lora_on():
+    with pytest.raises(UserError, match=r"methods.qlora.bits: 16 cannot carry a PEFT LoRA"):
+        updates.parse_configs({"qlora": {"bits": 16}})

@@ -34,6 +34,8 @@ def check(cfg: Config, where: str) -> list[str]:
         problems.append(
             f"{where}: bits one of {', '.join(map(str, BITS))}, quant_type one of {', '.join(QUANT_TYPES)}"
         )
+    if cfg.bits == 16:  # our bf16 layer is not an nn.Linear, and PEFT puts LoRA only on layers it knows
+        problems.append(f"{where}.bits: 16 cannot carry a PEFT LoRA; use 4, 8 or 32")
     return problems
 
 
