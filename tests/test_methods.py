@@ -218,15 +218,14 @@ def test_qlora_merged_into_a_full_precision_base_gives_the_unmerged_output(make_
 def test_qlora_merged_into_a_4bit_base_is_4bit_again(make_tiny):
     import bitsandbytes as bnb
 
+    from edgeadapt.models.quantize import dequantized_weight
     from edgeadapt.updates import qlora
 
     model = prepared("qlora", make_tiny())
     one_step(model, lr=0.5)
     merged = qlora.merged_into_quantized(model)
     layers = [m for m in merged.modules() if isinstance(m, bnb.nn.Linear4bit)]
-    assert layers and all(
-        qlora.dequantized_weight(m).shape == (m.out_features, m.in_features) for m in layers
-    )
+    assert layers and all(dequantized_weight(m).shape == (m.out_features, m.in_features) for m in layers)
 
 
 def test_qlora_refuses_a_bf16_base_it_cannot_put_a_lora_on():

@@ -67,6 +67,18 @@ def quantized(linear: nn.Linear, bits: int, quant_type: str = "nf4") -> nn.Modul
     return layer.to(device)  # bitsandbytes quantizes on this move
 
 
+def dequantized_weight(layer: nn.Module) -> torch.Tensor:
+    """A frozen linear layer's weight in fp32, whatever precision `quantized` stored it in."""
+    weight = layer.weight
+    if getattr(weight, "quant_state", None) is not None:  # 4 bit
+        import bitsandbytes.functional as bnbf
+
+        return bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
+    if getattr(weight, "SCB", None) is not None:  # 8 bit: int8 rows with one absmax scale each
+        return weight.data.float() * weight.SCB.float().unsqueeze(1) / 127
+    return weight.detach().float()
+
+
 def quantize_linears(module: nn.Module, bits: int, quant_type: str = "nf4") -> int:
     """Replace every nn.Linear inside `module` by its frozen `bits` version; return how many."""
     count = 0

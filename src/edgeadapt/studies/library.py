@@ -138,8 +138,9 @@ def train_multitask(cfg: RunConfig, runs: dict[str, Run], resume: bool, log) -> 
 
 def train_general(cfg: RunConfig, first: Run, resume: bool, log) -> TrainResult:
     run = extra_run(cfg, GENERAL, first)
-    rows = [encode(first.tokenizer, {"text": t}, cfg.data.max_length) for t in first.data.unread_text()]
-    val = [{"text": t} for t in first.data.unread_text()[:8]]
+    texts = first.data.unread_text()
+    rows = [encode(first.tokenizer, {"text": t}, cfg.data.max_length) for t in texts]
+    val = [{"text": t} for t in texts[:8]]
     return train_variant(
         run,
         GENERAL,

@@ -1,7 +1,8 @@
 """`edgeadapt train`: train each method of a run from a fresh copy of the base model and save its update.
 
 With `resume`, a method that finished is reused (unless the config now asks for another number of steps:
-then it trains again) and one that was interrupted continues from its last checkpoint. Under `torchrun` every rank trains, rank 0 saves.
+then it trains again) and one that was interrupted continues from its last checkpoint. Under `torchrun`
+every rank trains, rank 0 saves.
 """
 
 from __future__ import annotations

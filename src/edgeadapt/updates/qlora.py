@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgeadapt.models.quantize import BITS, QUANT_TYPES, quantize_blocks, quantized
+from edgeadapt.models.quantize import BITS, QUANT_TYPES, dequantized_weight, quantize_blocks, quantized
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import Capabilities, register
 
@@ -97,18 +97,6 @@ def merged_into_quantized(model: nn.Module) -> nn.Module:
                 linear.bias.copy_(frozen.bias.float())
         setattr(base.get_submodule(parent), child, quantized(linear, meta["bits"], meta["quant_type"]))
     return base
-
-
-def dequantized_weight(layer: nn.Module) -> torch.Tensor:
-    """A frozen linear layer's weight in fp32, whatever precision `quantized` stored it in."""
-    weight = layer.weight
-    if getattr(weight, "quant_state", None) is not None:  # 4 bit
-        import bitsandbytes.functional as bnbf
-
-        return bnbf.dequantize_4bit(weight.data, weight.quant_state).float()
-    if getattr(weight, "SCB", None) is not None:  # 8 bit: int8 rows with one absmax scale each
-        return weight.data.float() * weight.SCB.float().unsqueeze(1) / 127
-    return weight.detach().float()
 
 
 def check_files(update_dir: Path, base: dict[str, tuple[str, list[int]]]) -> list[str]:
