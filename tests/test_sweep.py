@@ -107,7 +107,16 @@ def test_the_data_size_curve_trains_one_epoch_per_size(tmp_path):
     sweep = json.loads((tmp_path / "smoke-sweep" / "sweep.json").read_text())
     curve = sweep["curves"]["data.train_rows"]["lora-lr0.001"]
     assert [(r["value"], r["steps"]) for r in curve] == [(8, 2), (16, 4)]  # batch 4: one pass over the rows
-    assert "## Against data.train_rows" in (tmp_path / "smoke-sweep" / "sweep.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "smoke-sweep").glob("train_rows*")) == [
+        "train_rows16-epochs1-seed0",
+        "train_rows8-epochs1-seed0",
+    ]
+    report = (tmp_path / "smoke-sweep" / "sweep.md").read_text()
+    assert "## Against data.train_rows" in report and "plots/sweep-data.train_rows.png" in report
+    assert "1 epoch(s) over each point's rows" in report
+    plot = tmp_path / "smoke-sweep" / "plots" / "sweep-data.train_rows.png"
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "smoke-sweep" / "sweep.html").read_text().count("<img") == 2
 
 
 def test_bad_sweep_settings_are_named():
@@ -115,6 +124,10 @@ def test_bad_sweep_settings_are_named():
         config.load(None, ["sweep.targets=[0, 0.5]"])
     with pytest.raises(UserError, match="sweep.lr_factors: numbers > 0"):
         config.load(None, ["sweep.lr_factors=[-1]"])
+    with pytest.raises(UserError, match="sweep.steps: ignored while train.epochs is set"):
+        config.load(None, ["sweep.steps=[2, 4]", "train.epochs=1"])
+    with pytest.raises(UserError, match="sweep.steps: ignored while train.epochs is set"):
+        config.load(None, ["sweep.steps=[2, 4]", "sweep.grid={train.epochs: [1, 2]}"])
 
 
 def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):

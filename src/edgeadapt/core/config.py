@@ -449,6 +449,12 @@ class RunConfig:
             problems.append("methods: expected a mapping of method name -> options")
         elif not self.methods:
             problems.append("methods: list at least one method (see `edgeadapt methods`)")
+        swept_epochs = isinstance(self.sweep.grid, dict) and "train.epochs" in self.sweep.grid
+        if (self.train.epochs or swept_epochs) and self.sweep.steps:
+            problems.append(  # epochs set the steps, so every step budget would train the same run
+                "sweep.steps: ignored while train.epochs is set (the steps follow from the rows); "
+                "drop one of them"
+            )
         return problems
 
 

@@ -31,15 +31,22 @@ def html_document(title: str, body: str) -> str:
     )
 
 
-def write_page(run_dir: Path, stem: str, lines: list[str], image: bytes) -> None:
-    """STEM.md (its plot in plots/STEM.png) and a self-contained STEM.html from markdown `lines` whose first
-    line is the `# title`."""
+def write_page(
+    run_dir: Path, stem: str, lines: list[str], image: bytes, more_images: dict[str, bytes] | None = None
+) -> None:
+    """STEM.md (its plot in plots/STEM.png, any `more_images` in plots/NAME.png) and a self-contained
+    STEM.html with every plot inlined, from markdown `lines` whose first line is the `# title`."""
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
-    (run_dir / "plots" / f"{stem}.png").write_bytes(image)
+    images = {stem: image, **(more_images or {})}
+    for name, data in images.items():
+        (run_dir / "plots" / f"{name}.png").write_bytes(data)
     (run_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    figure = f'<img alt="{stem}" src="data:image/png;base64,{base64.b64encode(image).decode()}">'
+    figures = "".join(
+        f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        for name, data in images.items()
+    )
     title = lines[0].removeprefix("# ").replace("`", "")
-    (run_dir / f"{stem}.html").write_text(html_document(title, markdown_to_html(lines[1:]) + figure))
+    (run_dir / f"{stem}.html").write_text(html_document(title, markdown_to_html(lines[1:]) + figures))
 
 
 def markdown_to_html(lines: list[str]) -> str:

@@ -48,11 +48,17 @@ def frontier_plot(sweep: dict[str, Any]) -> bytes:
 
 def markdown_lines(sweep: dict[str, Any]) -> list[str]:
     cfg, seeds = sweep["config"], sweep["seeds"]
+    epochs = cfg["train"].get("epochs")
+    budget = (
+        f"{epochs:g} epoch(s) over each point's rows (its steps in the tables)"
+        if epochs
+        else f"steps {cfg['sweep']['steps'] or [cfg['train']['steps']]}"
+    )
     lines = [
         f"# edgeadapt sweep `{cfg['name']}`",
         "",
         f"Model `{sweep['model'].get('name')}`, domain `{sweep['data']['domain']}`; learning rates × "
-        f"{cfg['sweep']['lr_factors']} of each method's, steps {cfg['sweep']['steps'] or [cfg['train']['steps']]}, "
+        f"{cfg['sweep']['lr_factors']} of each method's, {budget}, "
         f"seeds {seeds}. Base model: domain accuracy {sweep['base']['domain_accuracy']:.1%}.",
         "",
         "## Forgetting at matched skill",
@@ -107,6 +113,46 @@ def markdown_lines(sweep: dict[str, Any]) -> list[str]:
     return lines + [""] + curve_lines(sweep)
 
 
+def curve_plot(sweep: dict[str, Any], key: str) -> bytes:
+    """Domain accuracy and each forgetting signal against a swept key, one line per method point (error bars:
+    the spread over seeds); the base model's level dashed. Log x where every value is a positive number."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = sweep["base"]
+    panels = [  # (curve field, spread field, scale, title, the base model's level)
+        ("accuracy", "accuracy_spread", 100, "domain accuracy (%)", base.get("domain_accuracy")),
+        ("degradation", "spread", 1, "general perplexity change (%)", 0.0),
+        ("topic_retention", None, 1, "topic retention", 1.0),
+        ("fact_recall", None, 100, "fact recall (%)", base.get("fact_recall")),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    rows_of = sweep["curves"][key]
+    values = [r["value"] for rows in rows_of.values() for r in rows]
+    log_x = all(isinstance(v, int | float) and v > 0 for v in values)
+    for ax, (field, spread, scale, title, level) in zip(axes.flat, panels):
+        for i, (name, rows) in enumerate(rows_of.items()):
+            kept = [r for r in rows if r[field] is not None]
+            ax.errorbar(
+                [r["value"] for r in kept],
+                [scale * r[field] for r in kept],
+                yerr=[scale * r[spread] for r in kept] if spread else None,
+                fmt="o-",
+                color=f"C{i}",
+                label=name,
+                capsize=3,
+            )
+        if level is not None:
+            ax.axhline(scale * level, color="black", linestyle="--", linewidth=1, label="base")
+        ax.set(title=title, xlabel=key, xscale="log" if log_x else "linear")
+    axes.flat[0].legend(fontsize=8)
+    image = png(fig)
+    plt.close(fig)
+    return image
+
+
 def curve_lines(sweep: dict[str, Any]) -> list[str]:
     """Each method's outcomes against a swept key (the data-size curve), mean ± spread over seeds."""
     lines = []
@@ -125,9 +171,10 @@ def curve_lines(sweep: dict[str, Any]) -> list[str]:
                     f"| {name} | {r['value']} | {r['steps']} | {r['accuracy']:.1%} ± {r['accuracy_spread']:.1%} | "
                     f"{r['degradation']:+.1f}% ± {r['spread']:.1f} | {retention} | {facts} |"
                 )
-        lines.append("")
+        lines += ["", f"![against {key}](plots/sweep-{key}.png)", ""]
     return lines
 
 
 def write_sweep_reports(run_dir: Path, sweep: dict[str, Any]) -> None:
-    write_page(run_dir, "sweep", markdown_lines(sweep), frontier_plot(sweep))
+    curves = {f"sweep-{key}": curve_plot(sweep, key) for key in sweep.get("curves") or {}}
+    write_page(run_dir, "sweep", markdown_lines(sweep), frontier_plot(sweep), curves)

@@ -38,6 +38,11 @@ def point_label(point: tuple[tuple[str, Any], ...]) -> str:
     return "".join(f"{key.rsplit('.', 1)[-1]}{value}-" for key, value in point)
 
 
+def budget_label(cfg: RunConfig, steps: int) -> str:
+    """What bounds training: train.epochs where set (the steps then follow from the rows), else the steps."""
+    return f"epochs{cfg.train.epochs:g}" if cfg.train.epochs else f"steps{steps}"
+
+
 def with_point(cfg: RunConfig, point: tuple[tuple[str, Any], ...]) -> RunConfig:
     """The config with a grid point's values set, validated like a config file (an unknown key is named)."""
     if not point:
@@ -65,7 +70,8 @@ def grid_configs(cfg: RunConfig) -> dict[tuple, RunConfig]:
         for steps in cfg.sweep.steps or [cfg.train.steps]:
             for seed in cfg.sweep.seeds:
                 sub = with_point(cfg, point)
-                sub.out_dir, sub.name = str(cfg.run_dir()), f"{point_label(point)}steps{steps}-seed{seed}"
+                sub.out_dir = str(cfg.run_dir())
+                sub.name = f"{point_label(point)}{budget_label(sub, steps)}-seed{seed}"
                 sub.train.steps, sub.train.seed, sub.methods = steps, seed, methods
                 sub.base_dir = cfg.base_dir
                 runs[(point, steps, seed)] = sub
@@ -145,7 +151,9 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
     results = {}
     for (point, steps, seed), run in runs.items():
         where = ", ".join(f"{k} {v}" for k, v in point)
-        log(f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{steps} steps, seed {seed}")
+        epochs = run.cfg.train.epochs  # a grid may sweep train.epochs itself
+        budget = f"{epochs:g} epoch{'' if epochs == 1 else 's'}" if epochs else f"{steps} steps"
+        log(f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{budget}, seed {seed}")
         train_run(run, resume=True, log=log)
         results[(point, steps, seed)] = evaluate_run(run, log, reuse=True)
     first = next(iter(results.values()))
