@@ -115,13 +115,10 @@ def test_rank_recommendation_is_the_best_within_budget():
 
 
 def test_rank_series_groups_variants_by_scaling_and_plots_them():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from edgeadapt.reports.analysis import rank_plot, rank_series
-    from edgeadapt.reports.common import png
+    from edgeadapt.reports.common import png, pyplot
+
+    plt = pyplot()
 
     def m(method, rank=None, scaling="standard"):
         return {

@@ -14,10 +14,24 @@ def fmt_or_dash(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def png(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed (pyplot keeps every open one alive)."""
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.reports.common import fmt_or_dash, png, write_page
+from edgeadapt.reports.common import fmt_or_dash, png, pyplot, write_page
 
 
 def pm(s: dict | None, spec: str, scale: float = 1.0) -> str:
@@ -269,10 +269,7 @@ def cost_lines(results: dict[str, Any]) -> list[str]:
 
 
 def plots(results: dict[str, Any]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     seed0 = f"scar-seed{results['seeds'][0]}"
     confusion = results["routing"][seed0]["confusion"]
@@ -323,9 +320,7 @@ def plots(results: dict[str, Any]) -> bytes:
             ylabel="accuracy (%)",
         )
         ax.legend(fontsize=7)
-    image = png(fig)
-    plt.close(fig)
-    return image
+    return png(fig)
 
 
 def sweep_domain(results: dict[str, Any]) -> str:

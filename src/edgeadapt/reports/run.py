@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.reports.analysis import analysis_lines, analysis_plots, rank_plot
-from edgeadapt.reports.common import html_document, markdown_to_html, png
+from edgeadapt.reports.common import html_document, markdown_to_html, png, pyplot
 from edgeadapt.reports.deploy import edge_lines, package_lines
 
 COLUMNS = [
@@ -56,10 +56,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def plots(results: dict[str, Any]) -> dict[str, bytes]:
     """PNG bytes of each plot, by file name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out = {}
     methods = results["methods"]
@@ -106,7 +103,6 @@ def plots(results: dict[str, Any]) -> dict[str, bytes]:
         out.update(rank_plot(plt, results, png))
     if any(m.get("layer_scores") for m in methods.values()):
         out["layer_scores.png"] = _layer_scores_plot(plt, methods)
-    plt.close("all")
     return out
 
 

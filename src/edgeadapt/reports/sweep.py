@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.reports.common import png, write_page
+from edgeadapt.reports.common import png, pyplot, write_page
 
 
 def frontier_plot(sweep: dict[str, Any]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (method, frontier) in enumerate(sweep["frontiers"].items()):
@@ -41,9 +38,7 @@ def frontier_plot(sweep: dict[str, Any]) -> bytes:
         ylabel="domain accuracy (%)",
     )
     ax.legend()
-    image = png(fig)
-    plt.close(fig)
-    return image
+    return png(fig)
 
 
 def markdown_lines(sweep: dict[str, Any]) -> list[str]:
@@ -116,10 +111,7 @@ def markdown_lines(sweep: dict[str, Any]) -> list[str]:
 def curve_plot(sweep: dict[str, Any], key: str) -> bytes:
     """Domain accuracy and each forgetting signal against a swept key, one line per method point (error bars:
     the spread over seeds); the base model's level dashed. Log x where every value is a positive number."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     base = sweep["base"]
     panels = [  # (curve field, spread field, scale, title, the base model's level)
@@ -148,9 +140,7 @@ def curve_plot(sweep: dict[str, Any], key: str) -> bytes:
             ax.axhline(scale * level, color="black", linestyle="--", linewidth=1, label="base")
         ax.set(title=title, xlabel=key, xscale="log" if log_x else "linear")
     axes.flat[0].legend(fontsize=8)
-    image = png(fig)
-    plt.close(fig)
-    return image
+    return png(fig)
 
 
 def curve_lines(sweep: dict[str, Any]) -> list[str]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.reports.common import fmt_or_dash, png, write_page
+from edgeadapt.reports.common import fmt_or_dash, png, pyplot, write_page
 
 
 def heatmap(results: dict[str, Any]) -> bytes:
     """Domain accuracy per method: rows the model (base, tuned on each domain), columns the test domain."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     domains, variants = results["domains"], list(results["methods"])
     fig, axes = plt.subplots(1, len(variants), figsize=(3.6 * len(variants), 3.4), squeeze=False)
@@ -29,9 +26,7 @@ def heatmap(results: dict[str, Any]) -> bytes:
         ax.set_xticks(range(len(domains)), domains)
         ax.set_yticks(range(len(rows)), ["base"] + [f"on {d}" for d in domains])
         ax.set(title=f"{variant}: accuracy %", xlabel="evaluated on")
-    image = png(fig)
-    plt.close(fig)
-    return image
+    return png(fig)
 
 
 def markdown_lines(results: dict[str, Any]) -> list[str]:
