@@ -38,9 +38,10 @@ def point_label(point: tuple[tuple[str, Any], ...]) -> str:
     return "".join(f"{key.rsplit('.', 1)[-1]}{value}-" for key, value in point)
 
 
-def budget_label(cfg: RunConfig, steps: int) -> str:
-    """What bounds training: train.epochs where set (the steps then follow from the rows), else the steps."""
-    return f"epochs{cfg.train.epochs:g}" if cfg.train.epochs else f"steps{steps}"
+def budget(cfg: RunConfig, steps: int) -> tuple[str, str]:
+    """What bounds training, as (unit, amount): train.epochs where set (the steps then follow from the rows),
+    else the steps. A grid may sweep train.epochs itself, so `cfg` is the grid point's config."""
+    return ("epochs", f"{cfg.train.epochs:g}") if cfg.train.epochs else ("steps", str(steps))
 
 
 def with_point(cfg: RunConfig, point: tuple[tuple[str, Any], ...]) -> RunConfig:
@@ -71,7 +72,8 @@ def grid_configs(cfg: RunConfig) -> dict[tuple, RunConfig]:
             for seed in cfg.sweep.seeds:
                 sub = with_point(cfg, point)
                 sub.out_dir = str(cfg.run_dir())
-                sub.name = f"{point_label(point)}{budget_label(sub, steps)}-seed{seed}"
+                unit, amount = budget(sub, steps)
+                sub.name = f"{point_label(point)}{unit}{amount}-seed{seed}"
                 sub.train.steps, sub.train.seed, sub.methods = steps, seed, methods
                 sub.base_dir = cfg.base_dir
                 runs[(point, steps, seed)] = sub
@@ -151,9 +153,10 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
     results = {}
     for (point, steps, seed), run in runs.items():
         where = ", ".join(f"{k} {v}" for k, v in point)
-        epochs = run.cfg.train.epochs  # a grid may sweep train.epochs itself
-        budget = f"{epochs:g} epoch{'' if epochs == 1 else 's'}" if epochs else f"{steps} steps"
-        log(f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{budget}, seed {seed}")
+        unit, amount = budget(run.cfg, steps)
+        log(
+            f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{unit} {amount}, seed {seed}"
+        )
         train_run(run, resume=True, log=log)
         results[(point, steps, seed)] = evaluate_run(run, log, reuse=True)
     first = next(iter(results.values()))
