@@ -166,6 +166,26 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
     assert (ROOT / "configs" / "loragen.yaml").is_file()
 
 
+def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypatch):
+    from edgeadapt.studies import loragen_eval
+
+    def measure_again(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    for name in ("prompting_rows", "generated_rows", "lora_rows"):
+        monkeypatch.setattr(loragen_eval.Evaluation, name, measure_again)
+    monkeypatch.setattr(loragen_eval, "forgetting", measure_again)
+    resumed = loragen_eval.evaluate(cfg_of(trained), resume=True)
+    assert json.loads(json.dumps(resumed["summary"])) == evaluated["summary"]
+    assert resumed["seconds"] >= sum(
+        json.loads(p.read_text())["seconds"] for p in (trained / "loragen-parts").glob("*.json")
+    )
+    # parts measured under another config are measured again, not mixed in
+    other = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.eval_rows=5"])
+    with pytest.raises(AssertionError, match="measured again"):
+        loragen_eval.evaluate(other, resume=True)
+
+
 def test_a_generated_adapter_ships_like_a_trained_lora(trained, generator, tmp_path):
     from edgeadapt.deploy.build import verify
 

@@ -48,7 +48,7 @@ def _loragen(args: argparse.Namespace) -> None:
     from edgeadapt.reports.loragen import write_report
     from edgeadapt.studies.loragen_eval import evaluate
 
-    results = evaluate(cfg)
+    results = evaluate(cfg, resume=args.resume)
     report = write_report(results, cfg, cfg.run_dir() / "loragen.md")
     for spec, goals in results["summary"]["goals"].items():
         for goal, met in goals["met"].items():
@@ -91,5 +91,9 @@ def add_parsers(sub) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. loragen.steps=100")
     p.add_argument("--out", help="make: the adapter folder to write")
     p.add_argument("--base-dir", help="make: folder that relative model paths resolve against")
-    p.add_argument("--resume", action="store_true", help="train: reuse what finished")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="train/eval: reuse the stages (train) or parts (eval) that finished",
+    )
     p.set_defaults(func=_loragen)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import random
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 
 from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
+from edgeadapt.core.files import file_name
 from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.tasks import Collection, Task, open_collection
 from edgeadapt.loragen.encoders import DescriptionEncoder, open_encoder
@@ -44,7 +44,7 @@ def collection_of(cfg: RunConfig, log: Callable[[str], None] = print) -> Collect
 
 
 def generator_dir(cfg: RunConfig, encoder: str) -> Path:
-    return cfg.run_dir() / "generators" / re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder)
+    return cfg.run_dir() / "generators" / file_name(encoder)
 
 
 def training_texts(tasks: list[Task], paraphrases: int) -> tuple[list[str], list[int]]:
@@ -246,3 +246,13 @@ def train_all(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] =
 
 def encoders_of(cfg: RunConfig) -> list[str]:
     return list(dict.fromkeys([cfg.loragen.encoder, *cfg.loragen.compare_encoders]))
+
+
+def trained_per_task(cfg: RunConfig, name: str) -> Path | None:
+    """The per-task LoRA's update folder, or None when training stopped before that task."""
+    folder = lora_update_dir(cfg, f"per-task/{name}")
+    return folder if (folder / "adapter_model.safetensors").is_file() else None
+
+
+def adapter_bytes(folder) -> int:
+    return (folder / "adapter_model.safetensors").stat().st_size

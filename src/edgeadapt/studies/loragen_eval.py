@@ -9,7 +9,8 @@ Robustness: the score from each paraphrase of a description.
 
 Per row: task score (mean and per task), prompt tokens, prefill and total latency per request (timed, batch 1),
 general forgetting (perplexity, topics, facts), adapter generation time and size. Results go to
-RUN/loragen.json and RUN/loragen.md.
+RUN/loragen.json and RUN/loragen.md; each finished part (the prompting rows, each encoder's generated rows,
+the LoRA rows, forgetting) also to RUN/loragen-parts/, which `--resume` reads back instead of measuring again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,22 +26,23 @@ import torch
 from edgeadapt.core.config import RunConfig
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.data.tasks import Collection, Task
-from edgeadapt.evaluation.suite import EvalSets, general_scores
 from edgeadapt.evaluation.task_scores import Prompting, prompt_for, score_rows, user_ids
-from edgeadapt.evaluation.topics import TopicSpace
-from edgeadapt.inference.embedder import Embedder
 from edgeadapt.inference.predictor import ModelPredictor
 from edgeadapt.inference.timing import timed_answer
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
 from edgeadapt.studies.loragen import (
+    adapter_bytes,
     base_run,
     collection_of,
     encoders_of,
     generator_dir,
     lora_update_dir,
     per_task_names,
+    trained_per_task,
 )
+from edgeadapt.studies.loragen_forgetting import forgetting
+from edgeadapt.studies.parts import part
 
 GROUPS = ("heldout", "seen", "unseen-concept")
 
@@ -234,16 +235,6 @@ class Evaluation:
         return out
 
 
-def trained_per_task(cfg: RunConfig, name: str) -> Path | None:
-    """The per-task LoRA's update folder, or None when training stopped before that task."""
-    folder = lora_update_dir(cfg, f"per-task/{name}")
-    return folder if (folder / "adapter_model.safetensors").is_file() else None
-
-
-def adapter_bytes(folder) -> int:
-    return (folder / "adapter_model.safetensors").stat().st_size
-
-
 def generation_ms(generator: Generator, description: str, repeats: int) -> dict[str, float]:
     """Median milliseconds to turn a description into adapter weights (encoder + hypernetwork), on one thread
     count as configured; the first call (warm-up) is left out."""
@@ -257,92 +248,46 @@ def generation_ms(generator: Generator, description: str, repeats: int) -> dict[
     return {"total_ms": 1000 * statistics.median(total), "encoder_ms": 1000 * statistics.median(encode)}
 
 
-def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, Any]:
-    """General ability under each kind of model: the base (also what in-context and few-shot prompting
-    run), the multi-task LoRA, and the mean over the first `forgetting_tasks` held-out tasks of the
-    generated and per-task adapters."""
-    cfg, run = evaluation.cfg, evaluation.run
-    data = run.data
-    from edgeadapt.data.format import text_chunks
-    from edgeadapt.evaluation.sets import user_prompt
-
-    tok = evaluation.tokenizer
-    sets = EvalSets(
-        domain_rows=[],
-        domain_encoded=[],
-        domain_prompts=[],
-        general_chunks=text_chunks(tok, data.general_text, cfg.eval.chunk_tokens, cfg.eval.general_chunks),
-        probe_prompts=[user_prompt(tok, r["prompt"]) for r in data.probes],
-        probe_topics=[r["topic"] for r in data.probes],
-        fact_prompts=[user_prompt(tok, r["prompt"]) for r in data.facts],
-        fact_answers=[r["response"] for r in data.facts],
-    )
-    topics: dict[str, list[str]] = {}
-    for row in data.probes:
-        topics.setdefault(row["topic"], []).append(row["prompt"])
-    task_texts = [r["prompt"] for rows in evaluation.rows.values() for r in rows[:4]]
-    space = TopicSpace(Embedder(), topics, {"domain:tasks": task_texts})
-    keep = ("general_ppl", "on_topic_rate", "domain_leakage", "fact_recall")
-
-    def general(label: str) -> dict[str, float]:
-        evaluation.predictor.name = label
-        return {
-            k: v for k, v in general_scores(evaluation.predictor, sets, cfg.eval, space).items() if k in keep
-        }
-
-    out = {"base": general("base")}
-    tensors, scaling = read_adapter(lora_update_dir(cfg, "multitask"))
-    with merged(evaluation.model, tensors, scaling):
-        out["multitask"] = general("multitask")
-    tasks = evaluation.groups["heldout"][: cfg.loragen.forgetting_tasks]
-    for spec in generated:
-        generator = Generator.open(generator_dir(cfg, spec), cfg.base_dir)
-        points = []
-        for task in tasks:
-            with merged(
-                evaluation.model, generator.generate(task.description)[0], generator.hypernet.cfg.scaling
-            ):
-                points.append(general(f"generated {task.name}"))
-        out[f"generated[{spec}]"] = mean_dicts(points)
-    points = []
-    for task in tasks:
-        folder = trained_per_task(cfg, task.name)
-        if folder is None:
-            continue
-        tensors, scaling = read_adapter(folder)
-        with merged(evaluation.model, tensors, scaling):
-            points.append(general(f"per-task {task.name}"))
-    out["per-task"] = mean_dicts(points) if points else {}
-    out["tasks"] = [t.name for t in tasks]
-    return out
-
-
-def mean_dicts(points: list[dict[str, float]]) -> dict[str, float]:
-    keys = [k for k in points[0] if all(isinstance(p.get(k), (int, float)) for p in points)]
-    return {k: sum(p[k] for p in points) / len(points) for k in keys}
-
-
-def evaluate(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
+    """Every part of the study (with `resume`, those an earlier invocation finished are read back); the
+    results with their summary in RUN/loragen.json. `seconds` adds up the parts' measured times."""
     from edgeadapt.studies.loragen_summary import summarize
 
     start = time.perf_counter()
     evaluation = Evaluation(cfg, log)
-    log("rows 1-2: the base model, zero-shot, in-context and few-shot")
-    results: dict[str, Any] = {"prompting": evaluation.prompting_rows()}
-    results["generated"] = {}
-    for spec in encoders_of(cfg):
-        log(f"row 3: adapters generated with encoder {spec}")
-        results["generated"][spec] = evaluation.generated_rows(spec)
-    log("rows 4-5: the multi-task and per-task LoRAs")
-    results["lora"] = evaluation.lora_rows()
-    log("forgetting of general ability")
-    results["forgetting"] = forgetting(evaluation, results["generated"])
+    seconds = [time.perf_counter() - start]
+
+    def run_part(name: str, compute: Callable[[], Any], heading: str) -> Any:
+        log(heading)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log)
+        seconds.append(took)
+        return result
+
+    results: dict[str, Any] = {
+        "prompting": run_part(
+            "prompting",
+            evaluation.prompting_rows,
+            "rows 1-2: the base model, zero-shot, in-context and few-shot",
+        )
+    }
+    results["generated"] = {
+        spec: run_part(
+            f"generated-{spec}",
+            lambda spec=spec: evaluation.generated_rows(spec),
+            f"row 3: adapters generated with encoder {spec}",
+        )
+        for spec in encoders_of(cfg)
+    }
+    results["lora"] = run_part("lora", evaluation.lora_rows, "rows 4-5: the multi-task and per-task LoRAs")
+    results["forgetting"] = run_part(
+        "forgetting", lambda: forgetting(evaluation, results["generated"]), "forgetting of general ability"
+    )
     results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
     results["task_info"] = {
         n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}
         for n, t in evaluation.collection.tasks.items()
     }
-    results["seconds"] = round(time.perf_counter() - start, 1)
+    results["seconds"] = round(sum(seconds), 1)
     results["summary"] = summarize(results, cfg)
     write_json_atomic(cfg.run_dir() / "loragen.json", results)
     return results
