@@ -145,7 +145,11 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
     assert held["in-context"]["prompt_tokens"] > held["generated[minilm]"]["prompt_tokens"]
     assert held["few-shot"]["prompt_tokens"] > held["in-context"]["prompt_tokens"]
     for spec in ("model:tiny-random", "minilm"):
-        assert set(s["controls"][spec]) >= {"right", "random", "other", "shuffled"}
+        assert set(s["controls"][spec]) == {"all", "heldout", "seen"}
+        controls = s["controls"][spec]["all"]
+        assert set(controls) >= {"right", "random", "other", "shuffled", "other_gap_stderr"}
+        won, lost = controls["random_wins_losses"]
+        assert won + lost <= controls["tasks"]
         assert set(s["goals"][spec]["met"]) == {
             "heldout_90pct_of_in_context",
             "heldout_2x_faster",

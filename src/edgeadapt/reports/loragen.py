@@ -13,6 +13,52 @@ def fmt(value, pattern="{:.1f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
+def pct(value) -> str:
+    return fmt(100 * value if value is not None else None)
+
+
+def control_lines(spec: str, by_group: dict[str, dict]) -> list[str]:
+    """Score from the right description and from each control, per task group; the gap with its paired
+    standard error over tasks, and the tasks the right description won / lost."""
+    lines = [
+        f"## Does the description matter? (encoder {spec})",
+        "",
+        "| tasks | right description % | control | control % | gap, points (± s.e.) | tasks won / lost |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, c in by_group.items():
+        for kind in ("random", "other", "shuffled"):
+            won, lost = c[f"{kind}_wins_losses"]
+            lines.append(
+                f"| {group} ({c['tasks']}) | {pct(c['right'])} | {kind} | {pct(c[kind])} "
+                f"| {fmt(c[f'{kind}_gap_points'])} ± {fmt(c[f'{kind}_gap_stderr'])} | {won} / {lost} |"
+            )
+    return [*lines, ""]
+
+
+def spread_lines(spec: str, spread: dict[str, dict]) -> list[str]:
+    """How much the score moves between the texts of one description (the description and paraphrases)."""
+    lines = [
+        f"Paraphrase spread (encoder {spec}), per task, the score's range and standard deviation across its texts, averaged:",
+        "",
+    ]
+    for group, s in spread.items():
+        if s["mean_range"] is not None:
+            lines.append(f"- {group}: range {pct(s['mean_range'])} points, s.d. {pct(s['mean_std'])} points")
+    return [*lines, ""]
+
+
+def per_task_lines(results: dict[str, Any], group: str) -> list[str]:
+    """Every row's score on every task of the group, one line per task."""
+    table = results["summary"]["groups"][group]
+    labels = list(table)
+    lines = ["| task | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for name in results["groups"][group]:
+        cells = [pct(table[label]["per_task"].get(name)) for label in labels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
     s = results["summary"]
     lines = [f"# LoRA-Gen study: {cfg.name} ({cfg.model.name})", ""]
@@ -29,20 +75,10 @@ def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
                 f"| {fmt(r['prefill_ms'])} | {fmt(r['total_ms'])} | {fmt(r['total_vs_in_context'], '{:.2f}x')} |"
             )
         lines.append("")
-    for spec, controls in s["controls"].items():
-        lines += [
-            f"## Does the description matter? (encoder {spec}; held-out and seen tasks)",
-            "",
-            "| adapter generated from | score % | gap to the right description, points |",
-            "|---|---|---|",
-            f"| the right description | {fmt(100 * controls['right'] if controls['right'] is not None else None)} | |",
-        ]
-        for kind in ("random", "other", "shuffled"):
-            value = controls[kind]
-            lines.append(
-                f"| {kind} | {fmt(100 * value if value is not None else None)} | {fmt(controls[f'{kind}_gap_points'])} |"
-            )
-        lines.append("")
+        if group == "heldout":
+            lines += ["Per held-out task, score %:", "", *per_task_lines(results, group)]
+    for spec, by_group in s["controls"].items():
+        lines += control_lines(spec, by_group) + spread_lines(spec, s["spread"][spec])
     lines += [
         "## Forgetting of general ability",
         "",

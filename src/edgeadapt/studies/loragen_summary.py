@@ -54,13 +54,22 @@ def spread(paraphrases: dict[str, list[float]], names: list[str]) -> dict[str, f
     }
 
 
-def control_summary(generated: dict[str, Any]) -> dict[str, Any]:
-    right = {n: r["score"] for n, r in generated["tasks"].items() if n in generated["controls"]}
-    out = {"right": sum(right.values()) / len(right) if right else None}
+def control_summary(generated: dict[str, Any], names: list[str] | None = None) -> dict[str, Any]:
+    """The mean score from the right description and from each control (over `names`, default every task
+    with controls); per control the gap in points, and paired over tasks: its standard error, and how many
+    tasks the right description won and lost (a gap inside two standard errors is no evidence)."""
+    right = {
+        n: r["score"]
+        for n, r in generated["tasks"].items()
+        if n in generated["controls"] and (names is None or n in names)
+    }
+    out: dict[str, Any] = {"tasks": len(right), "right": sum(right.values()) / len(right) if right else None}
     for kind in ("random", "other", "shuffled"):
-        scores = [c[kind] for n, c in generated["controls"].items() if n in right]
-        out[kind] = sum(scores) / len(scores) if scores else None
-        out[f"{kind}_gap_points"] = 100 * (out["right"] - out[kind]) if scores else None
+        gaps = [100 * (right[n] - generated["controls"][n][kind]) for n in right]
+        out[kind] = out["right"] - sum(gaps) / 100 / len(gaps) if gaps else None
+        out[f"{kind}_gap_points"] = sum(gaps) / len(gaps) if gaps else None
+        out[f"{kind}_gap_stderr"] = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else None
+        out[f"{kind}_wins_losses"] = [sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)]
     return out
 
 
@@ -70,7 +79,10 @@ def summarize(results: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
     for group, names in results["groups"].items():
         summary["groups"][group] = group_summary(rows, names)
     for spec, generated in results["generated"].items():
-        summary["controls"][spec] = control_summary(generated)
+        summary["controls"][spec] = {
+            "all": control_summary(generated),
+            **{g: control_summary(generated, results["groups"][g]) for g in ("heldout", "seen")},
+        }
         summary["spread"][spec] = {
             g: spread(generated["paraphrases"], n) for g, n in results["groups"].items()
         }
@@ -86,7 +98,7 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
     gen_seen = mean_of(results["generated"][spec]["tasks"], seen_names, "score")
     per_seen = mean_of(results["lora"]["per-task"], seen_names, "score")
     forget = results["forgetting"]
-    controls = summary["controls"][spec]
+    controls = summary["controls"][spec]["all"]
     ms = results["generated"][spec]["generation_ms"]["total_ms"]
 
     def ratio(a, b):
