@@ -3,8 +3,10 @@ general perplexity, topic retention and fact recall, as every other study measur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from edgeadapt.data.format import text_chunks
+from edgeadapt.evaluation.sets import user_prompt
 from edgeadapt.evaluation.suite import EvalSets, general_scores
 from edgeadapt.evaluation.topics import TopicSpace
 from edgeadapt.inference.embedder import Embedder
@@ -12,19 +14,14 @@ from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
 from edgeadapt.studies.loragen import generator_dir, lora_update_dir, trained_per_task
 
-if TYPE_CHECKING:  # the study passes itself in; importing it here would be a cycle
-    from edgeadapt.studies.loragen_eval import Evaluation
 
-
-def forgetting(evaluation: Evaluation, generated: dict[str, Any]) -> dict[str, Any]:
+def forgetting(evaluation: Any, generated: dict[str, Any]) -> dict[str, Any]:
     """General ability under each kind of model: the base (also what in-context and few-shot prompting
     run), the multi-task LoRA, and the mean over the first `forgetting_tasks` held-out tasks of the
-    generated and per-task adapters."""
+    generated and per-task adapters. `evaluation`: the study's `loragen_eval.Evaluation` (its loaded model,
+    predictor, task groups and test rows), which imports this module."""
     cfg, run = evaluation.cfg, evaluation.run
     data = run.data
-    from edgeadapt.data.format import text_chunks
-    from edgeadapt.evaluation.sets import user_prompt
-
     tok = evaluation.tokenizer
     sets = EvalSets(
         domain_rows=[],
