@@ -65,8 +65,9 @@ def control_summary(generated: dict[str, Any], names: list[str] | None = None) -
     }
     out: dict[str, Any] = {"tasks": len(right), "right": sum(right.values()) / len(right) if right else None}
     for kind in ("random", "other", "shuffled"):
-        gaps = [100 * (right[n] - generated["controls"][n][kind]) for n in right]
-        out[kind] = out["right"] - sum(gaps) / 100 / len(gaps) if gaps else None
+        scores = {n: generated["controls"][n][kind] for n in right}
+        gaps = [100 * (right[n] - scores[n]) for n in right]
+        out[kind] = sum(scores.values()) / len(scores) if scores else None
         out[f"{kind}_gap_points"] = sum(gaps) / len(gaps) if gaps else None
         out[f"{kind}_gap_stderr"] = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else None
         out[f"{kind}_wins_losses"] = [sum(g > 0 for g in gaps), sum(g < 0 for g in gaps)]
