@@ -134,30 +134,67 @@ def test_smoke_compare_writes_results_and_reports(smoke_run):
     assert "| hlora |" in report and "| adaptq | activation | 0.5 | 4 | full |" in report
 
 
-def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, capsys):
-    cfg_args = [str(SMOKE), f"out_dir={smoke_run.parent}"]
-    assert main(["compare", *cfg_args, "--resume"]) == 0
-    assert "already trained" in capsys.readouterr().out
-    (smoke_run / "report.md").unlink()
-    assert main(["report", str(smoke_run)]) == 0
-    assert (smoke_run / "report.md").is_file()
-
-
-def test_a_failed_evaluation_leaves_no_results_file(smoke_run, tmp_path, capsys):
-    # Same trained run, but too little general text for one perplexity chunk: evaluation fails part-way,
-    # and the earlier results.json must not survive to pass for this run's.
-    # A copy: the session's smoke run is shared with other test files.
+def copied_run(smoke_run: Path, tmp_path: Path) -> Path:
+    """A copy of the session's smoke run (shared with other test files, so never changed in place)."""
     run = tmp_path / "runs" / "smoke"
     shutil.copytree(smoke_run, run)
+    return run
+
+
+def test_resume_reuses_trained_methods_and_report_rebuilds(smoke_run, tmp_path, capsys):
+    run = copied_run(smoke_run, tmp_path)
+    assert main(["compare", str(SMOKE), f"out_dir={run.parent}", "--resume"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    (run / "report.md").unlink()
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.md").is_file()
+
+
+def test_a_failed_evaluation_leaves_the_earlier_results_as_they_were(smoke_run, tmp_path, capsys):
+    # Same trained run, but too little general text for one perplexity chunk: evaluation fails part-way,
+    # and the earlier results.json (which says under which settings it was measured) stays untouched.
+    run = copied_run(smoke_run, tmp_path)
+    before = (run / "results.json").read_bytes()
     general = tmp_path / "gen"
     general.mkdir()
     (general / "text.jsonl").write_text('{"text": "too short"}\n')
     (general / "probes.jsonl").write_text('{"prompt": "q", "topic": "t"}\n')
-    assert (run / "results.json").exists()
     code = main(["eval", str(SMOKE), f"out_dir={run.parent}", f"data.general={general}"])
     assert code == 2 and "Not enough general text" in capsys.readouterr().err
-    assert not (run / "results.json").exists()
-    assert not (run / "report.html").exists()
+    assert (run / "results.json").read_bytes() == before
+
+
+def test_evaluating_one_method_keeps_every_other_result_and_section(smoke_run, tmp_path, capsys):
+    run = copied_run(smoke_run, tmp_path)
+    assert main(["recover", str(run), "recovery.scales=[0, 1]"]) == 0
+    before = json.loads((run / "results.json").read_text())
+    assert main(["eval", str(SMOKE), f"out_dir={run.parent}", "--method", "lora"]) == 0
+    after = json.loads((run / "results.json").read_text())
+    assert list(after["methods"]) == list(before["methods"])  # the config's order, lora among the others
+    for name in before["methods"]:
+        if name != "lora":
+            assert after["methods"][name] == before["methods"][name], name
+    assert after["recovery"] == before["recovery"]
+    assert "| sft |" in (run / "report.md").read_text()
+
+
+def test_evaluating_one_method_under_other_settings_is_refused_with_nothing_changed(
+    smoke_run, tmp_path, capsys
+):
+    run = copied_run(smoke_run, tmp_path)
+    before = (run / "results.json").read_bytes()
+    code = main(["eval", str(SMOKE), f"out_dir={run.parent}", "--method", "lora", "eval.max_new_tokens=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "measured under other model, data or eval settings" in err and "sft" in err
+    assert (run / "results.json").read_bytes() == before
+
+
+def test_retraining_a_method_removes_only_what_no_longer_describes_it(smoke_run, tmp_path, capsys):
+    run = copied_run(smoke_run, tmp_path)
+    assert main(["train", str(SMOKE), f"out_dir={run.parent}", "--method", "lora", "train.seed=1"]) == 0
+    assert "results.json no longer holds lora's results" in capsys.readouterr().out
+    after = json.loads((run / "results.json").read_text())
+    assert "lora" not in after["methods"] and "sft" in after["methods"]
 
 
 def test_malformed_probe_names_file_and_line(tmp_path, capsys):

@@ -15,8 +15,10 @@ from edgeadapt.cli import main
 from edgeadapt.core.errors import UserError
 from edgeadapt.evaluation import routing_metrics as rm
 from edgeadapt.inference.predictor import ModelPredictor
+from edgeadapt.routing.oracle import OracleRouter
 from edgeadapt.routing.predictor import RoutedPredictor, experts_active
-from edgeadapt.routing.router import NULL, OracleRouter, Route, ScarRouter, calibrate, decide
+from edgeadapt.routing.router import NULL, Route, calibrate, decide
+from edgeadapt.routing.scar import ScarRouter
 from edgeadapt.updates.library import Library
 
 ROOT = Path(__file__).parents[1]

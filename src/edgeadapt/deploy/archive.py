@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.routing.registry import ROUTER_FILE
 
 MAX_MANIFEST_BYTES = 1 << 20  # the manifest and its signature are read whole before anything is trusted
 
@@ -29,7 +30,7 @@ RECORD = 20 * BLOCK  # tar pads the archive to whole records
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MEMBER_NAME = re.compile(
     r"(manifest\.json|manifest\.sig|manifest\.sha256|update/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
-    r"|library/(library\.json|router\.json|router\.safetensors|router_key\.safetensors"
+    rf"|library/(library\.json|{ROUTER_FILE.pattern}"  # whatever files a registered router kind keeps
     r"|experts/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/(adapter_config\.json|adapter_model\.safetensors)))"
 )
 PAYLOAD = ("update/", "library/")  # the folders a package's files live in (everything but manifest.*)

@@ -26,12 +26,12 @@ HEALTH_TOKENS = 8
 def predictor_for(manifest: dict[str, Any], folder: Path, base, tokenizer):
     """The model an installed update makes of the base: routed for a library, else the method's loader."""
     if manifest.get("kind", "update") != "update":
+        from edgeadapt.routing import load_router
         from edgeadapt.routing.predictor import RoutedPredictor
-        from edgeadapt.routing.router import ScarRouter
         from edgeadapt.updates.library import Library
 
         model = Library.read(folder).load(base)
-        return RoutedPredictor(model, tokenizer, ScarRouter.load(folder).bind(model, tokenizer))
+        return RoutedPredictor(model, tokenizer, load_router(folder).bind(model, tokenizer))
     return ModelPredictor(updates.loader(manifest["loader"])(base, folder), tokenizer)
 
 
@@ -89,11 +89,9 @@ def health_check(predictor, base_answers: bool = True) -> None:
         from edgeadapt.routing.predictor import experts_active
         from edgeadapt.routing.router import Route
 
-        tau = predictor.router.tau
-        if not (math.isfinite(tau) and 0 <= tau <= 1) or not bool(
-            torch.isfinite(predictor.router.keys).all()
-        ):
-            raise PackageError("refused before activation: the router's keys or threshold are not finite")
+        problems = predictor.router.problems()
+        if problems:
+            raise PackageError(f"refused before activation: the router: {problems[0]}")
         for name in predictor.router.experts:
             with experts_active(predictor.model, Route((name,), (1.0,))) as model:
                 finite_logits(model(input_ids=torch.tensor([ids])).logits, f"expert {name}")

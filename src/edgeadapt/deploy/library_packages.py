@@ -15,7 +15,7 @@ from typing import Any
 from edgeadapt import __version__
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.deploy import build
-from edgeadapt.routing.router import ROUTER_FILES, ScarRouter
+from edgeadapt.routing import get_router, load_router
 from edgeadapt.updates.library import ADAPTER_FILES, LIBRARY_FILE, Library
 
 ROUTER_KEY = "router_key.safetensors"
@@ -69,7 +69,7 @@ def export_library(
     if not library.router:
         raise UserError(f"{library.folder}: no router yet; `edgeadapt library build` trains one.")
     sources = [(f"library/{LIBRARY_FILE}", library.folder / LIBRARY_FILE)]
-    sources += [(f"library/{f}", library.folder / f) for f in ROUTER_FILES]
+    sources += [(f"library/{f}", library.folder / f) for f in library.router]
     for name in library.experts:
         sources += expert_sources(library, name)
     spec = fields(library, "library", list(library.experts)) | (release or {})
@@ -93,10 +93,14 @@ def export_expert(
         raise UserError(
             f"No expert '{name}' in {library.folder}.{did_you_mean(name, library.experts)} Experts: {', '.join(library.experts)}."
         )
-    router = ScarRouter.load(library.folder)
+    router = load_router(library.folder)
+    if not get_router(router.kind).capabilities.joins:
+        raise UserError(
+            f"{library.folder}: its '{router.kind}' router takes no expert without retraining; export the whole --library"
+        )
     with tempfile.TemporaryDirectory(prefix="edgeadapt-expert-") as tmp:
         key = Path(tmp) / ROUTER_KEY
-        save_file({"key": router.keys[router.experts.index(name)].contiguous()}, str(key))
+        save_file({"key": router.key_of(name).contiguous()}, str(key))
         sources = expert_sources(library, name) + [(f"library/{ROUTER_KEY}", key)]
         spec = fields(library, "expert", [name]) | (release or {})
         return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
@@ -114,8 +118,9 @@ def join_library(staging: Path, active: Path, manifest: dict[str, Any]) -> None:
         raise build.PackageError(
             "an expert package joins an installed adapter library; this device has none active"
         )
+    keep = {LIBRARY_FILE, "experts", *Library.read(active).router}
     for item in active.iterdir():
-        if item.name in (LIBRARY_FILE, *ROUTER_FILES) or item.name == "experts":
+        if item.name in keep:
             target = staging / item.name
             if item.is_dir():
                 shutil.copytree(item, target, dirs_exist_ok=True)
@@ -129,7 +134,9 @@ def join_library(staging: Path, active: Path, manifest: dict[str, Any]) -> None:
         spec["domain"], spec["description"], manifest["method"], manifest["rank"]
     )
     library.save()
-    router = ScarRouter.load(staging)
+    router = load_router(staging)
+    if not get_router(router.kind).capabilities.joins:
+        raise build.PackageError(f"the installed library's '{router.kind}' router takes no new expert")
     router.add_key(spec["name"], load_file(str(staging / ROUTER_KEY))["key"])
     router.save(staging)
     (staging / ROUTER_KEY).unlink()

@@ -1,2 +1,4 @@
-"""Evaluation: the held-out sets (tokenized once per run) and the suite that scores any predictor on them,
-with the pure metric functions (accuracy, perplexity change, retention, transfer, frontier, spectra)."""
+"""Evaluation: the suite every model is scored by, the metric and benchmark registries, and the benchmarks
+(one module each under `benchmarks/`, imported here so that each registers itself)."""
+
+from edgeadapt.evaluation import benchmarks  # noqa: F401  (registers the built-in benchmarks and metrics)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from edgeadapt.core.config import RunConfig
 from edgeadapt.data.format import encode, prompt_ids, split_row, text_chunks
 from edgeadapt.data.run_data import RunData
+from edgeadapt.evaluation.registry import BENCHMARKS
 from edgeadapt.evaluation.suite import EvalSets
 from edgeadapt.evaluation.topics import TopicSpace
 from edgeadapt.inference.embedder import Embedder
@@ -24,27 +25,24 @@ def domain_sets(rows: list[dict], tokenizer, max_length: int) -> dict:
     }
 
 
-def eval_sets(data: RunData, tokenizer, cfg: RunConfig) -> EvalSets:
+def eval_sets(data: RunData, tokenizer, cfg: RunConfig, only: tuple[str, ...] | None = None) -> EvalSets:
+    """The domain test set, the general chunks and every registered benchmark's set (or those in `only`)."""
     return EvalSets(
         **domain_sets(data.test, tokenizer, cfg.data.max_length),
         general_chunks=text_chunks(
             tokenizer, data.general_text, cfg.eval.chunk_tokens, cfg.eval.general_chunks
         ),
-        probe_prompts=[user_prompt(tokenizer, r["prompt"]) for r in data.probes],
-        probe_topics=[r["topic"] for r in data.probes],
-        fact_prompts=[user_prompt(tokenizer, r["prompt"]) for r in data.facts],
-        fact_answers=[r["response"] for r in data.facts],
-        **mmlu_sets(cfg, data.mmlu_excluded),
+        benchmarks=benchmark_sets(data, tokenizer, cfg, only),
     )
 
 
-def mmlu_sets(cfg: RunConfig, excluded: list[str]) -> dict:
-    """The MMLU sample of the general evaluation (none unless eval.mmlu asks)."""
-    if not cfg.eval.mmlu:
-        return {}
-    from edgeadapt.data.mmlu import sample
-
-    return {"mmlu_questions": sample(cfg.eval.mmlu, excluded, cfg.data.seed), "mmlu_excluded": excluded}
+def benchmark_sets(data: RunData, tokenizer, cfg: RunConfig, only: tuple[str, ...] | None = None) -> dict:
+    """Each registered benchmark's set (None where the config turns it off)."""
+    return {
+        name: benchmark.prepare(data, tokenizer, cfg)
+        for name, benchmark in BENCHMARKS.items()
+        if only is None or name in only
+    }
 
 
 def row_text(row: dict) -> str:

@@ -7,6 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.reports.common import fmt_or_dash, png, pyplot, write_page
+from edgeadapt.routing.registry import router_key
+
+
+def own_kind(results: dict[str, Any]) -> str:
+    """The kind of router the library ships (routing.json's config; `scar` before the key existed)."""
+    return results["config"]["router"].get("kind", "scar")
+
+
+def own_router(results: dict[str, Any]) -> str:
+    """The library router's first seed, as routing.json names it."""
+    return router_key(own_kind(results), results["seeds"][0])
 
 
 def pm(s: dict | None, spec: str, scale: float = 1.0) -> str:
@@ -18,8 +29,8 @@ def pm(s: dict | None, spec: str, scale: float = 1.0) -> str:
 def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """(goal, target, measured, met) for the issue's goals; met is None where nothing was measured."""
     summary, systems, cost = results["summary"], results["systems"], results["cost"]
-    scar = summary["routing"].get("scar", {})
-    sys_scar = summary["systems"].get("scar", {})
+    own = summary["routing"].get(own_kind(results), {})
+    own_system = summary["systems"].get(own_kind(results), {})
     base = systems["base"]
     out = []
 
@@ -36,32 +47,32 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     add(
         "router macro-F1 (held-out prompts, null included)",
         "≥ 0.95",
-        scar.get("macro_f1", {}).get("mean"),
+        own.get("macro_f1", {}).get("mean"),
         ".3f",
         lambda v: v >= 0.95,
     )
     add(
         "general prompts sent to an adapter",
         "≤ 5%",
-        scar.get("general_to_adapter_rate", {}).get("mean"),
+        own.get("general_to_adapter_rate", {}).get("mean"),
         ".1%",
         lambda v: v <= 0.05,
     )
     add(
         "unknown-domain prompts sent to the base",
         "≥ 90%",
-        scar.get("unknown_to_base_rate", {}).get("mean"),
+        own.get("unknown_to_base_rate", {}).get("mean"),
         ".1%",
         lambda v: v >= 0.9,
     )
     add(
         "every domain's accuracy as a share of its oracle",
         "≥ 97%",
-        sys_scar.get("min_share_of_oracle", {}).get("mean"),
+        own_system.get("min_share_of_oracle", {}).get("mean"),
         ".1%",
         lambda v: v >= 0.97,
     )
-    degr = sys_scar.get("general_degradation_pct", {})
+    degr = own_system.get("general_degradation_pct", {})
     add(
         "general perplexity change against the base",
         "within seed noise",
@@ -72,11 +83,11 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     add(
         "topic retention",
         "within seed noise of 1.0",
-        sys_scar.get("topic_retention", {}).get("mean"),
+        own_system.get("topic_retention", {}).get("mean"),
         ".3f",
         lambda v: v >= 0.97,
     )
-    fact = sys_scar.get("fact_recall", {}).get("mean")
+    fact = own_system.get("fact_recall", {}).get("mean")
     add(
         "fact recall against the base's",
         f"{base.get('fact_recall', 0):.1%}",
@@ -98,9 +109,7 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         ".0%",
         lambda v: v >= 0.9,
     )
-    lost = (
-        systems[f"scar-seed{results['seeds'][0]}"]["mean_accuracy"] - results["scale"]["mean_accuracy"]
-    ) * 100
+    lost = (systems[own_router(results)]["mean_accuracy"] - results["scale"]["mean_accuracy"]) * 100
     add(
         f"domain accuracy lost going to {results['scale']['experts']} experts",
         "≤ 3 points",
@@ -109,13 +118,14 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         lambda v: v <= 3,
     )
     new = results["new_expert"]
-    add(
-        f"a new expert ({new['expert']}) joins without retraining: its prompts routed right",
-        "—",
-        new["accuracy_new"],
-        ".1%",
-        lambda v: True,
-    )
+    if new:  # a router kind that takes new experts
+        add(
+            f"a new expert ({new['expert']}) joins without retraining: its prompts routed right",
+            "—",
+            new["accuracy_new"],
+            ".1%",
+            lambda v: True,
+        )
     return out
 
 
@@ -166,7 +176,7 @@ def routing_lines(results: dict[str, Any]) -> list[str]:
     lines += ["", "![confusion matrix and the frontier](plots/routing.png)", ""]
     if results.get("layers"):
         lines += [
-            f"Which layer the query comes from (SCAR, seed {seeds[0]}; layer 0: the token embeddings):",
+            f"Which layer the query comes from ({own_kind(results)}, seed {seeds[0]}; layer 0: the token embeddings):",
             "",
             "| layer | accuracy | macro-F1 | general → adapter | unknown → base | latency p50 / p95 (ms) |",
             "|---|---|---|---|---|---|",
@@ -201,13 +211,13 @@ def system_lines(results: dict[str, Any]) -> list[str]:
             f"{fmt_or_dash(m.get('fact_recall'), '.1%')} | {m['domain_leakage']:.1%} | {m['gg']:+.4f} | "
             f"{sum(d['dsi'] for d in m['domains'].values()) / len(m['domains']):.2f} |"
         )
-    scar = results["summary"]["systems"].get("scar")
-    if scar:
+    own = results["summary"]["systems"].get(own_kind(results))
+    if own:
         lines += [
             "",
-            f"SCAR across {len(results['seeds'])} seeds: mean accuracy {pm(scar['mean_accuracy'], '.1%')}, general degradation "
-            f"{pm(scar['general_degradation_pct'], '+.2f')}%, topic retention {pm(scar['topic_retention'], '.3f')}, "
-            f"fact recall {pm(scar['fact_recall'], '.1%')}.",
+            f"The {own_kind(results)} router across {len(results['seeds'])} seeds: mean accuracy {pm(own['mean_accuracy'], '.1%')}, general degradation "
+            f"{pm(own['general_degradation_pct'], '+.2f')}%, topic retention {pm(own['topic_retention'], '.3f')}, "
+            f"fact recall {pm(own['fact_recall'], '.1%')}.",
         ]
     lines += [
         "",
@@ -256,9 +266,15 @@ def cost_lines(results: dict[str, Any]) -> list[str]:
             f"with {scale_['experts']} experts {scale_['weight_bytes'] / 1e6:,.1f} MB.",
             f"- {scale_['experts']} experts (every expert {scale_['experts'] // mem['experts']} times, a domain's prompts split among its copies): "
             f"routing accuracy on domain prompts {scale_['routing_accuracy_domain']:.1%}, mean domain accuracy {scale_['mean_accuracy']:.1%}.",
-            f"- A new expert joining: `{new['expert']}` added with its key at its prompts' centroid, no other key retrained: "
-            f"{fmt_or_dash(new['accuracy_new'], '.1%')} of its test prompts and {fmt_or_dash(new['accuracy_others'], '.1%')} of the others routed right.",
         ]
+        + (
+            [
+                f"- A new expert joining: `{new['expert']}` added with its key at its prompts' centroid, no other key retrained: "
+                f"{fmt_or_dash(new['accuracy_new'], '.1%')} of its test prompts and {fmt_or_dash(new['accuracy_others'], '.1%')} of the others routed right."
+            ]
+            if new
+            else [f"- A new expert joining: the {own_kind(results)} router takes none without retraining."]
+        )
         + (
             [f"- The library package (zstd): {results['package']['bytes'] / 1e6:,.2f} MB."]
             if results.get("package")
@@ -271,7 +287,7 @@ def cost_lines(results: dict[str, Any]) -> list[str]:
 def plots(results: dict[str, Any]) -> bytes:
     plt = pyplot()
 
-    seed0 = f"scar-seed{results['seeds'][0]}"
+    seed0 = own_router(results)
     confusion = results["routing"][seed0]["confusion"]
     sweep = sweep_points(results)
     fig, axes = plt.subplots(1, 2 + bool(sweep), figsize=(6 * (2 + bool(sweep)), 4.8))

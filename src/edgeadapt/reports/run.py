@@ -11,47 +11,39 @@ import html
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.evaluation.registry import columns
 from edgeadapt.reports.analysis import analysis_lines, analysis_plots, rank_plot
 from edgeadapt.reports.common import html_document, markdown_to_html, png, pyplot
 from edgeadapt.reports.deploy import edge_lines, package_lines
 
-COLUMNS = [
-    ("domain_accuracy", "domain acc", "{:.1%}"),
-    ("domain_ppl", "domain PPL", "{:.2f}"),
-    ("general_ppl", "general PPL", "{:.2f}"),
-    ("general_degradation_pct", "general degr.", "{:+.1f}%"),
-    ("topic_retention", "topic retention", "{:.2f}"),
-    ("on_topic_rate", "on-topic", "{:.1%}"),
-    ("domain_leakage", "leakage", "{:.1%}"),
-    ("fact_recall", "fact recall", "{:.1%}"),
-    ("mmlu_0", "MMLU 0-shot (95% CI)", ""),
-    ("mmlu_5", "MMLU 5-shot (95% CI)", ""),
-    ("trainable_pct", "trainable", "{:.2f}%"),
-    ("update_mb", "update (fp32)", "{:.1f} MB"),
-    ("update_ratio", "update / model", "{:.1%}"),
-    ("out_of_domain_accuracy", "out-of-domain acc", "{:.1%}"),
-    ("weight_mb", "weights in memory", "{:.1f} MB"),
-    ("lr", "lr", "{:g}"),
-    ("train_seconds", "train s", "{:.0f}"),
-]
+TABLES = {
+    "skill": "Domain skill",
+    "forgetting": "General ability kept (forgetting)",
+    "cost": "What the update costs",
+}
 
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
-    if key.startswith("mmlu_"):
-        score = (row.get("mmlu") or {}).get("shots", {}).get(key[5:])
-        return "—" if score is None else f"{score['acc']:.1%} ({score['ci95'][0]:.0%}–{score['ci95'][1]:.0%})"
-    value = row.get(key)
-    if key == "update_mb" and "update_bytes" in row:
-        value = row["update_bytes"]["fp32"] / 1e6
-    if key == "weight_mb" and "weight_bytes" in row:
-        value = row["weight_bytes"] / 1e6
-    return "—" if value is None else fmt.format(value)
+def model_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [("base", results["base"]), *results["methods"].items()]
 
 
-def table_rows(results: dict[str, Any]) -> list[list[str]]:
-    rows = [["base"] + [_cell(results["base"], k, f) for k, _, f in COLUMNS]]
-    rows += [[name] + [_cell(m, k, f) for k, _, f in COLUMNS] for name, m in results["methods"].items()]
-    return rows
+def metric_tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) per group of registered metrics, each with the columns some model measured
+    (a column that is empty for every model is left out, so a table fits a page)."""
+    rows = model_rows(results)
+    tables = []
+    for group, title in TABLES.items():
+        shown = columns([row for _, row in rows], group)
+        if shown:
+            body = [[name] + [m.cell(row) or "—" for m in shown] for name, row in rows]
+            tables.append((title, ["model"] + [m.label for m in shown], body))
+    return tables
+
+
+def table_markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
 
 
 def plots(results: dict[str, Any]) -> dict[str, bytes]:
@@ -260,7 +252,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return [
         f"- Model: `{model.get('name')}`, {model.get('parameters', results['base'].get('params')):,} parameters, "
         f"weights {source}.",
-        f"- Domain: `{data['domain']}`; rows {data['rows']}.",
+        f"- Domain: `{data['domain']}`; {row_counts(data['rows'])}.",
         f"- Training: {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}, seed {cfg['train']['seed']}, "
         f"on {results['device']} with {results['torch_threads']} threads; the whole run took {results['seconds']:.0f} s.",
         *mmlu_note(results),
@@ -268,6 +260,22 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         "frontier: `edgeadapt sweep configs/sweep.yaml` trains every method over a grid of learning rates and "
         "reports each method's forgetting at matched domain accuracy (README, section sweep).",
     ]
+
+
+ROW_WORDS = {
+    "train": "training rows",
+    "replay_pool": "general rows for replay",
+    "val": "validation rows",
+    "test": "test questions",
+    "probes": "general probes",
+    "facts": "fact questions",
+    "general_texts": "general texts",
+}
+
+
+def row_counts(rows: dict[str, int]) -> str:
+    """The data's row counts in words ("384 training rows, 32 validation rows, ..."), zero counts left out."""
+    return ", ".join(f"{n:,} {ROW_WORDS.get(k, k)}" for k, n in rows.items() if n)
 
 
 def mmlu_note(results: dict[str, Any]) -> list[str]:
@@ -295,11 +303,17 @@ def section_lines(results: dict[str, Any]) -> list[str]:
     )
 
 
+def result_lines(results: dict[str, Any]) -> list[str]:
+    """The metric tables, one per group, each under its heading."""
+    lines = []
+    for title, header, rows in metric_tables(results):
+        lines += [f"## {title}", "", *table_markdown(header, rows), ""]
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
-    header = ["model"] + [label for _, label, _ in COLUMNS]
     lines = [f"# edgeadapt run `{results['config']['name']}`", ""] + summary_lines(results) + [""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    lines += result_lines(results)
     lines += [
         "",
         "![forgetting curves](plots/curves.png)",
@@ -318,18 +332,14 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def html_page(results: dict[str, Any], images: dict[str, bytes]) -> str:
-    header = ["model"] + [label for _, label, _ in COLUMNS]
-    table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-    table += "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(results)
-    )
+    tables = markdown_to_html(result_lines(results))
     figures = "".join(
         f'<img alt="{n}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
         for n, b in images.items()
     )
     items = "".join(f"<li>{html.escape(line[2:]).replace('`', '')}</li>" for line in summary_lines(results))
     sections = markdown_to_html(section_lines(results))
-    body = f"<ul>{items}</ul><table>{table}</table>{sections}{figures}"
+    body = f"<ul>{items}</ul>{tables}{sections}{figures}"
     return html_document(f"edgeadapt run {results['config']['name']}", body)
 
 

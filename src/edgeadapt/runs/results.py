@@ -13,6 +13,7 @@ from typing import Any
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import write_json_atomic
+from edgeadapt.runs.schema import RunResults
 
 RESULTS = "results.json"
 EVAL_CACHE = "eval_metrics.json"  # a model's metrics beside its update (see studies.evaluate)
@@ -23,35 +24,58 @@ def results_path(run_dir: Path) -> Path:
     return Path(run_dir) / RESULTS
 
 
-def read_results(run_dir: Path) -> dict[str, Any]:
-    """A finished run's results; a clear error when the run has none yet."""
+def read_results(run_dir: Path) -> RunResults:
+    """A finished run's results, every field's type checked; a clear error when the run has none yet."""
     path = results_path(run_dir)
     if not path.is_file():
         raise UserError(f"{path} not found: run `edgeadapt compare CONFIG` first.")
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(
             f"{path}: not readable JSON ({exc}); rerun `edgeadapt eval CONFIG` to rewrite it."
         ) from None
+    return RunResults.from_json(data, str(path))
 
 
-def write_results(run_dir: Path, results: dict[str, Any]) -> None:
-    """results.json via a temporary file and a rename."""
-    write_json_atomic(results_path(run_dir), results)
-
-
-def add_section(run_dir: Path, results: dict[str, Any], key: str, section: Any) -> dict[str, Any]:
-    """Add (or replace) one section of a finished run's results and rewrite results.json."""
-    results[key] = section
-    write_results(run_dir, results)
+def write_results(run_dir: Path, results: RunResults | dict[str, Any]) -> RunResults:
+    """results.json (checked as it will be read back) via a temporary file and a rename."""
+    if not isinstance(results, RunResults):
+        results = RunResults.from_json(results, str(results_path(run_dir)))
+    write_json_atomic(results_path(run_dir), results.to_json())
     return results
 
 
-def invalidate(run_dir: Path) -> None:
-    """Work that changes the run's updates starts: earlier results no longer describe them."""
-    for name in OUTPUTS:
-        (Path(run_dir) / name).unlink(missing_ok=True)
+def add_section(run_dir: Path, results: RunResults, key: str, section: Any) -> RunResults:
+    """Add (or replace) one section of a finished run's results and rewrite results.json."""
+    results[key] = section
+    return write_results(run_dir, results)
+
+
+SECTIONS = ("recovery", "analysis", "packages", "edge")  # what later commands add to a finished run
+
+
+def forget_method(run_dir: Path, name: str) -> list[str]:
+    """A method's update is about to change: its results, and the sections measured on the run's updates,
+    no longer describe it and leave results.json (the other methods' results stay); the reports, rendered
+    from the old results, go. Returns what was removed."""
+    path = results_path(run_dir)
+    if not path.is_file():
+        return []
+    try:
+        results = read_results(run_dir)
+    except UserError:
+        return []  # nothing readable to keep: the next evaluation replaces it
+    removed = [f"{name}'s results"] if results.methods.pop(name, None) is not None else []
+    for section in SECTIONS:
+        if section in results:
+            results[section] = None
+            removed.append(f"the {section} section")
+    if removed:
+        write_results(run_dir, results)
+        for report in OUTPUTS[1:]:
+            (Path(run_dir) / report).unlink(missing_ok=True)
+    return removed
 
 
 def read_cache(folder: Path, key: str) -> dict[str, Any] | None:

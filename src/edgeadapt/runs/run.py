@@ -85,10 +85,6 @@ class Run:
             variant or "base",
         )
 
-    def invalidate_results(self) -> None:
-        """Inputs are valid and work starts: earlier results of this run no longer describe its updates."""
-        results_io.invalidate(self.dir)
-
 
 def trained_results(run: Run) -> dict[str, TrainResult]:
     trained = {}

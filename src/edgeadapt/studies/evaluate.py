@@ -17,49 +17,26 @@ import torch
 
 from edgeadapt import __version__, models
 from edgeadapt.core.config import RunConfig, to_dict
-from edgeadapt.evaluation.metrics import degradation_pct, retention
+from edgeadapt.core.errors import UserError
+from edgeadapt.evaluation.metrics import degradation_pct
+from edgeadapt.evaluation.registry import versus_base
 from edgeadapt.evaluation.sets import eval_sets, topic_space
-from edgeadapt.evaluation.suite import EvalSets, evaluate_model, other_domain_scores
+from edgeadapt.evaluation.suite import EvalSets, evaluate_model
 from edgeadapt.evaluation.topics import TopicSpace
 from edgeadapt.inference.predictor import Predictor
 from edgeadapt.models.quantize import weight_bytes
 from edgeadapt.runs import results as results_io
 from edgeadapt.runs.run import Run, trained_results
+from edgeadapt.runs.schema import SCHEMA_VERSION, RunResults
 from edgeadapt.training.loop import TrainResult
 from edgeadapt.updates.sizes import update_size
 
 
-def other_domain_sets(run: Run) -> dict[str, EvalSets]:
-    """Test sets of `eval.other_domains`, for out-of-domain accuracy."""
-    import copy
-
-    from edgeadapt.data.run_data import RunData
-
-    sets = {}
-    for domain in run.cfg.eval.other_domains:
-        cfg = copy.deepcopy(run.cfg)
-        cfg.data.domain = domain
-        data = RunData(cfg)
-        sets[data.domain_name] = eval_sets(data, run.tokenizer, cfg)
-    return sets
-
-
-def model_metrics(
-    predictor: Predictor, run: Run, sets: EvalSets, topics: TopicSpace, others: dict[str, EvalSets]
-) -> dict[str, Any]:
+def model_metrics(predictor: Predictor, run: Run, sets: EvalSets, topics: TopicSpace) -> dict[str, Any]:
     """Every metric of one model (base, tuned, routed or generated) on the run's sets."""
     metrics = evaluate_model(predictor, sets, run.cfg.eval, topics)
     metrics["weight_bytes"] = weight_bytes(predictor.model)
-    metrics.update(other_domain_scores(predictor, others, run.cfg.eval))
     return metrics
-
-
-def compared_to_base(metrics: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """What sets a model apart from the base: forgetting as a change, retention as a ratio."""
-    return {
-        "general_degradation_pct": degradation_pct(metrics["general_ppl"], base["general_ppl"]),
-        "topic_retention": retention(metrics["on_topic_rate"], base["on_topic_rate"]),
-    }
 
 
 def method_metrics(
@@ -70,20 +47,19 @@ def method_metrics(
     sets: EvalSets,
     topics: TopicSpace,
     dtype: torch.dtype,
-    others: dict[str, EvalSets],
 ) -> dict[str, Any]:
     """Evaluate one tuned model and add what sets it apart from the base: forgetting, size, training."""
     method = run.method(name)
     # Evaluated as a device runs it, the update folded in: the same outputs, and an adapter of any rank then
     # costs no more per token than the base model (unmerged, r=576 doubled the evaluation's time).
     tuned = run.open(name, dtype)
-    metrics = model_metrics(tuned, run, sets, topics, others)
+    metrics = model_metrics(tuned, run, sets, topics)
     metrics.update(method.describe(tuned.model) if method.describe else {})
     if run.cfg.eval.deploy_variants and method.deploy_variants:
         metrics["deploy_variants"] = deploy_variant_metrics(run, name, base, sets, dtype)
     size = update_size([run.dir / name / f for f in result.update_files])
     metrics.update(
-        **compared_to_base(metrics, base),
+        **versus_base(metrics, base),
         trainable_params=result.trainable_params,
         trainable_pct=100.0 * result.trainable_params / base["params"],
         update_bytes={"fp32": size["fp32"], "bf16": size["bf16"]},
@@ -122,20 +98,19 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print, reuse: bool = Fal
     With `reuse` (the sweep), metrics saved by an earlier evaluation with the same settings are reused.
     """
     started = time.perf_counter()
-    _ = run.data  # bad data is an error before the earlier results are removed
-    run.invalidate_results()
+    _ = run.data  # bad data is an error before any work
     trained = trained_results(run)
     key = eval_key(run.cfg)
+    kept = kept_results(run, list(trained), key, log)
     cached = {n: results_io.read_cache(run.dir / n, key) for n in trained} if reuse else {}
     base = results_io.read_cache(run.dir, key) if reuse else None
     if base is not None and all(cached.values()):
         log("[all] reusing earlier evaluations")
-        return finish_results(run, base, cached, trained, started)
+        return finish_results(run, base, cached, trained, started, kept)
     dtype = run.dtype
     sets, topics = eval_sets(run.data, run.tokenizer, run.cfg), topic_space(run.data)
-    others = other_domain_sets(run)
     if base is None:
-        base = evaluate_base(run, dtype, sets, topics, others, log)
+        base = evaluate_base(run, dtype, sets, topics, log)
         results_io.write_cache(run.dir, key, base)
     per_method = {}
     for name, result in trained.items():
@@ -143,15 +118,15 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print, reuse: bool = Fal
             per_method[name] = cached[name]
             continue
         log(f"[{name}] evaluating")
-        per_method[name] = method_metrics(run, name, result, base, sets, topics, dtype, others)
+        per_method[name] = method_metrics(run, name, result, base, sets, topics, dtype)
         results_io.write_cache(run.dir / name, key, per_method[name])
-    return finish_results(run, base, per_method, trained, started)
+    return finish_results(run, base, per_method, trained, started, kept)
 
 
-def evaluate_base(run: Run, dtype, sets: EvalSets, topics: TopicSpace, others, log) -> dict[str, Any]:
+def evaluate_base(run: Run, dtype, sets: EvalSets, topics: TopicSpace, log) -> dict[str, Any]:
     log("[base] evaluating")
     base = run.open(None, dtype)
-    metrics = model_metrics(base, run, sets, topics, others)
+    metrics = model_metrics(base, run, sets, topics)
     params = models.count_parameters(base.model)
     metrics.update(params=params, full_model_bytes={"fp32": params * 4, "bf16": params * 2})
     return metrics
@@ -159,11 +134,44 @@ def evaluate_base(run: Run, dtype, sets: EvalSets, topics: TopicSpace, others, l
 
 def eval_key(cfg: RunConfig) -> str:
     """What an evaluation's numbers depend on besides the weights: model, data and eval settings."""
-    return json.dumps([cfg.model.name, asdict(cfg.data), asdict(cfg.eval)], sort_keys=True)
+    return settings_key(to_dict(cfg))
 
 
-def finish_results(run: Run, base: dict, per_method: dict, trained: dict, started: float) -> dict[str, Any]:
+def settings_key(config: dict[str, Any]) -> str:
+    """eval_key of a config as plain data (results.json's)."""
+    return json.dumps([config["model"]["name"], config["data"], config["eval"]], sort_keys=True)
+
+
+def kept_results(run: Run, evaluating: list[str], key: str, log) -> dict[str, Any]:
+    """What the run's earlier results.json holds that this evaluation keeps: every method of the config it
+    does not evaluate again, and the sections later commands added (an evaluation changes no update, so
+    they still describe the run). Refused before any work when the methods kept were measured under other
+    model, data or eval settings: one table would mix them."""
+    if not results_io.results_path(run.dir).is_file():
+        return {}
+    try:
+        previous = results_io.read_results(run.dir)
+    except UserError as exc:
+        log(f"{exc} It will be replaced.")
+        return {}
+    others = {n: m for n, m in previous.methods.items() if n in run.cfg.methods and n not in evaluating}
+    if others and settings_key(previous.config) != key:
+        path = results_io.results_path(run.dir)
+        raise UserError(
+            f"{path} holds {', '.join(others)} measured under other model, data or eval settings; evaluating "
+            f"{', '.join(evaluating)} alone would put them in one table. Evaluate every method (`edgeadapt eval "
+            f"CONFIG` without --method), or move {path.name} away first; nothing was changed."
+        )
+    if others:
+        log(f"results.json: keeping the results of {', '.join(others)}")
+    return {"methods": others, **{k: previous[k] for k in results_io.SECTIONS if k in previous}}
+
+
+def finish_results(
+    run: Run, base: dict, per_method: dict, trained: dict, started: float, kept: dict[str, Any]
+) -> RunResults:
     results = {
+        "schema_version": SCHEMA_VERSION,
         "edgeadapt_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": run.device.type,
@@ -174,7 +182,12 @@ def finish_results(run: Run, base: dict, per_method: dict, trained: dict, starte
         "data": {"domain": run.data.domain_name, "sources": run.data.sources, "rows": run.data.sizes()},
         "config": to_dict(run.cfg),
         "base": base,
-        "methods": per_method,
+        "methods": order_like(run.cfg.methods, {**kept.get("methods", {}), **per_method}),
+        **{k: v for k, v in kept.items() if k != "methods"},
     }
-    results_io.write_results(run.dir, results)
-    return results
+    return results_io.write_results(run.dir, results)
+
+
+def order_like(config_methods: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """Methods' results in the config's order (a method evaluated alone takes its place among the others)."""
+    return {name: results[name] for name in config_methods if name in results}

@@ -19,7 +19,7 @@ from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
 from edgeadapt.data import packs
 from edgeadapt.data.format import encode
-from edgeadapt.routing.router import ScarRouter
+from edgeadapt.routing import get_router
 from edgeadapt.runs.run import Run
 from edgeadapt.studies.router_data import RouterData
 from edgeadapt.studies.train import curve_sets, train_run, train_variant
@@ -40,6 +40,11 @@ def domain_runs(cfg: RunConfig, read_data: bool = True) -> dict[str, Run]:
     if cfg.library.expert not in cfg.methods:
         raise UserError(
             f"library.expert: '{cfg.library.expert}' is not in methods ({', '.join(cfg.methods)})."
+        )
+    kind = get_router(cfg.router.kind, "router.kind")  # an unknown kind is an error before any training
+    if not kind.capabilities.ships:
+        raise UserError(
+            f"router.kind: a '{kind.name}' router cannot be saved into a library (a study baseline)."
         )
     runs = {}
     for domain in cfg.library.domains:
@@ -154,26 +159,12 @@ def train_general(cfg: RunConfig, first: Run, resume: bool, log) -> TrainResult:
     )
 
 
-def train_router(cfg: RunConfig, data: RouterData, seed: int, log, layer: int | None = None) -> ScarRouter:
-    """A SCAR router on this seed's training prompts, its threshold calibrated on held-out general prompts;
-    its queries from `layer` (default: router.layer)."""
-    from edgeadapt.routing.router import calibrate
-
-    r = cfg.router
-    layer = r.layer if layer is None else layer
-    train = data.split("train", seed)
-    router = ScarRouter.fit(
-        data.experts,
-        data.queries(train, layer),
-        data.labels(train),
-        layer,
-        r.temperature,
-        r.steps,
-        r.lr,
-        r.top_k,
-        seed,
-    )
-    calibration = data.queries(data.split("calibration", seed), layer)
-    router.tau = calibrate(router.probabilities_of(calibration), r.max_general_rate, r.min_threshold)
-    log(f"router (seed {seed}, layer {layer}): {len(train)} training prompts, threshold {router.tau:.3f}")
-    return router.bind(data.model, data.tokenizer)
+def train_router(cfg: RunConfig, data: RouterData, seed: int, log, layer: int | None = None, kind: str = ""):
+    """A router of `kind` (default: router.kind) on this seed's training prompts, its threshold calibrated on
+    held-out general prompts; queries from `layer` (default: router.layer) for a router that reads the base."""
+    kind = get_router(kind or cfg.router.kind)
+    layer = cfg.router.layer if layer is None else layer
+    router = kind.fit(data.training(seed), cfg.router, seed, layer)
+    where = f", layer {layer}" if kind.capabilities.reads_model else ""
+    log(f"router {kind.name} (seed {seed}{where}): threshold {router.tau:.3f}")
+    return router

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from edgeadapt.data.format import text_chunks
-from edgeadapt.evaluation.sets import user_prompt
+from edgeadapt.evaluation.sets import benchmark_sets
 from edgeadapt.evaluation.suite import EvalSets, general_scores
 from edgeadapt.evaluation.topics import TopicSpace
 from edgeadapt.inference.embedder import Embedder
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
 from edgeadapt.studies.loragen import generator_dir, lora_update_dir, trained_per_task
+
+FORGETTING_BENCHMARKS = ("probes", "facts")  # what the study's first run measured; MMLU is not in its budget
 
 
 def forgetting(evaluation: Any, generated: dict[str, Any]) -> dict[str, Any]:
@@ -28,10 +30,7 @@ def forgetting(evaluation: Any, generated: dict[str, Any]) -> dict[str, Any]:
         domain_encoded=[],
         domain_prompts=[],
         general_chunks=text_chunks(tok, data.general_text, cfg.eval.chunk_tokens, cfg.eval.general_chunks),
-        probe_prompts=[user_prompt(tok, r["prompt"]) for r in data.probes],
-        probe_topics=[r["topic"] for r in data.probes],
-        fact_prompts=[user_prompt(tok, r["prompt"]) for r in data.facts],
-        fact_answers=[r["response"] for r in data.facts],
+        benchmarks=benchmark_sets(data, tok, cfg, only=FORGETTING_BENCHMARKS),
     )
     topics: dict[str, list[str]] = {}
     for row in data.probes:

@@ -27,6 +27,7 @@ from edgeadapt.data.general_prompts import GENERAL_PROMPTS
 from edgeadapt.data.router_cases import cases_for, labels_of
 from edgeadapt.routing.predictor import routing_prompt
 from edgeadapt.routing.queries import prompt_queries
+from edgeadapt.routing.registry import RouterTraining
 from edgeadapt.routing.router import NULL, Request
 from edgeadapt.runs.run import Run
 from edgeadapt.updates.library import Library
@@ -114,8 +115,22 @@ class RouterData:
     def tests(self) -> dict[str, list[Prompt]]:
         return {"domain": self.domain_test, "general": self.general_test, **self.cases}
 
-    def queries(self, prompts: list[Prompt], layer: int | None = None) -> torch.Tensor:
-        """The prompts' queries at `layer` (default: router.layer), each computed once."""
+    def training(self, seed: int, relabel=None) -> RouterTraining:
+        """What a router of any kind trains and calibrates on for this seed (`relabel`: prompts -> labels,
+        for a router over other classes than the library's experts)."""
+        train = self.split("train", seed)
+        return RouterTraining(
+            experts=list(self.experts),
+            train=[p.request() for p in train],
+            labels=relabel(train) if relabel else self.labels(train),
+            calibration=[p.request() for p in self.split("calibration", seed)],
+            model=self.model,
+            tokenizer=self.tokenizer,
+            features=self.queries,
+        )
+
+    def queries(self, prompts: list, layer: int | None = None) -> torch.Tensor:
+        """The prompts' (or requests') queries at `layer` (default: router.layer), each computed once."""
         layer = self.cfg.router.layer if layer is None else layer
         missing = list({tuple(p.ids) for p in prompts if (layer, tuple(p.ids)) not in self._queries})
         if missing:

@@ -27,17 +27,20 @@ from edgeadapt import __version__, models
 from edgeadapt.core.config import RunConfig, to_dict
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.evaluation import routing_metrics as rm
-from edgeadapt.evaluation.metrics import degradation_pct, dsi, generalization_gap, retention
+from edgeadapt.evaluation.metrics import dsi, generalization_gap
+from edgeadapt.evaluation.registry import versus_base
 from edgeadapt.evaluation.sets import eval_sets, row_text
 from edgeadapt.evaluation.suite import general_scores, scores_by_domain
 from edgeadapt.evaluation.topics import TopicSpace
 from edgeadapt.inference.embedder import Embedder
 from edgeadapt.inference.predictor import ModelPredictor, Predictor
-from edgeadapt.routing import baselines
+from edgeadapt.routing import baselines, get_router, router_key
+from edgeadapt.routing.oracle import OracleRouter
 from edgeadapt.routing.predictor import RoutedPredictor, routing_prompt
-from edgeadapt.routing.router import ClassifierRouter, OracleRouter, ThresholdRouter, calibrate, decide
+from edgeadapt.routing.router import ThresholdRouter, decide
 from edgeadapt.runs.results import versions
-from edgeadapt.studies.library import GENERAL, MULTITASK, domain_runs, extra_run, library_dir, train_router
+from edgeadapt.studies import routing_systems as systems_of
+from edgeadapt.studies.library import domain_runs, library_dir, train_router
 from edgeadapt.studies.router_data import RouterData
 from edgeadapt.studies.routing_cost import cost_and_scale
 from edgeadapt.updates.library import Library
@@ -47,6 +50,7 @@ RESULTS = "routing.json"
 
 def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     started = time.perf_counter()
+    systems_of.check(cfg)
     runs = domain_runs(cfg)
     first = next(iter(runs.values()))
     library = Library.read(library_dir(cfg))
@@ -60,7 +64,12 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
     log(
         f"route eval: {len(library.experts)} experts; queries of {len(data.tests()['domain'])} domain test prompts and more"
     )
-    routers = scar_routers(cfg, data, log) | classifier_routers(cfg, data, log)
+    kinds = [cfg.router.kind, *systems_of.compared_kinds(cfg)]
+    routers = {
+        router_key(kind, seed): train_router(cfg, data, seed, log, kind=kind)
+        for kind in kinds
+        for seed in cfg.router.seeds
+    }
     routing = {name: routing_report(router, data) for name, router in routers.items()}
     layers = layer_comparison(cfg, data, log)
     sets = {domain: eval_sets(run.data, run.tokenizer, run.cfg) for domain, run in runs.items()}
@@ -87,13 +96,15 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
     base_plain = ModelPredictor(first.load_model(first.dtype), first.tokenizer)
     evaluate("base", base_plain)
     evaluate("oracle", RoutedPredictor(peft, first.tokenizer, OracleRouter(list(library.experts), truth)))
-    for name, router in routers.items():
-        if name.startswith("scar") or name == "classifier-seed0":
-            evaluate(name, RoutedPredictor(peft, first.tokenizer, router))
+    # The library's own router as a system for every seed; a compared kind for its first seed only.
+    evaluated = [router_key(cfg.router.kind, s) for s in cfg.router.seeds]
+    evaluated += [router_key(kind, cfg.router.seeds[0]) for kind in kinds[1:]]
+    for name in evaluated:
+        evaluate(name, RoutedPredictor(peft, first.tokenizer, routers[name]))
     for name in cfg.router.baselines:
-        predictor = baseline_predictor(name, cfg, library, first, runs)
+        predictor = systems_of.single_model(name, cfg, library, first, runs)
         if predictor is not None:
-            if name.startswith("arrow"):
+            if name in systems_of.PER_TOKEN_ROUTING:
                 routing[name] = arrow_routing(predictor.model, data, list(library.experts))
             evaluate(name, predictor)
             del predictor
@@ -110,10 +121,17 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
         "seeds": list(cfg.router.seeds),
         "routing": routing,
         "systems": systems,
-        "summary": summarize(routing, systems, cfg.router.seeds),
+        "summary": summarize(routing, systems, cfg.router.seeds, kinds),
         "layers": layers,
         **cost_and_scale(
-            cfg, library, data, peft, routers[f"scar-seed{cfg.router.seeds[0]}"], first, sets, log
+            cfg,
+            library,
+            data,
+            peft,
+            routers[router_key(cfg.router.kind, cfg.router.seeds[0])],
+            first,
+            sets,
+            log,
         ),
     }
     results["transfer"] = expert_transfer(peft, first.tokenizer, library, sets, general_sets, cfg, log)
@@ -137,39 +155,13 @@ def topic_texts(run) -> dict[str, list[str]]:
     return topics
 
 
-def scar_routers(cfg: RunConfig, data: RouterData, log) -> dict[str, ThresholdRouter]:
-    return {f"scar-seed{seed}": train_router(cfg, data, seed, log) for seed in cfg.router.seeds}
-
-
-def classifier_routers(cfg: RunConfig, data: RouterData, log) -> dict[str, ThresholdRouter]:
-    if "classifier" not in cfg.router.baselines:
-        return {}
-    embedder, out = Embedder(), {}
-    for seed in cfg.router.seeds:
-        train = data.split("train", seed)
-        router = ClassifierRouter.fit(
-            data.experts,
-            embedder,
-            [p.text for p in train],
-            data.labels(train),
-            cfg.router.steps,
-            seed,
-            cfg.router.top_k,
-        )
-        calib = [p.request() for p in data.split("calibration", seed)]
-        router.tau = calibrate(
-            router.probabilities(calib), cfg.router.max_general_rate, cfg.router.min_threshold
-        )
-        log(f"classifier router (seed {seed}): threshold {router.tau:.3f}")
-        out[f"classifier-seed{seed}"] = router
-    return out
-
-
 def layer_comparison(cfg: RunConfig, data: RouterData, log) -> dict[str, Any]:
     """A router (first seed) on each layer of router.compare_layers and router.layer: routing quality and
-    latency per request, to choose the layer."""
+    latency per request, to choose the layer (for a router kind that reads the base model's layers)."""
     from edgeadapt.studies.routing_cost import TIMED_PROMPTS, router_latency
 
+    if not get_router(cfg.router.kind).capabilities.reads_model:
+        return {}
     tests = data.tests()
     timed = [p.request() for p in (tests["domain"][::3] + tests["general"])[:TIMED_PROMPTS]]
     out = {}
@@ -227,24 +219,6 @@ def arrow_routing(model, data: RouterData, experts: list[str]) -> dict[str, Any]
     )
 
 
-def baseline_predictor(name: str, cfg: RunConfig, library: Library, first, runs) -> Predictor | None:
-    """The single model a baseline name stands for (None when the router's classifier is meant)."""
-    fresh = lambda: first.load_model(first.dtype)  # noqa: E731 - each baseline modifies its own copy
-    if name.startswith("merged_"):
-        return ModelPredictor(
-            baselines.merged_model(library, fresh(), {"mean": "cat"}.get(name[7:], name[7:])), first.tokenizer
-        )
-    if name == "multitask":
-        return extra_run(cfg, MULTITASK, first).open(MULTITASK)
-    if name in ("arrow", "arrow_gks"):
-        general = [extra_run(cfg, GENERAL, first).update_dir(GENERAL)] if name == "arrow_gks" else None
-        model = baselines.arrow_model(
-            library, fresh(), cfg.router.arrow_top_k, cfg.router.arrow_temperature, general
-        )
-        return ModelPredictor(model, first.tokenizer)
-    return None  # base, oracle and classifier are evaluated as routed systems
-
-
 def system_metrics(
     predictor: Predictor, sets: dict, general_sets, topics: TopicSpace, cfg: RunConfig
 ) -> dict[str, Any]:
@@ -266,8 +240,7 @@ def add_relative(systems: dict[str, Any]) -> None:
     accuracy per domain, DSI and GG (S = 1/PPL)."""
     base, oracle = systems["base"], systems["oracle"]
     for m in systems.values():
-        m["general_degradation_pct"] = degradation_pct(m["general_ppl"], base["general_ppl"])
-        m["topic_retention"] = retention(m["on_topic_rate"], base["on_topic_rate"])
+        m.update(versus_base(m, base))
         s_g, s_g0 = 1 / m["general_ppl"], 1 / base["general_ppl"]
         m["gg"] = generalization_gap(s_g, s_g0)
         for domain, d in m["domains"].items():
@@ -302,16 +275,17 @@ SYSTEM_KEYS = (
 )
 
 
-def summarize(routing: dict, systems: dict, seeds: list[int]) -> dict[str, Any]:
-    """Mean and spread across seeds of the routers' figures and the routed systems'."""
+def summarize(routing: dict, systems: dict, seeds: list[int], kinds: list[str]) -> dict[str, Any]:
+    """Mean and spread across seeds of each router kind's figures, and of the library's own routed systems
+    (`kinds[0]`, evaluated for every seed)."""
     out: dict[str, Any] = {"routing": {}, "systems": {}}
-    for kind in ("scar", "classifier"):
-        runs = [routing[f"{kind}-seed{s}"] for s in seeds if f"{kind}-seed{s}" in routing]
+    for kind in kinds:
+        runs = [routing[router_key(kind, s)] for s in seeds if router_key(kind, s) in routing]
         if runs:
             out["routing"][kind] = {k: spread([r[k] for r in runs]) for k in ROUTING_KEYS}
-    scar = [systems[f"scar-seed{s}"] for s in seeds if f"scar-seed{s}" in systems]
-    if scar:
-        out["systems"]["scar"] = {k: spread([m.get(k) for m in scar]) for k in SYSTEM_KEYS}
+    own = [systems[router_key(kinds[0], s)] for s in seeds if router_key(kinds[0], s) in systems]
+    if own:
+        out["systems"][kinds[0]] = {k: spread([m.get(k) for m in own]) for k in SYSTEM_KEYS}
     return out
 
 

@@ -23,8 +23,9 @@ from edgeadapt.evaluation.routing_metrics import accuracy
 from edgeadapt.evaluation.suite import scores_by_domain
 from edgeadapt.inference.timing import answer_seconds, decode_times
 from edgeadapt.models.quantize import weight_bytes
+from edgeadapt.routing import get_router
 from edgeadapt.routing.predictor import RoutedPredictor, experts_active, switch_seconds
-from edgeadapt.routing.router import Request, Route, ScarRouter, ThresholdRouter, calibrate, decide
+from edgeadapt.routing.router import Request, Route, ThresholdRouter, decide
 from edgeadapt.studies.router_data import RouterData
 from edgeadapt.updates.library import Library
 
@@ -53,7 +54,7 @@ def tokens_per_second(model, prompts: list[list[int]]) -> float:
     return NEW_TOKENS / statistics.median(seconds)
 
 
-def cost(library: Library, data: RouterData, peft, router: ScarRouter, first) -> dict[str, Any]:
+def cost(library: Library, data: RouterData, peft, router: ThresholdRouter, first) -> dict[str, Any]:
     tests = data.tests()
     requests = [p.request() for p in (tests["domain"][::3] + tests["general"])[:TIMED_PROMPTS]]
     expert = next(iter(library.experts))
@@ -95,7 +96,7 @@ def cost(library: Library, data: RouterData, peft, router: ScarRouter, first) ->
 class CopiesRouter(ThresholdRouter):
     """A router over copies of the experts, whose routes name the original experts (a copy answers as it)."""
 
-    def __init__(self, inner: ScarRouter, original: dict[str, str]):
+    def __init__(self, inner: ThresholdRouter, original: dict[str, str]):
         super().__init__(sorted(set(original.values())), inner.tau, inner.top_k)
         self.inner, self.original = inner, original
 
@@ -111,37 +112,27 @@ class CopiesRouter(ThresholdRouter):
 
 def copies_router(
     cfg: RunConfig, data: RouterData, copies: int, seed: int
-) -> tuple[ScarRouter, dict[str, str]]:
-    """A SCAR router over `copies` copies of every expert; each domain's prompts are split among its copies."""
-    r = cfg.router
+) -> tuple[ThresholdRouter, dict[str, str]]:
+    """A router of the library's kind over `copies` copies of every expert; each domain's prompts are split
+    among its copies."""
     names = {f"{e}-copy{k}": e for e in data.experts for k in range(copies)}
-    train = data.split("train", seed)
-    seen: dict[str, int] = {}
-    labels = []
-    for p in train:
-        if p.label in data.experts:
-            k = seen.get(p.label, 0)
-            seen[p.label] = k + 1
-            labels.append(list(names).index(f"{p.label}-copy{k % copies}"))
-        else:
-            labels.append(len(names))
-    router = ScarRouter.fit(
-        list(names),
-        data.queries(train),
-        torch.tensor(labels),
-        r.layer,
-        r.temperature,
-        r.steps,
-        r.lr,
-        r.top_k,
-        seed,
-    )
-    router.tau = calibrate(
-        router.probabilities_of(data.queries(data.split("calibration", seed))),
-        r.max_general_rate,
-        r.min_threshold,
-    )
-    return router.bind(data.model, data.tokenizer), names
+
+    def relabel(train) -> torch.Tensor:
+        seen: dict[str, int] = {}
+        labels = []
+        for p in train:
+            if p.label in data.experts:
+                k = seen.get(p.label, 0)
+                seen[p.label] = k + 1
+                labels.append(list(names).index(f"{p.label}-copy{k % copies}"))
+            else:
+                labels.append(len(names))
+        return torch.tensor(labels)
+
+    training = data.training(seed, relabel)
+    training.experts = list(names)
+    router = get_router(cfg.router.kind).fit(training, cfg.router, seed, cfg.router.layer)
+    return router, names
 
 
 def scale(cfg: RunConfig, library: Library, data: RouterData, peft, sets: dict, first, log) -> dict[str, Any]:
@@ -155,7 +146,9 @@ def scale(cfg: RunConfig, library: Library, data: RouterData, peft, sets: dict, 
     del big
     router, original = copies_router(cfg, data, copies, seed)
     tests = data.tests()["domain"]
-    routes = decide(router.probabilities_of(data.queries(tests)), router.experts, router.tau, router.top_k)
+    routes = decide(
+        router.probabilities([p.request() for p in tests]), router.experts, router.tau, router.top_k
+    )
     mapped = [tuple(dict.fromkeys(original[e] for e in r.experts)) for r in routes]
     predictor = RoutedPredictor(peft, first.tokenizer, CopiesRouter(router, original))
     domains = scores_by_domain(predictor, sets, cfg.eval)
@@ -168,30 +161,27 @@ def scale(cfg: RunConfig, library: Library, data: RouterData, peft, sets: dict, 
     }
 
 
-def new_expert(cfg: RunConfig, data: RouterData, seed: int) -> dict[str, Any]:
-    """Train on all experts but the last, let the last join at its centroid, and route the test prompts."""
-    r = cfg.router
+def new_expert(cfg: RunConfig, data: RouterData, seed: int) -> dict[str, Any] | None:
+    """Train on all experts but the last, let the last join with its key while the others stay, and route
+    the test prompts (for a router kind that takes new experts; None for one that does not)."""
+    kind = get_router(cfg.router.kind)
+    if not kind.capabilities.joins:
+        return None
     *old, new = data.experts
-    train = [p for p in data.split("train", seed) if p.label != new]
-    labels = data.labels(train)
-    labels = labels.where(labels < len(old), labels.new_tensor(len(old)))  # null keeps the last index
-    router = ScarRouter.fit(
-        old, data.queries(train), labels, r.layer, r.temperature, r.steps, r.lr, r.top_k, seed
-    )
-    router.tau = calibrate(
-        router.probabilities_of(data.queries(data.split("calibration", seed))),
-        r.max_general_rate,
-        r.min_threshold,
-    )
-    joining = [p for p in data.split("train", seed) if p.label == new]
-    router.add_expert(new, data.queries(joining))
+
+    def without_new(train) -> torch.Tensor:
+        labels = data.labels(train)
+        return labels.where(labels < len(old), labels.new_tensor(len(old)))  # null keeps the last index
+
+    training = data.training(seed, without_new)
+    kept = [i for i, p in enumerate(data.split("train", seed)) if p.label != new]
+    training.train = [training.train[i] for i in kept]
+    training.labels, training.experts = training.labels[kept], list(old)
+    router = kind.fit(training, cfg.router, seed, cfg.router.layer)
+    joining = [p.request() for p in data.split("train", seed) if p.label == new]
+    router.join(new, joining, training)
     tests = data.tests()["domain"]
-    routes = [
-        rt.experts
-        for rt in decide(
-            router.probabilities_of(data.queries(tests)), router.experts, router.tau, router.top_k
-        )
-    ]
+    routes = [r.experts for r in router.route([p.request() for p in tests])]
     on_new = [i for i, p in enumerate(tests) if p.label == new]
     on_old = [i for i, p in enumerate(tests) if p.label != new]
     return {
@@ -203,7 +193,7 @@ def new_expert(cfg: RunConfig, data: RouterData, seed: int) -> dict[str, Any]:
 
 
 def cost_and_scale(
-    cfg: RunConfig, library: Library, data: RouterData, peft, router: ScarRouter, first, sets: dict, log
+    cfg: RunConfig, library: Library, data: RouterData, peft, router: ThresholdRouter, first, sets: dict, log
 ) -> dict[str, Any]:
     log("[cost] router latency, switching, tokens/s, memory")
     return {

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from edgeadapt.data.format import encode, text_chunks
-from edgeadapt.runs.results import EVAL_CACHE
+from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
 from edgeadapt.training.loop import RESULT_FILE, TrainResult, train
@@ -57,6 +57,11 @@ def train_variant(
         log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
         return done
     (folder / EVAL_CACHE).unlink(missing_ok=True)  # its update is about to change
+    removed = forget_method(run.dir, name) if is_main_process() else []
+    if removed:
+        log(
+            f"[{name}] retraining: results.json no longer holds {', '.join(removed)} (rerun `edgeadapt eval`)"
+        )
     changed = "".join(f", {k} {v}" for k, v in non_defaults(method_cfg).items() if k != "lr")
     log(f"[{name}] {method.description}; lr {method_cfg.lr}, {train_cfg.steps} steps{changed}")
     model = run.load_model(torch.float32)  # fp32 master weights
@@ -89,7 +94,6 @@ def train_variant(
 def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
     """Train every method of the run (or reuse finished ones with `resume`); return their results."""
     cfg, tokenizer, data = run.cfg, run.tokenizer, run.data  # bad data is an error before anything changes
-    run.invalidate_results()
     where = f"{run.device}" + (f" x {world_size()} processes" if world_size() > 1 else "")
     if is_main_process():
         log(f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name} {data.sizes()}")
