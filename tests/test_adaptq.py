@@ -8,7 +8,7 @@ from edgeadapt import updates
 from edgeadapt.core.errors import UserError
 from edgeadapt.models.quantize import quantized, weight_bytes
 from edgeadapt.updates import adaptq
-from tests.test_methods import batch, one_step
+from tests.helpers import batch, one_step
 
 ROWS = [{"input_ids": list(range(5, 5 + n))} for n in (3, 11, 7, 16)]
 

@@ -17,8 +17,7 @@ from edgeadapt.evaluation.spectral import (
     subspace_overlap,
 )
 from edgeadapt.studies.analysis import recommend_rank, weight_updates
-from tests.test_cli import SMOKE
-from tests.test_methods import one_step, prepared
+from tests.helpers import SMOKE, one_step, prepared
 
 
 @pytest.mark.parametrize("rank", [1, 3, 8])

@@ -108,3 +108,21 @@ def test_a_method_is_one_module_that_registers_itself():
         )
     ]
     assert not decides, decides
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py or conftest.py, never in a test module another imports."""
+    offenders = []
+    for path in Path(__file__).parent.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{path.name} imports {n}" for n in names if re.match(r"(tests\.)?test_", n)]
+    assert not offenders, offenders
+
+
+def test_every_module_is_under_400_lines():
+    long = {
+        str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) >= 400
+    }
+    assert not long, long

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -73,8 +74,17 @@ def test_gguf_f16_halves_the_file_and_adaptq_is_refused(smoke_run, tmp_path):
 
 
 def test_decode_times_one_per_generated_token(tiny_model):
+    forward, calls = tiny_model.forward, []
+
+    def slow(*args, **kwargs):  # every forward pass takes 10 ms more: each step's time must show it
+        calls.append(kwargs.get("cache") is not None)
+        time.sleep(0.01)
+        return forward(*args, **kwargs)
+
+    tiny_model.forward = slow
     times = decode_times(tiny_model, [1, 5, 9], 5)
-    assert len(times) == 5 and all(t > 0 for t in times)
+    assert calls == [False] + [True] * 5  # the prefill (not timed), then one cached step per token
+    assert len(times) == 5 and all(t >= 0.01 for t in times)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +18,8 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.data.tasks import Task, check_disjoint
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
-from tests.test_routing import ROOT
 
+ROOT = Path(__file__).parents[1]
 SMOKE = ROOT / "configs" / "smoke-loragen.yaml"
 
 
@@ -81,6 +82,28 @@ def test_the_generated_adapter_is_a_plain_peft_lora_that_merges_like_in_place(tr
     with torch.no_grad(), merged(base, tensors, scaling):
         torch.testing.assert_close(base(ids).logits, peft(ids).logits)
     torch.testing.assert_close(base(ids).logits, tiny_base()(ids).logits)  # restored exactly
+
+
+@pytest.mark.parametrize("scaling", ["standard", "none"])
+def test_an_adapter_whose_rank_was_capped_merges_with_each_modules_own_scale(scaling, tmp_path):
+    """Rank 96 on the tiny model's 64-wide modules is capped to 64 per module (rank_pattern, and alpha_pattern
+    when the scaling is none): in-place merging must use each module's rank, as PEFT's own merge does."""
+    from peft import PeftModel
+
+    from tests.helpers import one_step, prepared
+
+    with pytest.warns(UserWarning, match="capped"):
+        model = prepared("lora", tiny_base(), rank=96, alpha=16, scaling=scaling)
+    one_step(model, lr=0.05)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["r"] == 96 and config["rank_pattern"]  # the case under test
+    ids = torch.tensor([[5, 17, 40, 99, 23, 7]])
+    expected = PeftModel.from_pretrained(tiny_base(), str(tmp_path)).merge_and_unload()(ids).logits
+    base = tiny_base()
+    tensors, scaling_of = read_adapter(tmp_path)
+    with torch.no_grad(), merged(base, tensors, scaling_of):
+        torch.testing.assert_close(base(ids).logits, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_a_different_description_gives_a_different_adapter(generator):
@@ -150,14 +173,25 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
         assert set(controls) >= {"right", "random", "other", "shuffled", "other_gap_stderr"}
         won, lost = controls["random_wins_losses"]
         assert won + lost <= controls["tasks"]
-        assert set(s["goals"][spec]["met"]) == {
-            "heldout_90pct_of_in_context",
-            "heldout_2x_faster",
-            "seen_within_5pct_of_per_task",
-            "forgetting_no_worse_than_multitask",
-            "generation_under_50ms",
-            "description_matters_2_points",
-        }
+        goal, label = s["goals"][spec], f"generated[{spec}]"
+        # every goal's figure is the one its definition gives, and met says whether it reaches the target
+        speedup = held["in-context"]["total_ms"] / held[label]["total_ms"]
+        assert goal["heldout_latency_speedup"] == pytest.approx(speedup)
+        assert goal["met"]["heldout_2x_faster"] == (speedup >= 2.0)
+        if held["in-context"]["score"]:
+            ratio = held[label]["score"] / held["in-context"]["score"]
+            assert goal["heldout_score_vs_in_context"] == pytest.approx(ratio)
+            assert goal["met"]["heldout_90pct_of_in_context"] == (ratio >= 0.9)
+        assert goal["met"]["generation_under_50ms"] == (goal["generation_ms"] <= 50)
+        gaps = goal["control_gaps_points"]
+        assert goal["met"]["description_matters_2_points"] == all(
+            g is not None and g >= 2 for g in gaps.values()
+        )
+        forget = evaluated["forgetting"]
+        assert goal["general_ppl_generated"] == forget[label]["general_ppl"]
+        assert goal["met"]["forgetting_no_worse_than_multitask"] == (
+            forget[label]["general_ppl"] <= forget["multitask"]["general_ppl"]
+        )
         assert (
             len(evaluated["generated"][spec]["paraphrases"]["last"]) == 3
         )  # description and two paraphrases
@@ -184,7 +218,9 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
     assert resumed["seconds"] >= sum(
         json.loads(p.read_text())["seconds"] for p in (trained / "loragen-parts").glob("*.json")
     )
-    # parts measured under another config are measured again, not mixed in
+    # a setting no part reads changes nothing; parts measured under other settings are measured again
+    unrelated = config.load(SMOKE, [f"out_dir={trained.parent}", "edge.prompt=Say hi.", "router.layer=2"])
+    assert loragen_eval.evaluate(unrelated, resume=True)["summary"] == resumed["summary"]
     other = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.eval_rows=5"])
     with pytest.raises(AssertionError, match="measured again"):
         loragen_eval.evaluate(other, resume=True)

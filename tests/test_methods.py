@@ -7,33 +7,10 @@ from edgeadapt import updates
 from edgeadapt.core.errors import UserError
 from edgeadapt.models import count_parameters
 from edgeadapt.updates import hlora
+from tests.helpers import batch, one_step, prepared
 
 ADAPTERS = ["lora", "hlora"]
 ALL = list(updates.METHODS)
-
-
-def batch(seed=0):
-    torch.manual_seed(seed)
-    return torch.randint(3, 200, (2, 12))
-
-
-# Domain rows for methods that profile the data before training (adaptq).
-CALIBRATION = [{"input_ids": list(range(3, 3 + n))} for n in (6, 10, 14)]
-
-
-def prepared(name, model, **options):
-    cfg = updates.parse_configs({name: options})[name]
-    return updates.get(name).prepare(model, cfg, CALIBRATION)
-
-
-def one_step(model, lr=1e-2):
-    model.train()
-    ids = batch(1)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr)
-    model(input_ids=ids, labels=ids).loss.backward()
-    opt.step()
-    model.eval()
 
 
 def base_weights(model):
@@ -60,12 +37,16 @@ def test_adapter_at_init_gives_the_base_output(name, make_tiny):
 
 @pytest.mark.parametrize("name", ALL)
 def test_merge_gives_the_unmerged_output(name, make_tiny):
+    base_logits = make_tiny()(batch()).logits.detach()
     model = prepared(name, make_tiny())
     one_step(model)
     unmerged = model(batch()).logits.detach()
+    assert not torch.allclose(unmerged, base_logits, atol=1e-4)  # the step moved the model
     merged = updates.get(name).merge(model)
-    if updates.get(name).capabilities.mergeable:  # qlora is deployed unmerged: its "merge" keeps it as it is
-        assert "peft" not in type(merged).__module__
+    if merged is model:  # nothing to fold in (sft), or deployed unmerged (qlora, adaptq's 4-bit blocks)
+        assert "peft" not in type(model).__module__ or not updates.get(name).capabilities.mergeable
+        return
+    assert "peft" not in type(merged).__module__  # a plain transformers model, adapters folded in
     torch.testing.assert_close(merged(batch()).logits, unmerged, atol=1e-5, rtol=1e-4)
 
 

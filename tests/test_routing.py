@@ -344,3 +344,43 @@ def test_router_prose_is_general_text_no_evaluation_reads(built):
     sets = eval_sets(first.data, first.tokenizer, first.cfg)
     read = {tuple(routing_prompt(chunk)) for chunk in sets.general_chunks}
     assert read and not read & {tuple(p.ids) for p in prose}
+
+
+def test_the_query_runs_the_base_layers_and_leaves_the_adapters_as_they_were(built):
+    """Pins the PEFT calls the query relies on (`enable_adapters` per layer): the hidden state it reads is
+    the base model's, and afterwards every adapter layer is enabled and trainable exactly as before."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from edgeadapt.routing.queries import prompt_queries
+
+    library = Library.read(built / "library")
+    model = library.load(tiny_base())
+    tokenizer = models.load_tokenizer(models.resolve("tiny-random"))
+    prompts = [tokenizer("which ICD-10 code is I63")["input_ids"]]
+    tuned = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    before = [(m.disable_adapters, [p.requires_grad for p in m.parameters()]) for m in tuned]
+    with experts_active(model, Route(("medical",), (1.0,))):
+        routed_query = prompt_queries(model, tokenizer, prompts, layer=2)
+    plain_query = prompt_queries(tiny_base(), tokenizer, prompts, layer=2)
+    torch.testing.assert_close(routed_query, plain_query)
+    assert [(m.disable_adapters, [p.requires_grad for p in m.parameters()]) for m in tuned] == before
+    ids = torch.tensor([prompts[0]])
+    with torch.no_grad(), experts_active(model, Route(("medical",), (1.0,))) as tuned_model:
+        assert not torch.allclose(tuned_model(input_ids=ids).logits, tiny_base()(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_peft_set_scale_multiplies_the_initial_scale(rslora):
+    """Pins `LoraLayer.set_scale`, which mixes two experts: scale = weight x alpha / r (or / sqrt(r))."""
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_rslora=rslora)
+    model = get_peft_model(tiny_base(), config)
+    layer = next(m for m in model.modules() if isinstance(m, LoraLayer))
+    initial = 8 / (4**0.5 if rslora else 4)
+    assert layer.scaling["default"] == pytest.approx(initial)
+    layer.set_scale("default", 0.25)
+    assert layer.scaling["default"] == pytest.approx(0.25 * initial)
+    layer.set_scale("default", 1.0)
+    assert layer.scaling["default"] == pytest.approx(initial)

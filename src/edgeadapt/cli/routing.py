@@ -32,14 +32,14 @@ def _library(args: argparse.Namespace) -> None:
 
 
 def _route(args: argparse.Namespace) -> None:
-    from edgeadapt.core.files import write_json_atomic
     from edgeadapt.reports.routing import goals, write_routing_reports
+    from edgeadapt.runs import schema
     from edgeadapt.studies.routing import RESULTS, route_eval
 
     cfg = _config(args)
     results = route_eval(cfg)
     results["package"] = library_package_size(cfg.run_dir() / "library")
-    write_json_atomic(cfg.run_dir() / RESULTS, results)
+    schema.write(cfg.run_dir() / RESULTS, results, schema.RoutingResults)
     write_routing_reports(cfg.run_dir(), results)
     for goal, target, measured, met in goals(results):
         print(

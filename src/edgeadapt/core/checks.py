@@ -12,3 +12,12 @@ def positive(where: str, values: dict[str, Any]) -> list[str]:
         for key, value in values.items()
         if isinstance(value, int) and value <= 0
     ]
+
+
+def number_list(where: str, values: Any, ok, wanted: str, allow_empty: bool = False) -> list[str]:
+    """A problem unless `values` is a list (non-empty unless allowed) of numbers passing `ok`."""
+    if not isinstance(values, list) or (not values and not allow_empty):
+        return [f"{where}: a non-empty list, got {values!r}"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in values):
+        return [f"{where}: {wanted}, got {values!r}"]
+    return []

@@ -1,19 +1,60 @@
-"""Writing files so that a reader never sees half of one."""
+"""Writing files so that a reader never sees half of one, and a crash leaves the old file or the new one.
+
+Every writer here goes through `atomic_write`: a temporary file created fresh in the target's folder
+(`mkstemp`: O_CREAT|O_EXCL with a random name, so a file or symlink planted there is never written through),
+the data written and fsynced, then renamed over the target and the folder fsynced (the rename is durable).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON via a temporary file and a rename: a reader never sees a half-written file."""
+@contextlib.contextmanager
+def atomic_write(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file handle whose content replaces `path` in one rename when the block ends without error
+    (nothing changes otherwise). `durable`: fsync the data and the folder."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    with atomic_write(path, durable) as handle:
+        handle.write(data)
+
+
+def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
+    """JSON via a fresh temporary file, fsync and a rename: a reader never sees a half-written file."""
+    write_bytes_atomic(path, json.dumps(data, indent=indent).encode())
 
 
 def file_name(text: str) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeadapt.core.errors import UserError, did_you_mean
+from edgeadapt.core.files import write_bytes_atomic
 from edgeadapt.core.paths import edgeadapt_home
 
 
@@ -155,10 +156,8 @@ def _extract_bigbench(folder: Path, names: set[str] | None) -> dict[str, str]:
                 continue
             index[task] = task.replace("/", "__") + ".json"
             if names is None or task in names:
-                tmp = folder / (index[task] + ".tmp")
-                tmp.write_bytes(tar.extractfile(member).read())
-                tmp.replace(folder / index[task])
-    tmp = folder / "index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
-    tmp.replace(folder / "index.json")
+                write_bytes_atomic(folder / index[task], tar.extractfile(member).read(), durable=False)
+    write_bytes_atomic(
+        folder / "index.json", json.dumps(index, indent=0, sort_keys=True).encode(), durable=False
+    )
     return index

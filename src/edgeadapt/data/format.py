@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.core.files import write_bytes_atomic
 
 IGNORE_INDEX = -100  # label value the loss skips (transformers' convention)
 ROLES = ("system", "user", "assistant")
@@ -55,11 +56,8 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Write rows as JSONL, atomically (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_bytes_atomic(path, text.encode("utf-8"), durable=False)
 
 
 def row_problem(row: Any) -> str | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.core.files import atomic_write
 from edgeadapt.routing.registry import ROUTER_FILE
 
 MAX_MANIFEST_BYTES = 1 << 20  # the manifest and its signature are read whole before anything is trusted
@@ -64,8 +65,7 @@ def padding(size: int) -> int:
 
 def write(path: Path, members: list[tuple[str, Path | bytes]], compress: bool = False) -> None:
     """Write the members (name, file or bytes) in the given order as a canonical tar, via a temporary file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with atomic_write(path, durable=False) as out:
         sink = _zstd_writer(out) if compress else out
         written = 0
         for name, source in members:
@@ -83,17 +83,14 @@ def write(path: Path, members: list[tuple[str, Path | bytes]], compress: bool = 
         sink.write(b"\0" * (end + (-(written + end) % RECORD)))
         if compress:
             sink.close()
-    tmp.replace(path)
 
 
 def compress(plain: Path, out: Path) -> Path:
     """The zstd form of a package already written plain: the same archive, compressed as `write` would."""
-    tmp = out.with_name(out.name + ".tmp")
-    with open(plain, "rb") as src, open(tmp, "wb") as dst:
+    with open(plain, "rb") as src, atomic_write(out, durable=False) as dst:
         sink = _zstd_writer(dst)
         shutil.copyfileobj(src, sink, CHUNK)
         sink.close()
-    tmp.replace(out)
     return out
 
 

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.core.files import atomic_write
 from edgeadapt.deploy import build
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.trust import TrustStore, iso, now
@@ -98,14 +99,11 @@ def read_state(device_dir: Path) -> dict[str, Any]:
 
 
 def write_state(device_dir: Path, state: dict[str, Any]) -> None:
-    tmp = Path(device_dir) / (STATE + ".tmp")
-    with open(tmp, "w") as handle:
-        json.dump(state, handle)
+    with atomic_write(Path(device_dir) / STATE) as handle:
+        handle.write(json.dumps(state).encode())
         handle.flush()
         os.fsync(handle.fileno())
-    crash_point("before_switch")
-    os.replace(tmp, Path(device_dir) / STATE)
-    fsync_dir(Path(device_dir))
+        crash_point("before_switch")
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.core.files import write_json_atomic
 from edgeadapt.deploy import keys
 from edgeadapt.deploy.archive import PackageError
 
@@ -176,9 +177,7 @@ class TrustStore:
         return store
 
     def save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.data, indent=1)
 
     def keylist(self) -> dict[str, Any] | None:
         document = self.data.get("keylist") if self.data else None

@@ -28,10 +28,6 @@ def contains_answer(answer: str, reference: str) -> bool:
     return any(form and f" {form} " in said for form in forms)
 
 
-def perplexity_from_nll(nll_sum: float, tokens: int) -> float:
-    return math.exp(nll_sum / tokens)
-
-
 def degradation_pct(tuned: float, base: float) -> float:
     """(tuned - base) / base x 100: positive when the tuned model's perplexity is worse."""
     return (tuned - base) / base * 100.0

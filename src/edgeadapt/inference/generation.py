@@ -6,8 +6,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from edgeadapt.inference.perplexity import Extra
-
 
 @torch.no_grad()
 def greedy(
@@ -17,13 +15,8 @@ def greedy(
     max_new_tokens: int,
     batch_size: int,
     desc: str = "generating",
-    extra: Extra | None = None,
 ) -> list[str]:
-    """Greedy continuations of token-id prompts, decoded without special tokens.
-
-    `extra` gives more `generate` arguments for a batch from its prompt indices (a routed model's
-    `adapter_names`).
-    """
+    """Greedy continuations of token-id prompts, decoded without special tokens."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: dict[int, str] = {}
@@ -40,7 +33,6 @@ def greedy(
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            **(extra(index) if extra else {}),
         )
         for j, i in enumerate(index):
             answers[i] = tokenizer.decode(out[j, width:], skip_special_tokens=True).strip()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -14,8 +11,6 @@ from edgeadapt.data.collate import collator, labelled_positions
 from edgeadapt.data.format import IGNORE_INDEX
 from edgeadapt.models.scoring import accepts_logits_to_keep, token_nll
 
-Extra = Callable[[list[int]], dict[str, Any]]  # row indices of a batch -> extra forward arguments
-
 
 @torch.no_grad()
 def row_nll(
@@ -24,12 +19,10 @@ def row_nll(
     rows: list[dict[str, list[int]]],
     batch_size: int,
     desc: str = "perplexity",
-    extra: Extra | None = None,
 ) -> list[tuple[float, int]]:
     """Per row: the summed negative log-likelihood of its labelled tokens, and how many there were.
 
-    Rows are batched by length (less padding), right-padded by the training collator. `extra` gives more
-    forward arguments for a batch from its row indices (a routed model's `adapter_names`). Rows that score
+    Rows are batched by length (less padding), right-padded by the training collator. Rows that score
     one last token after the same context (MMLU's " A".." D") share one forward pass, as in
     lm-evaluation-harness, so a four-choice question costs one pass, not four.
     """
@@ -48,7 +41,6 @@ def row_nll(
             "input_ids": batch["input_ids"].to(device),
             "attention_mask": batch["attention_mask"].to(device),
         }
-        kwargs.update(extra(index) if extra else {})
         if sparse:  # the LM head only where a token is scored: a domain row scores its response only
             logits = model(**kwargs, logits_to_keep=keep.to(device)).logits
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,19 +19,37 @@ from edgeadapt.core.errors import UserError
 PREFIX = "base_model.model."
 
 
-def read_adapter(folder: Path) -> tuple[dict[str, torch.Tensor], float]:
-    """A PEFT LoRA folder's tensors and its scaling (alpha / r, or alpha / sqrt(r) with rsLoRA)."""
+Scaling = float | dict[str, float]
+"""One scaling for every module, or module path -> its own (a rank capped per module)."""
+
+
+def read_adapter(folder: Path) -> tuple[dict[str, torch.Tensor], Scaling]:
+    """A PEFT LoRA folder's tensors and each module's scaling (alpha / r, or alpha / sqrt(r) with rsLoRA),
+    with `rank_pattern` and `alpha_pattern` applied as PEFT applies them."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
         config = json.loads((folder / "adapter_config.json").read_text())
         tensors = load_file(str(folder / "adapter_model.safetensors"))
-    except (OSError, ValueError) as exc:
+        rank_pattern, alpha_pattern = config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}
+        scalings = {}
+        for path, _, _ in pairs(tensors):
+            rank = pattern_value(rank_pattern, path, config["r"])
+            alpha = pattern_value(alpha_pattern, path, config["lora_alpha"])
+            scalings[path] = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
         raise UserError(f"{folder}: not a readable PEFT LoRA adapter ({exc}).") from None
-    rank, alpha = config["r"], config["lora_alpha"]
-    scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-    return tensors, scaling
+    return tensors, scalings
+
+
+def pattern_value(patterns: dict[str, float], path: str, default: float) -> float:
+    """The value of the first pattern matching a module path, as PEFT's `get_pattern_key` matches it (the
+    pattern ends the path, after a dot or at its start), else `default`."""
+    for pattern, value in patterns.items():
+        if re.match(rf"(.*\.)?({pattern})$", path):
+            return value
+    return default
 
 
 def pairs(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -43,14 +62,15 @@ def pairs(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor,
 
 @contextmanager
 @torch.no_grad()
-def merged(model: nn.Module, tensors: dict[str, torch.Tensor], scaling: float) -> Iterator[nn.Module]:
+def merged(model: nn.Module, tensors: dict[str, torch.Tensor], scaling: Scaling) -> Iterator[nn.Module]:
     """The model with W + scaling · B A in every adapted layer while inside; the exact weights back on exit."""
     saved = {}
     try:
         for path, a, b in pairs(tensors):
             weight = model.get_submodule(path).weight
             saved[path] = weight.detach().clone()
-            weight += (scaling * (b.float() @ a.float())).to(weight.dtype)
+            factor = scaling[path] if isinstance(scaling, dict) else scaling
+            weight += (factor * (b.float() @ a.float())).to(weight.dtype)
         yield model
     finally:
         for path, original in saved.items():

@@ -117,7 +117,7 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         "+.1f",
         lambda v: v <= 3,
     )
-    new = results["new_expert"]
+    new = results.get("new_expert")
     if new:  # a router kind that takes new experts
         add(
             f"a new expert ({new['expert']}) joins without retraining: its prompts routed right",
@@ -250,7 +250,7 @@ def system_lines(results: dict[str, Any]) -> list[str]:
 
 
 def cost_lines(results: dict[str, Any]) -> list[str]:
-    cost, scale_, new = results["cost"], results["scale"], results["new_expert"]
+    cost, scale_, new = results["cost"], results["scale"], results.get("new_expert")
     lat, tps, mem = cost["router_latency"], cost["tokens_per_s"], cost["weight_bytes"]
     return (
         [

@@ -27,27 +27,25 @@ ROUTING_PREFIX_TOKENS = 64  # a text row with no prompt is routed on its first t
 @contextlib.contextmanager
 def experts_active(model: nn.Module, route: Route) -> Iterator[nn.Module]:
     """The model with the route's experts applied: the base for no expert, one adapter, or several with
-    their scalings multiplied by the routing weights (restored on exit)."""
+    their scales multiplied by the routing weights (PEFT's `set_scale`; restored on exit)."""
     if not route.experts:
         with base_weights(model):
             yield model
         return
     from peft.tuners.lora import LoraLayer
 
-    model.base_model.set_adapter(list(route.experts))
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-    saved = [(layer, dict(layer.scaling)) for layer in layers]
-    if len(route.experts) > 1:
-        for layer in layers:
-            for name, weight in zip(route.experts, route.weights):
-                if name in layer.scaling:
-                    layer.scaling[name] = layer.scaling[name] * weight
+    model.base_model.set_adapter(list(route.experts), inference_mode=True)  # frozen: it only answers
+    weighted = len(route.experts) > 1
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)] if weighted else []
+    for layer in layers:
+        for name, weight in zip(route.experts, route.weights):
+            layer.set_scale(name, weight)  # weight x alpha / r (a layer without this adapter ignores it)
     try:
         yield model
     finally:
-        for layer, scaling in saved:
-            layer.scaling.clear()
-            layer.scaling.update(scaling)
+        for layer in layers:
+            for name in route.experts:
+                layer.set_scale(name, 1.0)
 
 
 def switch_seconds(model: nn.Module, route: Route, repeats: int = 20) -> float:

@@ -28,20 +28,23 @@ def base_weights(model: nn.Module):
 
 @contextlib.contextmanager
 def base_layers(model: nn.Module, count: int):
-    """The first `count` decoder layers on their base weights: only their adapter layers are switched off,
-    by their flag (switching every adapter layer of the model costs more than the query itself)."""
+    """The first `count` decoder layers on their base weights: only their adapter layers are switched off
+    (PEFT's `enable_adapters` per layer; switching every adapter layer of the model costs more than the query
+    itself). Each layer's state and its parameters' requires_grad are restored on exit."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     layers = decoder_layers(model)[:count]
     tuned = [m for layer in layers for m in layer.modules() if isinstance(m, BaseTunerLayer)]
-    saved = [m._disable_adapters for m in tuned]
+    saved = [(m, m.disable_adapters, [(p, p.requires_grad) for p in m.parameters()]) for m in tuned]
     for module in tuned:
-        module._disable_adapters = True
+        module.enable_adapters(False)
     try:
         yield model
     finally:
-        for module, flag in zip(tuned, saved):
-            module._disable_adapters = flag
+        for module, disabled, grads in saved:
+            module.enable_adapters(not disabled)
+            for parameter, flag in grads:  # enabling marks the active adapters trainable: undo that
+                parameter.requires_grad_(flag)
 
 
 @torch.no_grad()

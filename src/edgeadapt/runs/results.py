@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.core.files import write_json_atomic
+from edgeadapt.runs import schema
 from edgeadapt.runs.schema import RunResults
 
 RESULTS = "results.json"
@@ -40,10 +40,7 @@ def read_results(run_dir: Path) -> RunResults:
 
 def write_results(run_dir: Path, results: RunResults | dict[str, Any]) -> RunResults:
     """results.json (checked as it will be read back) via a temporary file and a rename."""
-    if not isinstance(results, RunResults):
-        results = RunResults.from_json(results, str(results_path(run_dir)))
-    write_json_atomic(results_path(run_dir), results.to_json())
-    return results
+    return schema.write(results_path(run_dir), results, RunResults)
 
 
 def add_section(run_dir: Path, results: RunResults, key: str, section: Any) -> RunResults:

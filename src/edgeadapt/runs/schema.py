@@ -208,6 +208,15 @@ def read(path: Path, kind: type[Record]) -> Any:
     return kind.from_json(data, str(path))
 
 
+def write(path: Path, data: Any, kind: type[Record]) -> Any:
+    """A results file of `kind`, checked as it will be read back, written atomically."""
+    from edgeadapt.core.files import write_json_atomic
+
+    record = data if isinstance(data, kind) else kind.from_json(data, str(path))
+    write_json_atomic(Path(path), record.to_json())
+    return record
+
+
 def typed_fields(kind: type[Record]) -> dict[str, Any]:
     """Field name -> annotation of a record (for the docs' schema check)."""
     return typing.get_type_hints(kind)

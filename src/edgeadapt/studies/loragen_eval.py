@@ -24,13 +24,13 @@ from typing import Any
 import torch
 
 from edgeadapt.core.config import RunConfig
-from edgeadapt.core.files import write_json_atomic
 from edgeadapt.data.tasks import Collection, Task
 from edgeadapt.evaluation.task_scores import Prompting, prompt_for, score_rows, user_ids
 from edgeadapt.inference.predictor import ModelPredictor
 from edgeadapt.inference.timing import timed_answer
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
+from edgeadapt.runs import schema
 from edgeadapt.studies.loragen import (
     adapter_bytes,
     base_run,
@@ -45,6 +45,9 @@ from edgeadapt.studies.loragen_forgetting import forgetting
 from edgeadapt.studies.parts import part
 
 GROUPS = ("heldout", "seen", "unseen-concept")
+READS = ("model", "data", "train", "eval", "tasks", "loragen")
+"""The config sections every part of the study reads (the LoRA rows and forgetting add methods); a change
+elsewhere (edge, router, library, sweep) measures nothing again."""
 
 
 def test_rows(collection: Collection, task: Task, cap: int) -> list[dict]:
@@ -257,18 +260,19 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
     evaluation = Evaluation(cfg, log)
     seconds = [time.perf_counter() - start]
 
-    def run_part(name: str, compute: Callable[[], Any], heading: str) -> Any:
+    def run_part(name: str, compute: Callable[[], Any], heading: str, reads=READS) -> Any:
         log(heading)
-        result, took = part(cfg, "loragen-parts", name, compute, resume, log)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log, reads)
         seconds.append(took)
         return result
 
     results: dict[str, Any] = {
+        "schema_version": schema.SCHEMA_VERSION,
         "prompting": run_part(
             "prompting",
             evaluation.prompting_rows,
             "rows 1-2: the base model, zero-shot, in-context and few-shot",
-        )
+        ),
     }
     results["generated"] = {
         spec: run_part(
@@ -278,9 +282,14 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         )
         for spec in encoders_of(cfg)
     }
-    results["lora"] = run_part("lora", evaluation.lora_rows, "rows 4-5: the multi-task and per-task LoRAs")
+    results["lora"] = run_part(
+        "lora", evaluation.lora_rows, "rows 4-5: the multi-task and per-task LoRAs", (*READS, "methods")
+    )
     results["forgetting"] = run_part(
-        "forgetting", lambda: forgetting(evaluation, results["generated"]), "forgetting of general ability"
+        "forgetting",
+        lambda: forgetting(evaluation, results["generated"]),
+        "forgetting of general ability",
+        (*READS, "methods"),
     )
     results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
     results["task_info"] = {
@@ -289,5 +298,4 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
     }
     results["seconds"] = round(sum(seconds), 1)
     results["summary"] = summarize(results, cfg)
-    write_json_atomic(cfg.run_dir() / "loragen.json", results)
-    return results
+    return schema.write(cfg.run_dir() / "loragen.json", results, schema.LoragenResults)

@@ -1,5 +1,9 @@
-"""A long study in parts: each finished part is kept in the run (`RUN/PARTS/NAME.json`, with the config it
-was measured under), so a killed study resumed with `--resume` loses at most the part it was in."""
+"""A long study in parts: each finished part is kept in the run (`RUN/PARTS/NAME.json`, with the settings it
+was measured under), so a killed study resumed with `--resume` loses at most the part it was in.
+
+A part is keyed on the config sections it reads (`reads`), not on the whole config: a change to a setting
+no part reads (`edge.prompt`, `router.*`) does not measure a two-hour study again.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +23,21 @@ def part(
     compute: Callable[[], Any],
     resume: bool,
     log: Callable[[str], None],
+    reads: tuple[str, ...],
 ) -> tuple[Any, float]:
     """(result, seconds) of one part of the study: measured now, or with `resume` read back from what an
-    earlier invocation under the same config finished (a kill loses at most the part in progress)."""
+    earlier invocation measured under the same settings of the sections in `reads`."""
     path = cfg.run_dir() / folder / f"{file_name(name)}.json"
-    settings = comparable(cfg)
+    settings = comparable(cfg, reads)
     if resume and path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("config") == settings:
             log(f"{name}: measured earlier ({saved['seconds']:.0f} s), reusing {path}")
             return saved["result"], saved["seconds"]
-        log(f"{name}: {path} was measured under another config; measuring again")
+        changed = sorted(k for k in settings if (saved.get("config") or {}).get(k) != settings[k])
+        log(
+            f"{name}: {path} was measured under other settings ({', '.join(changed) or 'older format'}); measuring again"
+        )
     start = time.perf_counter()
     result = compute()
     seconds = round(time.perf_counter() - start, 1)
@@ -38,7 +46,7 @@ def part(
     return result, seconds
 
 
-def comparable(cfg: RunConfig) -> dict:
-    """The config as JSON reads it back, less where the run lives (a moved run folder is still the run)."""
+def comparable(cfg: RunConfig, reads: tuple[str, ...]) -> dict:
+    """The config sections a part reads, as JSON reads them back."""
     data = json.loads(json.dumps(to_dict(cfg)))
-    return {k: v for k, v in data.items() if k not in ("name", "out_dir")}
+    return {k: data[k] for k in reads}

@@ -25,7 +25,6 @@ import torch
 
 from edgeadapt import __version__, models
 from edgeadapt.core.config import RunConfig, to_dict
-from edgeadapt.core.files import write_json_atomic
 from edgeadapt.evaluation import routing_metrics as rm
 from edgeadapt.evaluation.metrics import dsi, generalization_gap
 from edgeadapt.evaluation.registry import versus_base
@@ -38,6 +37,7 @@ from edgeadapt.routing import baselines, get_router, router_key
 from edgeadapt.routing.oracle import OracleRouter
 from edgeadapt.routing.predictor import RoutedPredictor, routing_prompt
 from edgeadapt.routing.router import ThresholdRouter, decide
+from edgeadapt.runs import schema
 from edgeadapt.runs.results import versions
 from edgeadapt.studies import routing_systems as systems_of
 from edgeadapt.studies.library import domain_runs, library_dir, train_router
@@ -110,6 +110,7 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
             del predictor
     add_relative(systems)
     results = {
+        "schema_version": schema.SCHEMA_VERSION,
         "edgeadapt_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": first.device.type,
@@ -136,8 +137,7 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
     }
     results["transfer"] = expert_transfer(peft, first.tokenizer, library, sets, general_sets, cfg, log)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(cfg.run_dir() / RESULTS, results)
-    return results
+    return schema.write(cfg.run_dir() / RESULTS, results, schema.RoutingResults)
 
 
 def raise_missing(missing: list[str]) -> None:

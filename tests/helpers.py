@@ -1,0 +1,37 @@
+"""What several test modules share (a test module never imports another): config paths, a token batch,
+a method prepared on a tiny model and one training step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgeadapt import updates
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SMOKE = CONFIGS / "smoke.yaml"
+
+# Domain rows for methods that profile the data before training (adaptq).
+CALIBRATION = [{"input_ids": list(range(3, 3 + n))} for n in (6, 10, 14)]
+
+
+def batch(seed=0):
+    torch.manual_seed(seed)
+    return torch.randint(3, 200, (2, 12))
+
+
+def prepared(name, model, **options):
+    cfg = updates.parse_configs({name: options})[name]
+    return updates.get(name).prepare(model, cfg, CALIBRATION)
+
+
+def one_step(model, lr=1e-2):
+    model.train()
+    ids = batch(1)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr)
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    model.eval()
