@@ -54,3 +54,23 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     assert main(["compare", str(SMOKE), f"out_dir={out}"]) == 0
     return out / "smoke"
+
+
+@pytest.fixture(scope="session")
+def opened(smoke_run):
+    """The session's smoke run, reopened for packaging."""
+    from edgeadapt.runs.run import reopen
+
+    return reopen(str(smoke_run), [], "package")
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory):
+    """Key pairs by name: roots, update keys and a rogue one."""
+    from edgeadapt.deploy import keys as keymod
+
+    folder = tmp_path_factory.mktemp("keyring")
+    return {
+        name: keymod.generate_keys(folder, name)
+        for name in ("root", "root2", "root3", "update", "update2", "rogue")
+    }

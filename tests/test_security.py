@@ -18,88 +18,27 @@ import pytest
 import torch
 
 from edgeadapt.cli import main
-from edgeadapt.deploy import build, device, run_packages
+from edgeadapt.deploy import build, device
 from edgeadapt.deploy import keys as keymod
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.trust import iso, make_keylist, now
-from edgeadapt.runs.run import reopen
-from edgeadapt.updates.sizes import adapter_rank
+from tests.device_helpers import (
+    cli_apply,
+    edit_json,
+    edit_tensor,
+    export,
+    folder_bytes,
+    fresh_device,
+    keylist_file,
+    refused,
+    resigned_manifest,
+    resigned_update,
+    snapshot,
+    trusted_device,
+)
 
 ROOT = Path(__file__).parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def opened(smoke_run):
-    return reopen(str(smoke_run), [], "package")
-
-
-@pytest.fixture(scope="module")
-def keyring(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("keyring")
-    return {
-        name: keymod.generate_keys(folder, name)
-        for name in ("root", "root2", "root3", "update", "update2", "rogue")
-    }
-
-
-def release(version: int, **extra) -> dict:
-    return build.release(version) | extra
-
-
-def export(opened, variant: str, out: Path, version: int, key: Path | None, **extra) -> Path:
-    run, results = opened
-    run_packages.export(run, results, variant, out, "fp32", key, release=release(version, **extra))
-    return out
-
-
-def fresh_device(tmp_path: Path, name: str = "dev", **init) -> Path:
-    folder = tmp_path / name
-    device.init(folder, reopen_model_path(), **init)
-    return folder
-
-
-def reopen_model_path() -> Path:
-    from edgeadapt import models
-
-    return models.resolve("tiny-random")
-
-
-def cli_apply(package: Path, dev: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeadapt.cli",
-            "device",
-            "apply",
-            str(package),
-            "--device-dir",
-            str(dev),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-    )
-
-
-def refused(done: subprocess.CompletedProcess, message: str) -> None:
-    assert done.returncode == 2, done.stderr[-2000:]
-    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr, done.stderr[-2000:]
-
-
-def snapshot(dev: Path) -> tuple:
-    """What must not change when an apply is refused: the state and every file of every update."""
-    state = (dev / "state.json").read_text()
-    files = (
-        sorted(
-            (str(p.relative_to(dev)), p.stat().st_size) for p in (dev / "updates").rglob("*") if p.is_file()
-        )
-        if (dev / "updates").exists()
-        else []
-    )
-    return state, files
 
 
 # --- versions, replay, downgrade, expiry -------------------------------------------------------------
@@ -116,9 +55,14 @@ def test_downgrade_and_replay_are_refused_and_the_device_is_unchanged(opened, ke
     refused(cli_apply(v1, dev, "--pubkey", pub), "(downgrade)")
     refused(cli_apply(v2, dev, "--pubkey", pub), "(replay of an accepted release)")
     assert snapshot(dev) == before
+    # A release from another channel is refused whatever its version (a cross-channel downgrade) ...
     other_channel = export(opened, "lora", tmp_path / "beta.eaupd", 1, keyring["update"][0], channel="beta")
-    assert cli_apply(other_channel, dev, "--pubkey", pub).returncode == 0  # versions rise per channel
-    assert device.status(dev)["highest"] == {"default": 2, "beta": 1}
+    refused(cli_apply(other_channel, dev, "--pubkey", pub), "this device follows 'default'")
+    assert snapshot(dev) == before
+    # ... and taken by a device that follows that channel, whose versions rise on their own.
+    beta = fresh_device(tmp_path, "beta", channel="beta")
+    assert cli_apply(other_channel, beta, "--pubkey", pub).returncode == 0
+    assert device.status(beta)["highest"] == {"beta": 1} and device.status(beta)["channel"] == "beta"
 
 
 def test_the_operator_can_roll_back_but_no_package_can_follow(opened, keyring, tmp_path, capsys):
@@ -172,19 +116,6 @@ def test_allow_unsigned_never_passes_a_bad_signature_and_never_records_one_unche
     )
     assert cli_apply(good, dev, "--allow-unsigned").returncode == 0  # nothing to check it with
     assert device.status(dev)["active"]["signed"] is False  # so it is not recorded as signed
-
-
-def trusted_device(tmp_path: Path, keyring, threshold: int = 1, roots=("root",)) -> Path:
-    return fresh_device(tmp_path, root_pubkeys=[keyring[r][1] for r in roots], root_threshold=threshold)
-
-
-def keylist_file(
-    tmp_path: Path, keyring, version: int, update=("update",), roots=("root",), days: float = 30
-) -> Path:
-    document = make_keylist([keyring[r][0] for r in roots], [keyring[u][1] for u in update], version, days)
-    path = tmp_path / f"keylist-v{version}-{'-'.join(roots)}.json"
-    path.write_text(json.dumps(document))
-    return path
 
 
 def test_keys_rotate_and_revoke_through_root_signed_key_lists(opened, keyring, tmp_path):
@@ -283,53 +214,6 @@ def test_a_private_key_others_can_read_is_not_used_and_keys_are_private(keyring,
 # --- what the verifier reads and what is activated -----------------------------------------------------
 
 
-def resigned_update(
-    opened,
-    keyring,
-    tmp_path: Path,
-    variant: str,
-    edit,
-    name: str,
-    version: int = 7,
-    method: str | None = None,
-) -> Path:
-    """A package of `variant`'s update after `edit(folder)`, properly signed: only the checks inside can stop it."""
-    run, results = opened
-    folder = tmp_path / f"{name}-update"
-    shutil.copytree(run.update_dir(variant), folder)
-    edit(folder)
-    fields = run_packages.manifest_fields(
-        run, results, variant, run_packages.base_fingerprint(run.model_path)
-    ) | release(version)
-    fields["rank"] = adapter_rank(folder)
-    if method:
-        fields["method"] = method
-    out = tmp_path / f"{name}.eaupd"
-    build.build(folder, out, fields, "fp32", keyring["update"][0])
-    return out
-
-
-def edit_tensor(file: str, change):
-    def edit(folder: Path):
-        from safetensors.torch import load_file, save_file
-
-        tensors = load_file(str(folder / file))
-        key = sorted(tensors)[0]
-        tensors[key] = change(tensors[key])
-        save_file(tensors, str(folder / file))
-
-    return edit
-
-
-def edit_json(file: str, change):
-    def edit(folder: Path):
-        data = json.loads((folder / file).read_text())
-        change(data)
-        (folder / file).write_text(json.dumps(data))
-
-    return edit
-
-
 ATTACKS = {
     "NaN weights": (
         "lora",
@@ -373,21 +257,6 @@ def test_an_update_that_does_not_fit_the_base_is_refused_before_activation(opene
     refused(cli_apply(package, dev, "--pubkey", str(keyring["update"][1])), message)
     assert snapshot(dev) == before and device.status(dev)["active"] is None
     assert not list((dev / "updates").glob(".staging-*"))  # a failed apply leaves the disk as it found it
-
-
-def resigned_manifest(package: Path, out: Path, key: Path, change) -> Path:
-    """The package with its manifest changed by `change(manifest)` and signed again with `key`: what an
-    attacker holding a signing key (or a buggy exporter) could ship, past our own writer's checks."""
-    from edgeadapt.deploy import archive
-    from edgeadapt.deploy import manifest as mf
-
-    members = {m.name: archive.read_data(package, m) for m in archive.read_members(package, "p")}
-    manifest = json.loads(members["manifest.json"])
-    change(manifest)
-    members["manifest.json"] = mf.encode(manifest)
-    members["manifest.sig"] = keymod.sign(members["manifest.json"], key)
-    archive.write(out, list(members.items()))
-    return out
 
 
 @pytest.mark.parametrize("method", ["evil", "../../lora"])
@@ -490,10 +359,6 @@ def test_one_apply_at_a_time_and_none_lost(opened, keyring, tmp_path):
             assert codes == [2, 0] and "downgrade" in errors[0], errors
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def test_an_apply_makes_room_by_dropping_what_rollback_no_longer_needs(
     opened, keyring, tmp_path, monkeypatch
 ):
@@ -506,9 +371,8 @@ def test_an_apply_makes_room_by_dropping_what_rollback_no_longer_needs(
     previous = updates / device.read_state(dev)["previous"]
     # A disk whose free space is exactly what the update needs once the update rollback will no longer
     # reach is gone: refused as it is, accepted after dropping that one.
-    capacity = (
-        folder_bytes(updates) - folder_bytes(previous) + device.room_needed(build.verify(v3, pub).manifest)
-    )
+    v3_bytes = sum(f["size"] for f in build.verify(v3, pub).manifest["files"])  # fp32: extracted as is
+    capacity = folder_bytes(updates) - folder_bytes(previous) + v3_bytes + device.ROOM_MARGIN
     monkeypatch.setattr(
         shutil, "disk_usage", lambda path: real(path)._replace(free=capacity - folder_bytes(updates))
     )
@@ -518,7 +382,7 @@ def test_an_apply_makes_room_by_dropping_what_rollback_no_longer_needs(
     # No room even then: refused, and nothing dropped.
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=0))
     before = snapshot(dev)
-    with pytest.raises(PackageError, match="bytes free"):
+    with pytest.raises(PackageError, match="free"):
         device.apply(export(opened, "sft", tmp_path / "v4.eaupd", 4, keyring["update"][0]), dev, pub)
     assert snapshot(dev) == before
 

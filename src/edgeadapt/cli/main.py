@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edgeadapt.cli import loragen, routing, ship
-from edgeadapt.core.errors import UserError
+from edgeadapt.core.errors import UserError, printable
 
 EXIT_USAGE = 2
 
@@ -235,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     top = parser()
     # Overrides may come after options (`train CONFIG --method lora train.steps=6`): collect them here.
     args, extra = top.parse_known_args(argv)
+    # After `--` everything is a positional (a prompt that starts with '-'): argparse hands it back here.
+    after = extra[extra.index("--") + 1 :] if "--" in extra else []
+    extra = extra[: extra.index("--")] if "--" in extra else extra
+    if after and getattr(args, "arg", "") is None:
+        args.arg = after.pop(0)
+    if after:
+        top.error(f"unrecognized arguments after --: {' '.join(after)}")
     # argparse fills an optional positional before it reads the options that follow it, so a positional
     # written after them (`device generate --device-dir DIR "prompt"`) comes back here: put it in its place.
     if getattr(args, "arg", "") is None and extra and not extra[0].startswith("-"):
@@ -247,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a folder that is a file, a read-only device, a full disk: say which and why
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"error: {printable(exc.strerror or exc)}{printable(where)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

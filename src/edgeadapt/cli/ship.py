@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeadapt.core.errors import UserError
+from edgeadapt.core.errors import UserError, printable
 
 
 def _keys(args: argparse.Namespace) -> None:
@@ -38,13 +38,17 @@ def _keys(args: argparse.Namespace) -> None:
 def _release(args: argparse.Namespace) -> dict:
     """The release fields of an exported package (version, channel, expiry) and the key list it carries."""
     from edgeadapt.deploy.build import release
+    from edgeadapt.deploy.manifest import MAX_PPL_RATIO
 
     fields = release(args.version, args.channel, args.expires_days)
+    if not 1.0 < args.max_ppl_ratio <= MAX_PPL_RATIO:  # NaN fails both
+        raise UserError(f"--max-ppl-ratio must be in (1, {MAX_PPL_RATIO:g}], got {args.max_ppl_ratio}")
+    fields["health"] = {"max_ppl_ratio": args.max_ppl_ratio}
     if args.keylist:
         try:
             fields["keylist"] = json.loads(Path(args.keylist).read_text())
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{args.keylist}: not a readable key list ({exc})") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UserError(f"{args.keylist}: not a readable key list ({str(exc)[:200]})") from None
     return fields
 
 
@@ -86,7 +90,7 @@ def _package(args: argparse.Namespace) -> None:
             )
         experts = ", ".join(e["name"] for e in info["manifest"]["experts"])
         print(
-            f"{args.out}: {info['manifest']['kind']} ({experts}), {info['package_bytes']:,} bytes"
+            printable(f"{args.out}: {info['manifest']['kind']} ({experts}), {info['package_bytes']:,} bytes")
             + ("; signed" if sign else "; unsigned")
         )
     elif args.action == "export" and _adapter_folder(args.target):
@@ -99,8 +103,11 @@ def _package(args: argparse.Namespace) -> None:
         )
         m = info["manifest"]
         print(
-            f"{args.out}: {m['variant']} adapter (lora r={m['rank']}) for {m['base_model']['name']}, "
-            f"{info['package_bytes']:,} bytes" + ("; signed" if args.sign else "; unsigned")
+            printable(
+                f"{args.out}: {m['variant']} adapter (lora r={m['rank']}) for {m['base_model']['name']}, "
+            )
+            + f"{info['package_bytes']:,} bytes"
+            + ("; signed" if args.sign else "; unsigned")
         )
     elif args.action == "export":
         if not args.method or not args.out:
@@ -114,7 +121,7 @@ def _package(args: argparse.Namespace) -> None:
             args.compress,
             _release(args),
         )
-        print(f"{args.out}: " + _sizes_line(info) + ("; signed" if args.sign else "; unsigned"))
+        print(printable(f"{args.out}: " + _sizes_line(info)) + ("; signed" if args.sign else "; unsigned"))
     elif args.action == "verify":
         base = _base_dir(args.base) if args.base else None
         verified = build.verify(
@@ -127,10 +134,8 @@ def _package(args: argparse.Namespace) -> None:
             "signature" if args.pubkey else "no signature check",
             "base" if base else "no base check",
         ]
-        print(
-            f"{args.target}: OK ({', '.join(checks)}): {m['variant']} ({m['method']}, {m['dtype']}) "
-            f"for {m['base_model']['name']}"
-        )
+        what = printable(f"{m['variant']} ({m['method']}, {m['dtype']}) for {m['base_model']['name']}")
+        print(f"{printable(args.target)}: OK ({', '.join(checks)}): {what}")
     else:
         results = run_packages.package_sizes(
             args.target, only=args.method.split(",") if args.method else None
@@ -159,7 +164,8 @@ def _device(args: argparse.Namespace) -> None:
     folder = Path(args.device_dir)
     if args.action == "init":
         roots = [Path(p) for p in args.root_pubkey or []]
-        print(f"base model in {device.init(folder, _base_dir(args.model), roots, args.root_threshold)}")
+        base = device.init(folder, _base_dir(args.model), roots, args.root_threshold, args.channel)
+        print(f"base model in {base}; follows channel '{args.channel}'")
         if roots:
             print(
                 f"trusts {len(roots)} root key(s), threshold {args.root_threshold}: give it a key list with `device trust`"
@@ -175,7 +181,9 @@ def _device(args: argparse.Namespace) -> None:
             raise UserError(
                 'device generate needs a prompt: edgeadapt device generate --device-dir DIR "..."'
             )
-        answer, route = device.generate(folder, args.arg, args.max_new_tokens)
+        answer, route, warnings = device.generate(folder, args.arg, args.max_new_tokens)
+        _warn(warnings)
+        answer = printable(answer, keep="\n\t")  # a model's output may hold escape sequences: never acted on
         if route is not None:
             print(f"[expert: {route.label}] {answer}")
             if args.explain:
@@ -196,7 +204,15 @@ def _device(args: argparse.Namespace) -> None:
         state = device.rollback(folder)
     else:
         state = device.status(folder)
-    print(json.dumps(state, indent=1))
+    print(json.dumps(state, indent=1))  # json escapes every control character a manifest may hold
+    _warn(device.warnings_of(state))
+
+
+def _warn(lines: list[str]) -> None:
+    import sys
+
+    for line in lines:
+        print(f"warning: {printable(line)}", file=sys.stderr)
 
 
 def _adapter_folder(target: str) -> bool:
@@ -281,6 +297,13 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--expires-days", type=float, default=180.0, help="export: days until devices refuse it")
     p.add_argument("--keylist", help="export: a root-signed key list for devices to take with the package")
+    p.add_argument(
+        "--max-ppl-ratio",
+        type=float,
+        default=2.0,
+        help="export: the device refuses the update if its perplexity on a fixed general text is over this "
+        "many times the base model's (signed in the manifest; default 2)",
+    )
     p.add_argument("--out", help="export: the package file to write")
     p.add_argument("--pubkey", help="verify: public key; the package must be signed with its key")
     p.add_argument("--base", help="verify: the base model (name or folder) the package must be built for")
@@ -303,6 +326,9 @@ def add_parsers(sub) -> None:
         "--root-pubkey", action="append", help="init: a root public key the device trusts (repeatable)"
     )
     p.add_argument("--root-threshold", type=int, default=1, help="init: root signatures a key list needs")
+    p.add_argument(
+        "--channel", default="default", help="init: the one update channel this device takes releases from"
+    )
     p.add_argument("--max-bytes", type=int, default=4 << 30, help="apply: reject larger packages")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--explain", action="store_true", help="generate: print the router's scores (a library)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 
 
@@ -26,3 +27,17 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
     return UserError(
         f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} Choose from: {', '.join(choices)}."
     )
+
+
+def printable(text: object, keep: str = "") -> str:
+    """`text` safe to print on a terminal: control and format characters (escape sequences, carriage
+    returns, bidirectional overrides) shown as \\xNN / \\uNNNN instead of acted on. Anything printed that
+    came from a package or a file goes through here; `keep`: characters left as they are (a model's answer
+    keeps its line breaks)."""
+    out = []
+    for char in str(text):
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in keep:
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)

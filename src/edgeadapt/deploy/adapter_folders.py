@@ -34,8 +34,8 @@ def is_adapter_folder(path: Path) -> bool:
 def read_info(folder: Path) -> dict[str, Any]:
     try:
         info = json.loads((Path(folder) / INFO).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{folder / INFO}: not readable ({exc}).") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"{folder / INFO}: not readable ({str(exc)[:200]}).") from None
     if not isinstance(info, dict):
         info = {}
     method = info.get("method")

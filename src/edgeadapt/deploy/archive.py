@@ -11,6 +11,7 @@ member names are checked before use, sizes against the bytes that are really the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tarfile
@@ -35,7 +36,7 @@ MEMBER_NAME = re.compile(
     r"|experts/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/(adapter_config\.json|adapter_model\.safetensors)))"
 )
 PAYLOAD = ("update/", "library/")  # the folders a package's files live in (everything but manifest.*)
-MAX_MEMBERS = 64
+MAX_MEMBERS = 1024  # a library of 500 experts; bounded, so a hostile archive cannot list millions
 CHUNK = 1 << 20
 
 
@@ -145,60 +146,73 @@ def _head(read, label: str) -> tuple[dict[str, bytes], bytes]:
 
 
 def open_package(path: Path, max_bytes: int, head_check: HeadCheck | None = None) -> Opened:
-    """The package as a plain tar on disk, decompressed when it is zstd.
+    """A private copy of the package as a plain tar (decompressed when it is zstd), read once through one
+    descriptor: everything after (verification, extraction) reads the copy, so a package file rewritten
+    after it was opened cannot put unverified bytes on the device.
 
     With `head_check`, the manifest and its signature (the first members) are read and checked before
     anything else, and the rest may not exceed the size the manifest declares: a compressed package that
-    expands beyond it is refused as soon as it does, and nothing is decompressed for a manifest that fails.
+    expands beyond it is refused as soon as it does, and nothing is copied for a manifest that fails.
     """
-    if not path.is_file():
-        raise PackageError(f"{path}: no such package file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise PackageError(f"{path}: {size} bytes is over the limit of {max_bytes} (--max-bytes)")
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != ZSTD_MAGIC:
-        if head_check is not None:
-            with open(path, "rb") as handle:
-                declared = head_check(_head(handle.read, str(path))[0])
-            if declared != size:
-                raise PackageError(
-                    f"{path}: {size} bytes, but its manifest declares an archive of {declared}"
-                )
-        return Opened(path, False)
-    import zstandard
-
-    tmpdir = tempfile.TemporaryDirectory(prefix="edgeadapt-pkg-")
+    label = str(path)
+    try:
+        src = open(path, "rb")  # noqa: SIM115 - held open while the private copy is made
+    except FileNotFoundError:
+        raise PackageError(f"{path}: no such package file") from None
+    except IsADirectoryError:
+        raise PackageError(f"{path} is a folder, not a package file") from None
+    tmpdir = tempfile.TemporaryDirectory(prefix="edgeadapt-pkg-")  # mode 0700: this process's alone
     plain = Path(tmpdir.name) / "package.tar"
     try:
-        with open(path, "rb") as src, open(plain, "wb") as dst:
-            reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=False)
-            limit = max_bytes
+        with src, open(plain, "wb") as dst:
+            size = os.fstat(src.fileno()).st_size
+            if size > max_bytes:
+                raise PackageError(f"{path}: {size} bytes is over the limit of {max_bytes} (--max-bytes)")
+            compressed = src.read(4) == ZSTD_MAGIC
+            src.seek(0)
+            reader = _zstd_reader(src) if compressed else src
+            limit = max_bytes if compressed else size
             if head_check is not None:
-                found, raw = _head(reader.read, str(path))
-                limit = min(limit, head_check(found))
+                found, raw = _head(reader.read, label)
+                declared = head_check(found)
+                if not compressed and declared != size:
+                    raise PackageError(
+                        f"{path}: {size} bytes, but its manifest declares an archive of {declared}"
+                    )
+                limit = min(limit, declared)
                 free = shutil.disk_usage(plain.parent).free
                 if limit > free:
                     raise PackageError(
                         f"{path}: needs {limit:,} bytes to verify, {free:,} free in {plain.parent}"
                     )
                 dst.write(raw)
-            total = dst.tell()
-            while chunk := reader.read(CHUNK):
-                total += len(chunk)
-                if total > limit:
-                    raise PackageError(f"{path}: decompresses to more than the {limit:,} bytes it declares")
-                dst.write(chunk)
-            if src.read(1):  # a second frame or junk after the first
+            _copy_bounded(reader, dst, limit, label, compressed)
+            if compressed and src.read(1):  # a second frame or junk after the first
                 raise PackageError(f"{path}: data after the compressed archive")
-    except zstandard.ZstdError as exc:
+    except BaseException as exc:
         tmpdir.cleanup()
-        raise PackageError(f"{path}: corrupt compressed data ({exc})") from None
-    except BaseException:
-        tmpdir.cleanup()
+        if type(exc).__name__ == "ZstdError":
+            raise PackageError(f"{path}: corrupt compressed data ({exc})") from None
         raise
-    return Opened(plain, True, tmpdir)
+    return Opened(plain, compressed, tmpdir)
+
+
+def _zstd_reader(src: BinaryIO):
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=False)
+
+
+def _copy_bounded(reader, dst: BinaryIO, limit: int, label: str, compressed: bool) -> None:
+    """The rest of the stream into `dst`, refused as soon as it passes `limit` bytes in all."""
+    total = dst.tell()
+    while chunk := reader.read(CHUNK):
+        total += len(chunk)
+        if total > limit:
+            what = "decompresses to" if compressed else "grew to"
+            raise PackageError(f"{label}: {what} more than the {limit:,} bytes it declares")
+        dst.write(chunk)
+    dst.flush()
 
 
 def read_members(path: Path, label: str) -> list[Member]:

@@ -13,6 +13,7 @@ import os
 import signal
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +75,23 @@ def convert(path: Path, dtype: str, target: Path) -> Path:
 
 
 def dequantize(path: Path) -> None:
-    """Restore fp32 weights in place in an extracted int8 safetensors file."""
+    """Restore fp32 weights in place in an extracted int8 safetensors file (a scale that does not fit its
+    weight, or a file safetensors cannot read, is a refused package)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
-    tensors = load_file(str(path))
-    restored = {}
-    for key, value in tensors.items():
-        if key.endswith(SCALE_SUFFIX):
-            continue
-        scale = tensors.get(key + SCALE_SUFFIX)
-        restored[key] = value.float() * scale[:, None] if scale is not None else value
+    try:
+        tensors = load_file(str(path))
+        restored = {}
+        for key, value in tensors.items():
+            if key.endswith(SCALE_SUFFIX):
+                continue
+            scale = tensors.get(key + SCALE_SUFFIX)
+            if scale is not None and (value.ndim != 2 or scale.shape != (value.shape[0],)):
+                raise ValueError(f"'{key[:80]}' has a scale of shape {list(scale.shape)}")
+            restored[key] = value.float() * scale.float()[:, None] if scale is not None else value
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise PackageError(f"{path.name}: not a readable int8 update ({str(exc)[:200]})") from None
     save_file(restored, str(path), metadata={"format": "pt"})
 
 
@@ -112,6 +120,8 @@ def build(
 
 
 DEFAULT_EXPIRES_DAYS = 180
+MAX_EXPIRES_DAYS = 3650
+CLOCK_SKEW = timedelta(hours=24)  # how far ahead of the device's clock a package's creation time may be
 
 
 def release(
@@ -120,12 +130,13 @@ def release(
     """Which release a package is: its version on a channel (default: the time of export in milliseconds,
     so later exports are higher), when it was made and until when a device may take it."""
     import time
-    from datetime import timedelta
 
     from edgeadapt.deploy.trust import iso, now
 
-    if expires_days <= 0:
-        raise PackageError(f"--expires-days must be > 0, got {expires_days}")
+    if not (isinstance(expires_days, int | float) and 0 < expires_days <= MAX_EXPIRES_DAYS):
+        raise PackageError(
+            f"--expires-days must be a number of days in (0, {MAX_EXPIRES_DAYS}], got {expires_days}"
+        )
     created = now()
     return {
         "version": int(time.time() * 1000) if version is None else version,
@@ -150,6 +161,10 @@ def build_members(
         raise PackageError(f"{out} is a folder: --out names the package file to write")
     if dtype not in mf.DTYPES:
         raise PackageError(f"--dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
+    if len(sources) + archive.HEAD_MEMBERS > archive.MAX_MEMBERS:  # a device would refuse it
+        raise PackageError(
+            f"{out}: {len(sources)} files; a package holds at most {archive.MAX_MEMBERS - archive.HEAD_MEMBERS}"
+        )
     with tempfile.TemporaryDirectory(prefix="edgeadapt-build-") as tmp:
         files = [(name, convert(path, dtype, Path(tmp) / name)) for name, path in sources]
         manifest = {
@@ -294,6 +309,11 @@ def verify(
             raise PackageError(
                 f"{label}: expired on {manifest['expires']} (a freeze or a stale package): publish a new release"
             )
+        if parse_time(manifest["created"], f"{label}: created") > now() + CLOCK_SKEW:
+            raise PackageError(
+                f"{label}: created {manifest['created']}, in the future beyond the {CLOCK_SKEW} of clock skew "
+                "allowed (the exporter's clock, or this device's, is wrong)"
+            )
         listed = {f["path"]: f for f in manifest["files"]}
         actual = {n: m for n, m in members.items() if n.startswith(archive.PAYLOAD)}
         if set(listed) != set(actual):
@@ -317,24 +337,33 @@ def verify(
 
 def extract(verified: Verified, out_dir: Path) -> list[Path]:
     """Write the files of a verified package into `out_dir` (fp32 again), each fsynced; `update/x` and
-    `library/x` land at `out_dir/x`."""
+    `library/x` land at `out_dir/x`. Every file is read back from the disk and compared with the signed
+    manifest's hash and size before anything is made of it (int8 restored to fp32)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    listed = {f["path"]: f for f in verified.manifest["files"]}
     written = []
     for name, member in verified.members.items():
         if not name.startswith(archive.PAYLOAD):
             continue
         target = out_dir / name.split("/", 1)[1]
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as handle:
+        with open(target, "xb") as handle:  # x: a fresh file, never one planted there (or a link)
             for chunk in archive.iter_data(verified.opened.path, member):
                 handle.write(chunk)
                 handle.flush()
                 crash_point("mid-file")  # a file half written
+        fsync_path(target)
+        check_written(target, listed[name])
         if verified.manifest["dtype"] == "int8" and target.suffix == ".safetensors":
             dequantize(target)
-        fsync_path(target)
         written.append(target)
     return written
+
+
+def check_written(path: Path, entry: dict[str, Any]) -> None:
+    """The file on disk is the one the manifest signs: same size, same SHA-256."""
+    if path.stat().st_size != entry["size"] or file_entry(path, entry["path"])["sha256"] != entry["sha256"]:
+        raise PackageError(f"{entry['path']}: the extracted file differs from the signed manifest's hash")
 
 
 def fsync_path(path: Path) -> None:

@@ -6,40 +6,47 @@ rollback. This is the device side of an over-the-air update, runnable on any mac
     DIR/updates/ID/            verified, extracted updates (ID: the manifest's hash)
     DIR/updates/ID/.installed.json   the manifest and every on-device file's hash, written before the folder
                                gets its final name (a package's files cannot be named so)
-    DIR/state.json             {"active", "previous", "highest": {channel: version}, "history"}: the one
-                               file the switch replaces
-    DIR/.lock                  held by the one apply, trust or rollback running
+    DIR/state.json             the one file the switch replaces (`device_state`)
 
-Apply, under the lock: verify the package (signature, hashes, base, expiry) and its release (a version
-above the highest accepted on its channel: no downgrade, no replay); make room (the update rollback no
-longer needs goes first when the disk is short); extract into updates/.staging-ID, check every tensor
-against the base, load the update and run a health check (finite logits, a non-empty answer), fsync,
-rename to updates/ID, then write state.json.tmp, fsync and rename it over state.json. A crash before the
-last rename leaves the old update active, complete; after it, the new one. A failed apply removes its
-staging folder. `rollback` is the operator's: it switches back without lowering the highest version.
+Apply, under the lock: verify a private copy of the package (signature, hashes, base, expiry, a creation
+time not in the future) and its release (the device's channel, a version above the highest accepted: no
+downgrade, no replay); extract it into a temporary folder outside the device, every file compared with the
+signed manifest; check every tensor against the base, load the update and run the health check. Only an
+update that passed all of it may make room (the update rollback no longer needs goes first when the disk is
+short) and is copied into updates/.staging-ID, each file compared again with what was checked, fsynced and
+renamed to updates/ID; then state.json is replaced in one rename (the switch). A crash before that rename
+leaves the old update active, complete; after it, the new one. `rollback` is the operator's: it switches
+back without lowering the highest version.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import shutil
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.core.files import atomic_write
+from edgeadapt.core.files import fsync_dir, write_json_atomic
 from edgeadapt.deploy import build
 from edgeadapt.deploy.archive import PackageError
-from edgeadapt.deploy.trust import TrustStore, iso, now
+from edgeadapt.deploy.device_state import (  # noqa: F401  (status and its helpers are device.NAME too)
+    DEFAULT_CHANNEL,
+    INSTALLED,
+    check_release,
+    check_update,
+    describe,
+    empty_state,
+    event,
+    locked,
+    read_state,
+    status,
+    warnings_of,
+    write_state,
+)
+from edgeadapt.deploy.trust import TrustStore
 
-STATE = "state.json"
-INSTALLED = ".installed.json"
-LOCK = ".lock"
-HISTORY = 50
 CRASH_POINTS = (
     "start",
     "verified",
@@ -52,95 +59,36 @@ CRASH_POINTS = (
     "switched",
 )
 crash_point = build.crash_point
-fsync_dir = build.fsync_path
 
 
-def init(device_dir: Path, model_dir: Path, root_pubkeys: list[Path] = (), root_threshold: int = 1) -> Path:
-    """Put a copy of the base checkpoint into DIR/base (a device ships with its base model), and the root
-    keys it will trust, if any."""
+def init(
+    device_dir: Path,
+    model_dir: Path,
+    root_pubkeys: list[Path] = (),
+    root_threshold: int = 1,
+    channel: str = DEFAULT_CHANNEL,
+) -> Path:
+    """Put a copy of the base checkpoint into DIR/base (a device ships with its base model), the root keys
+    it will trust, if any, and the one channel it takes releases from."""
+    from edgeadapt.deploy.manifest import CHANNEL
+
     device_dir = Path(device_dir)
     if device_dir.exists() and not device_dir.is_dir():
         raise PackageError(f"{device_dir} is a file: --device-dir names a folder")
+    if not CHANNEL.fullmatch(channel):
+        raise PackageError(f"--channel: a short lower-case name (letters, digits, '_', '-'), got {channel!r}")
     base = device_dir / "base"
     if base.exists():
         raise PackageError(f"{base} exists: this device folder is already set up")
     device_dir.mkdir(parents=True, exist_ok=True)
     if root_pubkeys:
         TrustStore.create(device_dir, list(root_pubkeys), root_threshold)
-    tmp = device_dir / ".base.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp)
+    tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=device_dir))
+    shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
     fsync_dir(tmp)
     tmp.rename(base)
-    write_state(device_dir, empty_state())
+    write_state(device_dir, empty_state(channel))
     return base
-
-
-def empty_state() -> dict[str, Any]:
-    return {"active": None, "previous": None, "highest": {}, "history": []}
-
-
-def read_state(device_dir: Path) -> dict[str, Any]:
-    if not (Path(device_dir) / "base").is_dir():
-        raise PackageError(f"{device_dir}: not a device folder (run `edgeadapt device init` first)")
-    path = Path(device_dir) / STATE
-    if not path.is_file():
-        return empty_state()
-    try:
-        state = json.loads(path.read_text())
-        if not isinstance(state, dict) or not {"active", "previous"} <= set(state):
-            raise ValueError("not a device state")
-    except (OSError, ValueError, RecursionError) as exc:
-        raise PackageError(
-            f"{path} is corrupt ({exc}). The base model is intact: move the file away to run the bare base model, "
-            "then apply the update again (versions it had accepted are forgotten with it)"
-        ) from None
-    return {**empty_state(), **state}
-
-
-def write_state(device_dir: Path, state: dict[str, Any]) -> None:
-    with atomic_write(Path(device_dir) / STATE) as handle:
-        handle.write(json.dumps(state).encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-        crash_point("before_switch")
-
-
-@contextlib.contextmanager
-def locked(device_dir: Path, timeout_s: float = 600.0):
-    """One apply, trust or rollback at a time: a second one waits for the first (up to `timeout_s`)."""
-    path = Path(device_dir) / LOCK
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PackageError(
-                        f"{device_dir}: another apply has held the device for over {timeout_s:.0f} s; try again"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def event(state: dict[str, Any], kind: str, **fields: Any) -> list[dict[str, Any]]:
-    return (state.get("history", []) + [{"at": iso(now()), "event": kind, **fields}])[-HISTORY:]
-
-
-def check_release(manifest: dict[str, Any], state: dict[str, Any], label: str) -> None:
-    """No downgrade and no replay: the version must be above every one accepted on its channel."""
-    highest = state["highest"].get(manifest["channel"])
-    if highest is not None and manifest["version"] <= highest:
-        kind = "replay of an accepted release" if manifest["version"] == highest else "downgrade"
-        raise PackageError(
-            f"{label}: version {manifest['version']} on channel '{manifest['channel']}' is not above {highest}, "
-            f"the highest this device accepted ({kind}); `edgeadapt device rollback` is how an operator goes back"
-        )
 
 
 def apply(
@@ -164,41 +112,73 @@ def apply(
         verified = build.verify(package, pubkey, device_dir / "base", allow_unsigned, max_bytes, trust)
         try:
             check_release(verified.manifest, state, str(package))
-            update_id = hashlib.sha256(json.dumps(verified.manifest, sort_keys=True).encode()).hexdigest()[
-                :16
-            ]
-            state = make_room(device_dir, state, verified)
-            final = device_dir / "updates" / update_id
-            if final.is_dir():
-                shutil.rmtree(final)  # an earlier copy of this very release, left by a rollback: reinstall it
-            install(device_dir, verified, update_id, state)
+            manifest = verified.manifest
+            update_id = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+            with tempfile.TemporaryDirectory(prefix="edgeadapt-check-") as tmp:
+                checked = Path(tmp) / "update"
+                hashes = check(device_dir, verified, state, checked)
+                state = make_room(device_dir, state, checked)  # only for an update that passed every check
+                install(device_dir, checked, hashes, update_id, manifest, verified.signed)
             if verified.keylist is not None:
                 trust.install(verified.keylist, f"{package}: its key list")
-            manifest = verified.manifest
             highest = {**state["highest"], manifest["channel"]: manifest["version"]}
             history = event(
                 state, "apply", id=update_id, version=manifest["version"], channel=manifest["channel"]
             )
             write_state(
                 device_dir,
-                {"active": update_id, "previous": state["active"], "highest": highest, "history": history},
+                {
+                    **state,
+                    "active": update_id,
+                    "previous": state["active"],
+                    "highest": highest,
+                    "history": history,
+                },
             )
             crash_point("switched")
         finally:
             verified.opened.close()
         clean(device_dir, keep={update_id, state["active"]})
-    return {**status(device_dir), "changed": True}
+    return {**status(device_dir, strict=False), "changed": True}
 
 
-def room_needed(manifest: dict[str, Any]) -> int:
-    """Free disk an update needs: its files twice (int8 expands to fp32) and room to load it."""
-    return sum(f["size"] for f in manifest["files"]) * 2 + (64 << 20)
+def check(device_dir: Path, verified: build.Verified, state: dict[str, Any], checked: Path) -> dict[str, str]:
+    """Extract the verified package into `checked` (outside the device folder), join an expert to the active
+    library, and run every check an update must pass; the checked files' hashes."""
+    from edgeadapt.deploy.health import check_installed
+
+    crash_point("verified")
+    build.extract(verified, checked)
+    if verified.manifest.get("kind") == "expert":  # joins the library the device runs now
+        from edgeadapt.deploy.library_packages import join_library
+
+        if state["active"] is None:
+            raise PackageError(
+                "an expert package joins an installed adapter library; this device has none active"
+            )
+        check_update(device_dir, state["active"])  # a damaged library is not copied into the new one
+        join_library(checked, device_dir / "updates" / state["active"], verified.manifest)
+    crash_point("extracted")
+    check_installed(checked, verified.manifest, device_dir / "base")
+    crash_point("checked")
+    return tree_hashes(checked)
 
 
-def make_room(device_dir: Path, state: dict[str, Any], verified: build.Verified) -> dict[str, Any]:
-    """Enough free disk for the new update, dropping the update rollback will no longer need if that is what
-    it takes (and only if that is enough); a clear error otherwise, with nothing changed."""
-    needed = room_needed(verified.manifest)
+def tree_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): build.file_entry(p, p.name)["sha256"]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+ROOM_MARGIN = 16 << 20  # beside the update's files: its record, and what the file system needs to work
+
+
+def make_room(device_dir: Path, state: dict[str, Any], checked: Path) -> dict[str, Any]:
+    """Enough free disk for the checked update, dropping the update rollback will no longer need if that is
+    what it takes (and only if that is enough); a clear error otherwise, with nothing changed."""
+    needed = sum(p.stat().st_size for p in checked.rglob("*") if p.is_file()) + ROOM_MARGIN
     updates = device_dir / "updates"
     updates.mkdir(parents=True, exist_ok=True)
     for leftover in updates.glob(".staging-*"):
@@ -212,7 +192,7 @@ def make_room(device_dir: Path, state: dict[str, Any], verified: build.Verified)
         raise PackageError(
             f"{device_dir}: the update needs about {needed:,} bytes free, {free:,} are; nothing was changed"
         )
-    # Once the new update is active, the previous one is no longer reachable by rollback: it goes first.
+    # The update passed every check; once it is active, the previous one is no longer reachable by rollback.
     state = {
         **state,
         "previous": None,
@@ -223,31 +203,21 @@ def make_room(device_dir: Path, state: dict[str, Any], verified: build.Verified)
     return state
 
 
-def install(device_dir: Path, verified: build.Verified, update_id: str, state: dict[str, Any]) -> None:
-    """Extract, check against the base, health-check and move into updates/ID (crash-safe)."""
-    from edgeadapt.deploy.health import check_installed
-
+def install(
+    device_dir: Path, checked: Path, hashes: dict[str, str], update_id: str, manifest: dict, signed: bool
+) -> None:
+    """Copy the checked update into updates/ID (crash-safe), every file compared with what was checked."""
     updates = device_dir / "updates"
     staging = updates / f".staging-{update_id}"
-    staging.mkdir(parents=True)
+    shutil.rmtree(
+        updates / update_id, ignore_errors=True
+    )  # an earlier copy of this release, left by a rollback
     try:
-        crash_point("verified")
-        build.extract(verified, staging)
-        if verified.manifest.get("kind") == "expert":  # joins the library the device runs now
-            from edgeadapt.deploy.library_packages import join_library
-
-            join_library(staging, updates / str(state["active"]), verified.manifest)
-        crash_point("extracted")
-        check_installed(staging, verified.manifest, device_dir / "base")
-        crash_point("checked")
-        files = sorted(p for p in staging.rglob("*") if p.is_file())
-        installed = {
-            "manifest": verified.manifest,
-            "signed": verified.signed,
-            "files": {str(p.relative_to(staging)): build.file_entry(p, p.name)["sha256"] for p in files},
-        }
-        (staging / INSTALLED).write_text(json.dumps(installed, indent=1))
-        build.fsync_path(staging / INSTALLED)
+        shutil.copytree(checked, staging)
+        if tree_hashes(staging) != hashes:
+            raise PackageError(f"{staging}: the copied update differs from the one that was checked")
+        installed = {"manifest": manifest, "signed": signed, "files": hashes}
+        write_json_atomic(staging / INSTALLED, installed, indent=1)
         fsync_dir(staging)
         crash_point("written")
         staging.rename(updates / update_id)
@@ -265,70 +235,6 @@ def clean(device_dir: Path, keep: set) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_update(device_dir: Path, update_id: str) -> dict[str, Any]:
-    """The installed record of an update after re-hashing its files; PackageError if anything differs."""
-    folder = Path(device_dir) / "updates" / update_id
-    if not (folder / INSTALLED).is_file():
-        raise PackageError(f"{folder}: update is missing or incomplete")
-    try:
-        installed = json.loads((folder / INSTALLED).read_text())
-        files = installed["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PackageError(
-            f"{folder / INSTALLED}: unreadable ({exc}); `edgeadapt device rollback` or apply again"
-        ) from None
-    for name, digest in files.items():
-        path = folder / name
-        if not path.is_file() or build.file_entry(path, name)["sha256"] != digest:
-            raise PackageError(f"{path}: does not match the hash recorded when it was installed")
-    return installed
-
-
-def describe(device_dir: Path, update_id: str | None) -> dict[str, Any] | None:
-    if update_id is None:
-        return None
-    installed = check_update(device_dir, update_id)
-    manifest = installed["manifest"]
-    described = {
-        "id": update_id,
-        "kind": manifest.get("kind", "update"),
-        "variant": manifest["variant"],
-        "method": manifest["method"],
-        "dtype": manifest["dtype"],
-        "version": manifest.get("version"),
-        "channel": manifest.get("channel"),
-        "expires": manifest.get("expires"),
-        "signed": installed.get("signed", False),
-        "verified": True,
-    }
-    if described["kind"] != "update":
-        from edgeadapt.updates.library import Library
-
-        described["experts"] = list(Library.read(Path(device_dir) / "updates" / update_id).experts)
-    return described
-
-
-def status(device_dir: Path) -> dict[str, Any]:
-    state = read_state(device_dir)
-    updates = Path(device_dir) / "updates"
-    leftovers = sorted(p.name for p in updates.glob(".staging-*")) if updates.is_dir() else []
-    trust = TrustStore(device_dir)
-    keylist = trust.data.get("keylist") if trust.configured else None
-    return {
-        "active": describe(device_dir, state["active"]),
-        "previous": describe(device_dir, state["previous"]),
-        "highest": state["highest"],
-        "trust": {
-            "roots": len(trust.roots),
-            "threshold": trust.threshold,
-            "keylist_version": keylist["signed"]["version"] if keylist else None,
-        }
-        if trust.configured
-        else None,
-        "incomplete_staging": leftovers,
-    }
-
-
 def rollback(device_dir: Path) -> dict[str, Any]:
     """The operator switches back to the previous update (or the bare base model); the current one becomes
     previous. The highest accepted versions stay: no package can follow the rollback down."""
@@ -339,13 +245,13 @@ def rollback(device_dir: Path) -> dict[str, Any]:
         if state["active"] is None and state["previous"] is None:
             raise PackageError(f"{device_dir}: nothing to roll back (no update was applied)")
         if state["previous"] is not None:
-            check_update(device_dir, state["previous"])
+            check_update(device_dir, state["previous"])  # checked before the switch, never after
         history = event(state, "rollback", **{"from": state["active"], "to": state["previous"]})
         write_state(
             device_dir,
             {**state, "active": state["previous"], "previous": state["active"], "history": history},
         )
-    return status(device_dir)
+    return {**status(device_dir, strict=False), "changed": True}
 
 
 def trust_keylist(device_dir: Path, keylist_file: Path) -> dict[str, Any]:
@@ -387,11 +293,17 @@ def load_active(device_dir: Path):
     return predictor_for(check_update(device_dir, state["active"])["manifest"], folder, base, tokenizer)
 
 
-def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> tuple[str, Any]:
-    """The active model's greedy answer, and the route it took (None unless a library is active)."""
+def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> tuple[str, Any, list[str]]:
+    """The active model's greedy answer, the route it took (None unless a library is active), and what the
+    operator must hear (an expired update is still served, with a warning)."""
     from edgeadapt.data.format import prompt_ids
 
+    if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 4096:
+        raise PackageError(f"--max-new-tokens must be between 1 and 4096, got {max_new_tokens}")
     predictor = load_active(device_dir)
     ids = prompt_ids(predictor.tokenizer, [{"role": "user", "content": prompt}])
     answer = predictor.generate([ids], max_new_tokens, 1, desc="device")[0]
-    return answer, predictor.log[-1][1] if hasattr(predictor, "log") else None
+    state = read_state(device_dir)
+    active = describe(device_dir, state["active"], rehash=False)  # load_active has just re-hashed it
+    route = predictor.log[-1][1] if hasattr(predictor, "log") else None
+    return answer, route, warnings_of({"active": active})

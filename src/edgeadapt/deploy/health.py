@@ -2,9 +2,12 @@
 slot good only after it boots:
 
 1. every file and tensor, by the method the manifest names (`check_files` of its registration): the
-   tensors this update applies to, with the base's shapes, floating and finite; sane adapter scalings;
-2. the update loaded the way the device will run it, then a short health check: finite logits on a fixed
-   prompt and a non-empty greedy answer (for a library: every expert, and the router's threshold).
+   tensors this update applies to, with the base's shapes, floating and finite; sane adapter configs;
+2. a library: expert names and router consistent with library.json, bound to this device's base;
+3. the update loaded the way the device will run it, compared with the base model: finite logits, its
+   perplexity on a fixed general text within the bound the signed manifest states (`health.max_ppl_ratio`
+   times the base's), and answers to fixed prompts that are not degenerate (one character or token over and
+   over) where the base's are not; for a library every expert, and the router's parameters.
 """
 
 from __future__ import annotations
@@ -19,8 +22,20 @@ from edgeadapt import models, updates
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.inference.predictor import ModelPredictor
 
-HEALTH_PROMPT = "Say hello in one short sentence."
+HEALTH_PROMPTS = (
+    "Say hello in one short sentence.",
+    "What is the capital of France?",
+    "Name three colours.",
+)
 HEALTH_TOKENS = 8
+HEALTH_TEXT = (
+    "The town library opens at nine in the morning and closes at six in the evening. On weekends it keeps "
+    "shorter hours, and in the summer it runs a reading club for children. Most people come to borrow novels, "
+    "read the newspapers or use the computers, and the staff are glad to help anyone find what they need."
+)
+DEFAULT_MAX_PPL_RATIO = 2.0
+"""The bound a package without `health.max_ppl_ratio` is held to: its perplexity on HEALTH_TEXT at most
+twice the base model's."""
 
 
 def predictor_for(manifest: dict[str, Any], folder: Path, base, tokenizer):
@@ -42,10 +57,30 @@ def file_problems(folder: Path, manifest: dict[str, Any], base_dir: Path) -> lis
     base = base_tensors(base_dir)
     if manifest.get("kind", "update") == "update":
         return method.check_files(folder, base)
-    problems = []
+    problems = library_problems(folder, base_dir)
     for expert in sorted((folder / "experts").iterdir()) if (folder / "experts").is_dir() else []:
         problems += [f"expert {expert.name}: {p}" for p in method.check_files(expert, base)]
     return problems or ([] if (folder / "experts").is_dir() else ["a library package holds experts/"])
+
+
+def library_problems(folder: Path, base_dir: Path) -> list[str]:
+    """library.json readable, bound to this base, its experts exactly the folders and the router's."""
+    from edgeadapt.core.errors import UserError
+    from edgeadapt.routing import load_router
+    from edgeadapt.updates.library import Library
+
+    try:
+        library = Library.read(folder)
+        library.check_base(base_dir)
+        router = load_router(folder)
+    except UserError as exc:
+        return [str(exc)]
+    folders = sorted(p.name for p in (folder / "experts").iterdir()) if (folder / "experts").is_dir() else []
+    if sorted(library.experts) != folders:
+        return [f"library.json names experts {sorted(library.experts)}, the package holds {folders}"]
+    if router.experts != list(library.experts):
+        return [f"the router routes to {router.experts}, the library holds {list(library.experts)}"]
+    return [f"the router: {p}" for p in router.problems()]
 
 
 def check_installed(folder: Path, manifest: dict[str, Any], base_dir: Path) -> None:
@@ -58,9 +93,9 @@ def check_installed(folder: Path, manifest: dict[str, Any], base_dir: Path) -> N
         )
     try:
         base, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
-        base_answers = bool(answer(ModelPredictor(base, tokenizer)).strip())
+        reference = baseline(ModelPredictor(base, tokenizer))
         predictor = predictor_for(manifest, folder, base, tokenizer)
-        health_check(predictor, base_answers)
+        health_check(predictor, reference, max_ppl_ratio(manifest))
     except PackageError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a hostile or broken update makes the loader do
@@ -69,37 +104,69 @@ def check_installed(folder: Path, manifest: dict[str, Any], base_dir: Path) -> N
         ) from None
 
 
-def health_ids(tokenizer) -> list[int]:
+def max_ppl_ratio(manifest: dict[str, Any]) -> float:
+    return float((manifest.get("health") or {}).get("max_ppl_ratio", DEFAULT_MAX_PPL_RATIO))
+
+
+def health_ids(tokenizer, prompt: str = HEALTH_PROMPTS[0]) -> list[int]:
     from edgeadapt.data.format import prompt_ids
 
-    return prompt_ids(tokenizer, [{"role": "user", "content": HEALTH_PROMPT}])
+    return prompt_ids(tokenizer, [{"role": "user", "content": prompt}])
 
 
-def answer(predictor) -> str:
-    return predictor.generate([health_ids(predictor.tokenizer)], HEALTH_TOKENS, 1, "health check")[0]
+def answers(predictor) -> list[str]:
+    prompts = [health_ids(predictor.tokenizer, p) for p in HEALTH_PROMPTS]
+    return predictor.generate(prompts, HEALTH_TOKENS, len(prompts), "health check")
+
+
+def text_perplexity(predictor) -> float:
+    ids = predictor.tokenizer(HEALTH_TEXT, add_special_tokens=False)["input_ids"]
+    nll, count = predictor.loglikelihood([{"input_ids": ids, "labels": ids}], 1, "health check")[0]
+    return math.exp(nll / count) if count and math.isfinite(nll) else math.inf
+
+
+def baseline(predictor) -> dict[str, Any]:
+    """The base model's figures the update is compared with."""
+    said = answers(predictor)
+    return {"ppl": text_perplexity(predictor), "answers": said, "degenerate": any(map(degenerate, said))}
+
+
+def degenerate(answer: str) -> bool:
+    """Empty, or one character or one word over and over ("XXXXXXXX", "the the the the")."""
+    text = answer.strip()
+    if not text:
+        return True
+    chars, words = set(text.replace(" ", "")), text.split()
+    return (len(chars) == 1 and len(text) >= 4) or (len(words) >= 4 and len(set(words)) == 1)
 
 
 @torch.no_grad()
-def health_check(predictor, base_answers: bool = True) -> None:
-    """Finite logits and log-likelihood on a fixed prompt, and a non-empty greedy answer wherever the base
-    model gives one (a random test model may not: then the update cannot be blamed for it)."""
-    ids = health_ids(predictor.tokenizer)
-    row = {"input_ids": ids, "labels": ids}
+def health_check(predictor, reference: dict[str, Any], ratio: float) -> None:
+    """The update against the base: finite logits (every expert of a library), perplexity on the fixed text
+    within `ratio` x the base's, and no degenerate answer where the base gives none (a random test model's
+    answers may be degenerate themselves: then the update cannot be blamed for its own)."""
     if hasattr(predictor, "router"):  # a library: each expert on its own, then the routed answer
         from edgeadapt.routing.predictor import experts_active
         from edgeadapt.routing.router import Route
 
-        problems = predictor.router.problems()
-        if problems:
-            raise PackageError(f"refused before activation: the router: {problems[0]}")
+        ids = torch.tensor([health_ids(predictor.tokenizer)])
         for name in predictor.router.experts:
             with experts_active(predictor.model, Route((name,), (1.0,))) as model:
-                finite_logits(model(input_ids=torch.tensor([ids])).logits, f"expert {name}")
-    nll, count = predictor.loglikelihood([row], 1, "health check")[0]
-    if not math.isfinite(nll) or count == 0:
+                finite_logits(model(input_ids=ids).logits, f"expert {name}")
+    ppl = text_perplexity(predictor)
+    if not math.isfinite(ppl):
         raise PackageError("refused before activation: the model's log-likelihood is not finite")
-    if base_answers and not answer(predictor).strip():
-        raise PackageError("refused before activation: the model's greedy answer to a health prompt is empty")
+    if ppl > ratio * reference["ppl"]:
+        raise PackageError(
+            f"refused before activation: perplexity {ppl:.1f} on the health text is over {ratio:g}x the base "
+            f"model's ({reference['ppl']:.1f}), the bound the package states"
+        )
+    said = answers(predictor)
+    if not reference["degenerate"] and any(map(degenerate, said)):
+        bad = next(a for a in said if degenerate(a))
+        raise PackageError(
+            f"refused before activation: a degenerate answer to a health prompt ({bad[:40]!r})"
+        )
 
 
 def finite_logits(logits: torch.Tensor, what: str) -> None:

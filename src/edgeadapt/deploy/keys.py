@@ -50,15 +50,19 @@ def private_key(key_path: Path):
 
     key_path = Path(key_path)
     try:
-        mode = key_path.stat().st_mode
+        mode, text = key_path.stat().st_mode, key_path.read_bytes()
     except OSError as exc:
         raise PackageError(f"{key_path}: cannot read the private key ({exc.strerror})") from None
+    if b"-----BEGIN PUBLIC KEY-----" in text:  # said before the mode: chmod would not make it sign
+        raise PackageError(
+            f"{key_path}: this is a public key; sign with the private half (NAME.key from `edgeadapt keys generate`)"
+        )
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PackageError(
             f"{key_path}: others can read this private key (mode {stat.S_IMODE(mode):o}); run `chmod 600 {key_path}`"
         )
     try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(text, password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise PackageError(f"{key_path}: not a readable unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):

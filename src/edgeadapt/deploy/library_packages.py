@@ -102,7 +102,7 @@ def export_expert(
         key = Path(tmp) / ROUTER_KEY
         save_file({"key": router.key_of(name).contiguous()}, str(key))
         sources = expert_sources(library, name) + [(f"library/{ROUTER_KEY}", key)]
-        spec = fields(library, "expert", [name]) | (release or {})
+        spec = fields(library, "expert", [name]) | {"router_id": router.identity()} | (release or {})
         return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
 
 
@@ -137,6 +137,17 @@ def join_library(staging: Path, active: Path, manifest: dict[str, Any]) -> None:
     router = load_router(staging)
     if not get_router(router.kind).capabilities.joins:
         raise build.PackageError(f"the installed library's '{router.kind}' router takes no new expert")
-    router.add_key(spec["name"], load_file(str(staging / ROUTER_KEY))["key"])
+    if manifest.get("router_id") != router.identity():
+        raise build.PackageError(
+            f"expert '{spec['name']}' was made for another router (its key means nothing to the installed "
+            "library's): export it from the library the device runs, or ship the whole library"
+        )
+    from safetensors import SafetensorError
+
+    try:
+        key = load_file(str(staging / ROUTER_KEY))["key"].float()
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise build.PackageError(f"{ROUTER_KEY}: not a readable router key ({str(exc)[:120]})") from None
+    router.add_key(spec["name"], key)
     router.save(staging)
     (staging / ROUTER_KEY).unlink()

@@ -51,6 +51,8 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "keylist": (dict, False),
     "experts": (list, False),
     "description": (str, False),
+    "health": (dict, False),
+    "router_id": (str, False),
 }
 KINDS = ("update", "library", "expert")  # one update; an adapter library with its router; one more expert
 
@@ -101,6 +103,8 @@ def parse(data: bytes, label: str) -> dict[str, Any]:
     base = manifest["base_model"]
     if not isinstance(base.get("fingerprint"), str) or not isinstance(base.get("name"), str):
         raise PackageError(f"{label}: manifest base_model needs a name and a fingerprint")
+    _check_experts(manifest, label)
+    _check_health(manifest.get("health"), label)
     for entry in manifest["files"]:
         ok = isinstance(entry, dict) and set(entry) == {"path", "sha256", "size"}
         if (
@@ -111,6 +115,42 @@ def parse(data: bytes, label: str) -> dict[str, Any]:
         ):
             raise PackageError(f"{label}: manifest files entries need path, sha256 and a size >= 0")
     return manifest
+
+
+EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # as a library names its experts folders
+EXPERT_FIELDS = {"name": str, "domain": str, "description": str}
+MAX_PPL_RATIO = 100.0
+
+
+def _check_experts(manifest: dict[str, Any], label: str) -> None:
+    """A library package lists its experts, an expert package exactly one; each a plain name (never a path)."""
+    kind = manifest.get("kind", "update")
+    experts = manifest.get("experts")
+    if kind == "update":
+        if experts is not None:
+            raise PackageError(f"{label}: an update package lists no experts")
+        return
+    if not isinstance(experts, list) or not experts or (kind == "expert" and len(experts) != 1):
+        raise PackageError(
+            f"{label}: a {kind} package lists {'one expert' if kind == 'expert' else 'its experts'}"
+        )
+    for entry in experts:
+        if not isinstance(entry, dict) or {k: type(v) for k, v in entry.items()} != EXPERT_FIELDS:
+            raise PackageError(f"{label}: each expert needs a name, a domain and a description (strings)")
+        if not EXPERT_NAME.fullmatch(entry["name"]):
+            raise PackageError(f"{label}: expert name {entry['name'][:40]!r} is not a plain name")
+    if kind == "expert" and not isinstance(manifest.get("router_id"), str):
+        raise PackageError(f"{label}: an expert package names the router its key belongs to (router_id)")
+
+
+def _check_health(health: Any, label: str) -> None:
+    if health is None:
+        return
+    ratio = health.get("max_ppl_ratio")
+    if set(health) != {"max_ppl_ratio"} or not isinstance(ratio, int | float) or isinstance(ratio, bool):
+        raise PackageError(f"{label}: manifest health holds max_ppl_ratio, a number")
+    if not 1.0 < ratio <= MAX_PPL_RATIO:
+        raise PackageError(f"{label}: manifest health.max_ppl_ratio must be in (1, {MAX_PPL_RATIO:g}]")
 
 
 def _check_strings(value: Any, label: str, depth: int = 0) -> None:

@@ -55,8 +55,8 @@ def make_keylist(
     root_keys: list[Path], update_keys: list[Path], version: int, expires_days: float
 ) -> dict[str, Any]:
     """A key list naming `update_keys` (public PEM files), signed by every root private key given."""
-    if version < 1 or expires_days <= 0:
-        raise PackageError("a key list needs --version >= 1 and --expires-days > 0")
+    if version < 1 or not 0 < expires_days <= 3650:  # NaN fails the comparison too
+        raise PackageError("a key list needs --version >= 1 and --expires-days in (0, 3650]")
     expires = iso(now() + timedelta(days=expires_days))
     entries = []
     for path in update_keys:
@@ -101,6 +101,7 @@ def check_keylist(document: Any, roots: list[bytes], threshold: int, label: str)
         if (
             not isinstance(entry, dict)
             or set(entry) != {"id", "public_key", "role", "expires"}
+            or not all(isinstance(v, str) for v in entry.values())
             or entry["role"] != "update"
         ):
             raise PackageError(f"{label}: each key needs id, public_key, role 'update' and expires")
@@ -112,8 +113,12 @@ def check_keylist(document: Any, roots: list[bytes], threshold: int, label: str)
     by_id = {keys.key_id(r): r for r in roots}
     good = set()
     for signature in signatures:
-        if not isinstance(signature, dict) or set(signature) != {"key_id", "signature"}:
-            raise PackageError(f"{label}: each signature needs key_id and signature")
+        if (
+            not isinstance(signature, dict)
+            or set(signature) != {"key_id", "signature"}
+            or not all(isinstance(v, str) for v in signature.values())
+        ):
+            raise PackageError(f"{label}: each signature needs key_id and signature, both strings")
         root = by_id.get(signature["key_id"])
         if root is not None and keys.verifies(
             root, keys.unb64(signature["signature"], keys.SIG_BYTES, f"{label}: a signature"), payload
@@ -151,7 +156,11 @@ class TrustStore:
                 self.data = json.loads(self.path.read_text())
                 self.roots = [keys.unb64(r, 32, "a root key") for r in self.data["roots"]]
                 self.threshold = int(self.data["threshold"])
-            except (ValueError, KeyError, TypeError, PackageError) as exc:
+                if not 1 <= self.threshold <= len(self.roots) or not isinstance(
+                    self.data.get("keylist"), dict | None
+                ):
+                    raise ValueError("threshold or key list out of place")
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError, PackageError) as exc:
                 raise PackageError(
                     f"{self.path} is corrupt ({exc}): set the device up again with `edgeadapt device init`"
                 ) from None
@@ -162,8 +171,8 @@ class TrustStore:
 
     @classmethod
     def create(cls, device_dir: Path, root_pubkeys: list[Path], threshold: int) -> TrustStore:
-        roots = [keys.public_key_bytes(p) for p in root_pubkeys]
-        if not 1 <= threshold <= len({keys.key_id(r) for r in roots}):
+        roots = list({keys.key_id(r): r for r in (keys.public_key_bytes(p) for p in root_pubkeys)}.values())
+        if not 1 <= threshold <= len(roots):  # a key given twice is one key: it cannot sign twice
             raise PackageError(
                 f"--root-threshold must be between 1 and the number of distinct root keys ({len(roots)})"
             )
@@ -207,7 +216,8 @@ class TrustStore:
             if (
                 held
                 and isinstance(embedded, dict)
-                and embedded.get("signed", {}).get("version") == held["signed"]["version"]
+                and isinstance(embedded.get("signed"), dict)
+                and embedded["signed"].get("version") == held["signed"]["version"]
                 and embedded == held
             ):
                 embedded = None  # the list the device already holds

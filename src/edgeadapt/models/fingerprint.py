@@ -23,7 +23,9 @@ BEHAVIOUR_FILES = (
     "chat_template.jinja",
     "vocab.json",
     "merges.txt",
+    "added_tokens.json",
 )
+BEHAVIOUR_FOLDERS = ("additional_chat_templates",)  # every file inside: a template changes the prompt's ids
 
 
 def fingerprint(model_dir: Path) -> str:
@@ -51,10 +53,9 @@ def fingerprint(model_dir: Path) -> str:
                     )
                 )
     digest = hashlib.sha256()
-    for name in BEHAVIOUR_FILES:
+    for name in behaviour_files(Path(model_dir)):
         path = Path(model_dir) / name
-        if path.is_file():
-            digest.update(json.dumps([name, hashlib.sha256(path.read_bytes()).hexdigest()]).encode())
+        digest.update(json.dumps([name, hashlib.sha256(path.read_bytes()).hexdigest()]).encode())
     for name, dtype, shape, path, offset, size in sorted(entries, key=lambda e: e[0]):
         digest.update(json.dumps([name, dtype, shape]).encode())
         with open(path, "rb") as handle:
@@ -65,3 +66,11 @@ def fingerprint(model_dir: Path) -> str:
                 digest.update(chunk)
                 left -= len(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+def behaviour_files(model_dir: Path) -> list[str]:
+    """The config and tokenizer files the fingerprint covers, as paths relative to the model folder."""
+    names = [name for name in BEHAVIOUR_FILES if (model_dir / name).is_file()]
+    for folder in BEHAVIOUR_FOLDERS:
+        names += sorted(str(p.relative_to(model_dir)) for p in (model_dir / folder).rglob("*") if p.is_file())
+    return names

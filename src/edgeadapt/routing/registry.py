@@ -21,7 +21,6 @@ expert's key with `add_key`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,9 @@ from typing import Any
 import torch
 
 from edgeadapt.core.errors import UserError, unknown
+from edgeadapt.updates.library import ROUTER_FILE
 
 ROUTER_SPEC = "router.json"
-ROUTER_FILE = re.compile(r"router[A-Za-z0-9_-]{0,32}\.(json|safetensors)")
-"""Every file a router may keep in a library (and a package may carry under library/): JSON or safetensors,
-never anything a reader would unpickle."""
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,14 @@ class ThresholdRouter:
         """router.json's fields every router writes; a kind adds its own."""
         return {"kind": self.kind, "experts": self.experts, "tau": self.tau, "top_k": self.top_k}
 
+    def identity(self) -> str:
+        """What makes this router's keys comparable with another's (its kind and settings, not its experts):
+        an expert's key joins only a router of the same identity."""
+        import hashlib
+
+        settings = {k: v for k, v in self.spec().items() if k not in ("experts", "tau", "top_k", "keywords")}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
     def problems(self) -> list[str]:
         """What is wrong with the router's parameters, for a device's health check: a router that would route
         nothing, or everything, or to experts it does not name once."""

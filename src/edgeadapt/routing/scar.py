@@ -133,6 +133,16 @@ class ScarRouter(ThresholdRouter):
         self.keys = torch.cat([self.keys[:-1], key.reshape(1, -1), self.keys[-1:]])
         self.experts.append(name)
 
+    def identity(self) -> str:
+        """Kind, layer, temperature and the query normalization (mean, std): keys made under another
+        normalization mean nothing to this router."""
+        import hashlib
+
+        digest = hashlib.sha256(super().identity().encode())
+        for tensor in (self.mean, self.std):
+            digest.update(tensor.float().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:32]
+
     def spec(self) -> dict:
         return {**super().spec(), "layer": self.layer, "temperature": self.temperature}
 

@@ -92,7 +92,7 @@ def build_library(cfg: RunConfig, resume: bool = False, log: Callable[[str], Non
         train_general(cfg, first, resume, log)
     data = RouterData(cfg, runs, library)
     router = train_router(cfg, data, cfg.router.seeds[0], log)
-    library.router = router.save(library.folder)
+    library.router, library.router_id = router.save(library.folder), router.identity()
     library.save()
     log(f"library: {len(library.experts)} experts and a router in {library.folder}")
     return library

@@ -106,6 +106,22 @@ def stage_progress(variant: str):
     return StageProgress()
 
 
+def no_final_checkpoint():
+    """A callback that keeps the Trainer from writing a checkpoint at the last step: the update and its
+    result are what the last step saves. Resumed from a checkpoint at the last step, the Trainer would run
+    one step more (a phantom step 5 of 4, and the run retrained on the next resume); from the checkpoint
+    before it, a run killed while saving its update trains the last steps again, to the same weights."""
+    from transformers import TrainerCallback
+
+    class NoFinalCheckpoint(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_save = False
+            return control
+
+    return NoFinalCheckpoint()
+
+
 def tensorboard_callback(out_dir: Path):
     """`train.report_to: tensorboard`: the Trainer's scalars (train loss, the curve's domain and general
     losses) under RUN/VARIANT/tensorboard/, written offline."""
@@ -192,6 +208,7 @@ def train(
 
     trainer.remove_callback(ProgressCallback)  # its bars and raw log lines: stage_progress says it shorter
     trainer.add_callback(stage_progress(variant))
+    trainer.add_callback(no_final_checkpoint())  # after the Trainer's own flow callback, which asks to save
     if cfg.report_to == "tensorboard":
         trainer.add_callback(tensorboard_callback(out_dir))
     for callback in callbacks:

@@ -24,10 +24,14 @@ def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None
     return get_peft_model(model, peft_cfg)
 
 
+def check_files(update_dir, base) -> list[str]:
+    return lora.check_files(update_dir, base, dora=True)
+
+
 register(
     name="dora",
     description="DoRA: PEFT LoRA with a learned magnitude per output row (use_dora), at the LoRA defaults",
     Config=Config,
     # merged_scaled: the magnitude still rescales rows at adapter scale 0
-    **{**lora.PEFT_ADAPTER, "prepare": prepare, "scaled": lora.merged_scaled},
+    **{**lora.PEFT_ADAPTER, "prepare": prepare, "scaled": lora.merged_scaled, "check_files": check_files},
 )

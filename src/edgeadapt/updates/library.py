@@ -31,6 +31,9 @@ FORMAT = "edgeadapt-library"
 FORMAT_VERSION = 1
 EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a PEFT adapter name: no dots
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ROUTER_FILE = re.compile(r"router[A-Za-z0-9_-]{0,32}\.(json|safetensors)")
+"""Every file a router may keep in a library (and a package may carry under library/): JSON or safetensors,
+never anything a reader would unpickle."""
 
 
 @dataclass
@@ -41,6 +44,22 @@ class Expert:
     rank: int | None
     train: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def read(cls, spec: Any, name: str) -> Expert:
+        """One library.json entry, every field's type checked (the file may come from a package)."""
+        if not EXPERT_NAME.fullmatch(str(name)):
+            raise ValueError(
+                f"expert name {str(name)[:40]!r} is not a plain name (letters, digits, '_', '-')"
+            )
+        if not isinstance(spec, dict) or set(spec) - {"domain", "description", "method", "rank", "train"}:
+            raise ValueError(f"expert '{name}': fields domain, description, method, rank, train")
+        expert = cls(**spec)
+        rank_ok = expert.rank is None or (isinstance(expert.rank, int) and not isinstance(expert.rank, bool))
+        texts = (expert.domain, expert.description, expert.method)
+        if not all(isinstance(t, str) for t in texts) or not rank_ok or not isinstance(expert.train, dict):
+            raise ValueError(f"expert '{name}': domain, description and method are strings, rank an integer")
+        return expert
+
 
 @dataclass
 class Library:
@@ -50,6 +69,9 @@ class Library:
     experts: dict[str, Expert] = field(default_factory=dict)
     router: list[str] = field(default_factory=list)
     """The router's files in the folder (empty: no router yet)."""
+    router_id: str = ""
+    """What makes the router's keys comparable (kind and query normalization): an expert package carries it,
+    and joins only a library whose router has the same."""
 
     @classmethod
     def create(cls, folder: Path, base_name: str, base_dir: Path) -> Library:
@@ -69,15 +91,22 @@ class Library:
             data = json.loads(path.read_text())
             if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
                 raise ValueError(f"format {data.get('format')!r} v{data.get('format_version')}")
-            experts = {name: Expert(**spec) for name, spec in data["experts"].items()}
+            experts = {name: Expert.read(spec, name) for name, spec in data["experts"].items()}
             library = cls(
                 Path(folder),
                 data["base_model"]["name"],
                 data["base_model"]["fingerprint"],
                 experts,
                 data.get("router", []),
+                data.get("router_id", ""),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+            if not all(isinstance(f, str) and ROUTER_FILE.fullmatch(f) for f in library.router):
+                raise ValueError("router: a list of the router's file names")
+            if not all(
+                isinstance(v, str) for v in (library.base_name, library.base_fingerprint, library.router_id)
+            ):
+                raise TypeError("base_model name and fingerprint, router_id: strings")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{path}: not a valid {FORMAT} v{FORMAT_VERSION} file ({exc})") from None
         for name in library.experts:
             library.check_expert_files(name)
@@ -92,10 +121,13 @@ class Library:
                 "base_model": {"name": self.base_name, "fingerprint": self.base_fingerprint},
                 "experts": {name: asdict(e) for name, e in self.experts.items()},
                 "router": self.router,
+                "router_id": self.router_id,
             },
         )
 
     def expert_dir(self, name: str) -> Path:
+        if not EXPERT_NAME.fullmatch(name):  # never a path: `experts/` joined with it stays in the library
+            raise UserError(f"expert name {name[:40]!r} is not a plain name (letters, digits, '_', '-')")
         return self.folder / "experts" / name
 
     def check_expert_files(self, name: str) -> None:

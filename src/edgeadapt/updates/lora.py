@@ -122,24 +122,28 @@ PREFIX = "base_model.model."
 
 
 def check_files(
-    update_dir: Path, base: dict[str, tuple[str, list[int]]], extra: tuple[str, ...] = ()
+    update_dir: Path, base: dict[str, tuple[str, list[int]]], extra: tuple[str, ...] = (), dora: bool = False
 ) -> list[str]:
-    """A received LoRA adapter: its config's rank and scaling are sane, and every lora_A/lora_B pair fits the
-    base module it names (A: rank x in, B: out x rank; DoRA's magnitude: out), with finite values. `extra`:
-    files a method keeps beside the adapter (checked by that method)."""
+    """A received LoRA adapter: every option of its config on the allow-list (`adapter_config`), its rank and
+    scaling sane, and every lora_A/lora_B pair fits the base module it names (A: rank x in, B: out x rank;
+    DoRA's magnitude: out), with finite values. `extra`: files a method keeps beside the adapter (checked by
+    that method); `dora`: the adapter must be (and only then may be) DoRA."""
     import math
     import re
 
+    from edgeadapt.updates.adapter_config import config_problems
     from edgeadapt.updates.files import finite_number, read_json_object, tensor_problems, tensor_table
 
     names = {p.name for p in Path(update_dir).iterdir()}
-    if names != ADAPTER_FILES:
-        return [
-            f"an adapter holds exactly {', '.join(sorted(ADAPTER_FILES))}, not {', '.join(sorted(names))}"
-        ]
+    if names != ADAPTER_FILES | set(extra):
+        wanted = sorted(ADAPTER_FILES | set(extra))
+        return [f"an adapter holds exactly {', '.join(wanted)}, not {', '.join(sorted(names))}"]
     config, problem = read_json_object(Path(update_dir) / "adapter_config.json")
     if problem:
         return [problem]
+    problems = config_problems(config, dora)
+    if problems:
+        return problems
     ranks = [config.get("r"), *(config.get("rank_pattern") or {}).values()]
     alphas = [config.get("lora_alpha"), *(config.get("alpha_pattern") or {}).values()]
     if config.get("peft_type") != "LORA" or not all(isinstance(r, int) and 1 <= r <= 65536 for r in ranks):
