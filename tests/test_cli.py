@@ -210,10 +210,12 @@ def test_resume_continues_an_interrupted_method_from_its_checkpoint(tmp_path, ca
     args = [str(SMOKE), f"out_dir={tmp_path}", "train.save_every=2", "--method", "lora"]
     assert main(["train", *args]) == 0
     method_dir = tmp_path / "smoke" / "lora"
-    assert (method_dir / "checkpoints" / "checkpoint-4").is_dir()
-    (method_dir / "train_result.json").unlink()  # as if the run had died after its last checkpoint
+    # no checkpoint at the last step (the update is what it saves); the one before it is kept
+    assert [p.name for p in (method_dir / "checkpoints").iterdir()] == ["checkpoint-2"]
+    (method_dir / "train_result.json").unlink()  # as if the run had died while saving its update
     capsys.readouterr()
     assert main(["train", *args, "train.steps=6", "--resume"]) == 0
+    assert "resum" in capsys.readouterr().out.lower()
     result = json.loads((method_dir / "train_result.json").read_text())
     assert result["steps"] == 6
     assert [p["step"] for p in result["curve"] if "general_loss" in p][-1] == 6

@@ -82,6 +82,7 @@ def train_variant(
         run.device,
         bf16=bf16,
         resume=resume,
+        log=log,
     )
     if is_main_process():  # under torchrun every rank holds the same weights; one writes them
         files = method.save_update(model, run.update_dir(name))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,7 @@ def train(
     bf16: bool = False,
     resume: bool = False,
     callbacks: tuple = (),
+    log: Callable[[str], None] = print,
 ) -> TrainResult:
     """Train a prepared model; return its curve. `eval_sets` maps a curve name (domain, general) to rows.
 
@@ -218,6 +220,10 @@ def train(
         budget = ForgettingBudget(model, cfg.forgetting_budget_pct, cfg.budget_patience)
         trainer.add_callback(budget)
     checkpoint = latest_complete_checkpoint(out_dir / "checkpoints") if resume else None
+    if checkpoint is not None:
+        log(f"[{variant}] resuming from {checkpoint} (step {checkpoint.name.rsplit('-', 1)[-1]})")
+    elif resume:
+        log(f"[{variant}] no complete checkpoint to resume from: training from the start")
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
