@@ -201,7 +201,8 @@ def test_csv_and_parquet_folders_with_their_own_column_names(tmp_path, kind):
         ],
     )
     data = RunData(cfg)
-    assert data.train[2] == {"prompt": "What is 2 + 1?", "response": "3", "id": 2}
+    row = data.train[2]  # other columns are kept (a CSV cell is text; Parquet keeps its type)
+    assert (row["prompt"], row["response"], str(row["id"])) == ("What is 2 + 1?", "3", "2")
     assert len(data.test) == 6
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -218,3 +219,44 @@ def test_csv_and_parquet_folders_with_their_own_column_names(tmp_path, kind):
         UserError, match=r"no column 'prompt' \(columns: answer, id, question\); set data.prompt_field"
     ):
         RunData(config.load(None, [f"data.domain={folder}"]))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "train.jsonl",
+            b'{"prompt": "q", "response": "a"}\n{"prompt": "\xff", "response": "a"}\n',
+            ":2: not UTF-8 text (byte 0xff at column 13)",
+        ),
+        (
+            "train.jsonl",
+            b'{"prompt": "q", "response": "a"}\n{"prompt": "q", "response": ',
+            ":2: not valid JSON: the line ends before the JSON does",
+        ),
+        ("train.csv", b"", ": the dataset is empty (no header line, no rows)"),
+        ("train.csv", b"prompt,response\n", ": the dataset is empty (a header, but no rows)"),
+        ("train.csv", b"prompt,response\nq,a\nq2,\xe9t\xe9\n", ":3: not UTF-8 text (byte 0xe9)"),
+        (
+            "train.csv",
+            b'prompt,response\nq,a\n"two\nlines",b\nq3\n',
+            ":5: 'response' must be a non-empty string (line 5",
+        ),
+        ("train.parquet", b"not parquet at all", ": not a readable Parquet file (Parquet"),
+    ],
+)
+def test_a_broken_data_file_is_one_line_naming_file_and_line(tmp_path, capsys, name, content, message):
+    from edgeadapt.cli import main
+    from tests.helpers import SMOKE
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / name).write_bytes(content)
+    for split in ("val", "test"):
+        (folder / f"{split}.jsonl").write_text('{"prompt": "q", "response": "a"}\n')
+    assert (
+        main(["train", str(SMOKE), f"data.domain={folder}", f"out_dir={tmp_path}", "--method", "lora"]) == 2
+    )
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "%|" not in line]  # no progress bars
+    assert len(lines) == 1 and lines[0].startswith("error: ") and f"{folder / name}{message}" in lines[0], err

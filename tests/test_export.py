@@ -62,6 +62,32 @@ def test_gguf_holds_every_merged_tensor_and_loads_back_in_transformers(smoke_run
         assert torch.allclose(loaded(ids).logits, model(ids).logits, atol=1e-5)
 
 
+def test_our_own_gguf_converts_back_to_the_same_model_and_a_broken_one_is_a_line(smoke_run, tmp_path, capsys):
+    from edgeadapt import models
+
+    out = tmp_path / "sub" / "m.gguf"  # a folder that does not exist yet is made
+    assert (
+        main(["export", "gguf", str(smoke_run), "--method", "lora", "--out", str(out), "--dtype", "f32"]) == 0
+    )
+    assert main(["models", "convert", str(out), "--name", "round-trip"]) == 0
+    run, _ = reopen(str(smoke_run), [], "export")
+    converted, tokenizer = models.load(models.resolve("round-trip"), torch.float32)
+    text = "Which ICD-10 code is I63? <|im_end|>"
+    assert tokenizer(text)["input_ids"] == run.tokenizer(text)["input_ids"]
+    assert tokenizer.chat_template == run.tokenizer.chat_template
+    ids = torch.tensor([[1, 5, 9, 33, 70, 2, 100]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            converted.eval()(ids).logits, merged(run, "lora")(ids).logits, atol=1e-5, rtol=1e-5
+        )
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + bytes(64))
+    assert main(["models", "convert", str(tmp_path / "junk.gguf"), "--name", "junk"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        len([line for line in err.splitlines() if line.startswith("error:")]) == 1 and "cannot convert" in err
+    )
+
+
 def test_gguf_f16_halves_the_file_and_adaptq_is_refused(smoke_run, tmp_path):
     f32, f16 = tmp_path / "a.gguf", tmp_path / "b.gguf"
     export_gguf.export_run(str(smoke_run), "base", f32, "f32")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeadapt.cli.common import command
+
 
 def _config(args: argparse.Namespace):
     from edgeadapt.core import config
@@ -76,14 +78,14 @@ def _make(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("tasks", help="build or list the LoRA-Gen task collection (tasks.*)")
+    p = command(sub, "tasks", "build or list the LoRA-Gen task collection (tasks.*)")
     p.add_argument("action", choices=["list", "build"])
     p.add_argument("config", help="a YAML config (tasks.collection, tasks.seed, ...)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. tasks.test_rows=16")
     p.set_defaults(func=_tasks)
 
-    p = sub.add_parser(
-        "loragen", help="train a generator of LoRA adapters from task descriptions; make one; evaluate"
+    p = command(
+        sub, "loragen", "train a generator of LoRA adapters from task descriptions; make one; evaluate"
     )
     p.add_argument("action", choices=["train", "make", "eval"])
     p.add_argument("config", help="train/eval: a YAML config (loragen.*, tasks.*); make: a generator folder")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from edgeadapt.cli import loragen, routing, ship
+from edgeadapt.cli.common import command
 from edgeadapt.core.errors import UserError, printable
 
 EXIT_USAGE = 2
@@ -149,10 +150,13 @@ def _print_summary(results: dict) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from edgeadapt import __version__
+
     top = argparse.ArgumentParser(prog="edgeadapt", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"edgeadapt {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list or fetch the built-in offline models, or convert a GGUF file")
+    p = command(sub, "models", "list or fetch the built-in offline models, or convert a GGUF file")
     p.add_argument("action", choices=["list", "fetch", "convert"])
     p.add_argument(
         "name", nargs="?", default="smollm2-135m-instruct", help="model name (convert: a .gguf file)"
@@ -160,14 +164,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", dest="target", help="convert: the name to save the checkpoint under")
     p.set_defaults(func=_models)
 
-    p = sub.add_parser("data", help="list or build the built-in data packs")
+    p = command(sub, "data", "list or build the built-in data packs")
     p.add_argument("action", choices=["list", "build"])
-    p.add_argument("name", nargs="?")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("name", nargs="?", help="build: the pack (see `data list`)")
+    p.add_argument("--seed", type=int, default=0, help="build: the seed of the pack's train/val/test split")
     p.add_argument("--out", help="output folder (default: $EDGEADAPT_HOME/data/NAME-seedN)")
     p.set_defaults(func=_data)
 
-    p = sub.add_parser("methods", help="list the methods")
+    p = command(sub, "methods", "list the methods")
     p.set_defaults(func=_methods)
 
     for name, func, text in [
@@ -202,22 +206,20 @@ def parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=func)
 
-    p = sub.add_parser(
-        "recover", help="recovery curves: scale each update by s and re-evaluate (no retraining)"
-    )
+    p = command(sub, "recover", "recovery curves: scale each update by s and re-evaluate (no retraining)")
     p.add_argument("run_dir", help="a finished run folder (holding results.json)")
     p.add_argument("overrides", nargs="*", help="recovery.scales=[0,0.5,1] recovery.budget_pct=3")
     p.set_defaults(func=_recover)
 
-    p = sub.add_parser(
-        "analyze", help="spectra of the weight updates, attention and hidden-state drift; a rank advice"
+    p = command(
+        sub, "analyze", "spectra of the weight updates, attention and hidden-state drift; a rank advice"
     )
     p.add_argument("run_dir", help="a finished run folder (holding results.json)")
     p.add_argument("overrides", nargs="*", help="analysis.top_k=8 analysis.chunks=8 analysis.budget_pct=5")
     p.set_defaults(func=_analyze)
 
-    p = sub.add_parser("report", help="rewrite report.md/report.html from a run's results.json")
-    p.add_argument("run_dir")
+    p = command(sub, "report", "rewrite report.md/report.html from a run's results.json")
+    p.add_argument("run_dir", help="a finished run folder (holding results.json)")
     p.set_defaults(func=_report)
     ship.add_parsers(sub)
     routing.add_parsers(sub)
@@ -225,13 +227,35 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+THIRD_PARTY_NOISE = (
+    # PEFT calls transformers' old name; both are pinned, and the call is not ours to change.
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+    # PEFT warns on loading any PiSSA adapter; ours is converted to a plain LoRA when it is saved.
+    (UserWarning, r"PiSSA changes the base weights of the model"),
+    # a library's own TorchScript decorator, at import time
+    (DeprecationWarning, r"`torch.jit.script_method` is deprecated"),
+)
+
+
+def quiet_third_party() -> None:
+    """Silence what libraries print that a user cannot act on (and nothing else): bitsandbytes asks the hub
+    for an optional CPU kernel on every start and warns when it cannot (nothing here downloads at run time),
+    and the warnings in THIRD_PARTY_NOISE."""
+    import warnings
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    for category, message in THIRD_PARTY_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # bitsandbytes (imported by PEFT) asks the hub for an optional CPU kernel on every start and warns when it
-    # cannot; nothing here downloads at run time, so the warning says nothing a user can act on.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    quiet_third_party()
     if not sys.stderr.isatty():  # a log file: one line per stage, no progress-bar debris (read at import)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
     top = parser()
     # Overrides may come after options (`train CONFIG --method lora train.steps=6`): collect them here.
     args, extra = top.parse_known_args(argv)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeadapt.cli.common import command
+
 
 def _config(args: argparse.Namespace):
     from edgeadapt.core import config
@@ -65,16 +67,14 @@ def library_package_size(folder: Path) -> dict:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser(
-        "library", help="build an adapter library (one expert per domain and a router), or show one"
-    )
+    p = command(sub, "library", "build an adapter library (one expert per domain and a router), or show one")
     p.add_argument("action", choices=["build", "show"])
     p.add_argument("target", help="build: a YAML config (library.*, router.*); show: a library folder")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. library.domains=[medical,legal]")
     p.add_argument("--resume", action="store_true", help="build: reuse experts that finished training")
     p.set_defaults(func=_library)
 
-    p = sub.add_parser("route", help="evaluate routing and the routed system against single models")
+    p = command(sub, "route", "evaluate routing and the routed system against single models")
     p.add_argument("action", choices=["eval"])
     p.add_argument("config", help="the library's YAML config")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. router.seeds=[0]")

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edgeadapt.cli.common import command
 from edgeadapt.core.errors import UserError, printable
 
 
@@ -31,8 +32,13 @@ def _keys(args: argparse.Namespace) -> None:
     from edgeadapt.deploy.keys import generate_keys
 
     private, public = generate_keys(Path(args.out), args.name)
-    print(f"private key: {private} (keep it secret; sign with --sign {private})")
-    print(f"public key:  {public} (give it to devices: --pubkey {public}, or --root-pubkey for a root key)")
+    print(
+        f"private key: {private} (keep it secret. An update key signs packages: package export --sign {private}; "
+        f"a root key, kept offline, signs key lists: keys list --root {private})"
+    )
+    print(
+        f"public key:  {public} (for devices: device apply --pubkey {public}, or device init --root-pubkey {public})"
+    )
 
 
 def _release(args: argparse.Namespace) -> dict:
@@ -184,17 +190,15 @@ def _device(args: argparse.Namespace) -> None:
         answer, route, warnings = device.generate(folder, args.arg, args.max_new_tokens)
         _warn(warnings)
         answer = printable(answer, keep="\n\t")  # a model's output may hold escape sequences: never acted on
-        if route is not None:
-            print(f"[expert: {route.label}] {answer}")
-            if args.explain:
-                print(
-                    "router: "
-                    + ", ".join(
-                        f"{k} {v:.3f}" for k, v in sorted(route.scores.items(), key=lambda kv: -kv[1])
-                    )
-                )
-        else:
+        if route is None:
             print(answer)
+            if args.explain:
+                print("route: no library is active, so every request runs the active update (or the base)")
+            return
+        print(f"[expert: {route.label}] {answer}" if route.experts else f"[base: no expert] {answer}")
+        if args.explain:  # the null class is the base route: say so
+            scores = sorted(route.scores.items(), key=lambda kv: -kv[1])
+            print("router: " + ", ".join(f"{'base' if k == 'null' else k} {v:.3f}" for k, v in scores))
         return
     if args.action == "apply":
         if not args.arg:
@@ -252,12 +256,12 @@ def _edge_check(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("keys", help="make an Ed25519 key pair for signing update packages")
+    p = command(sub, "keys", "make an Ed25519 key pair for signing update packages")
     p.add_argument("action", choices=["generate", "list"])
     p.add_argument(
         "--out", default=".", help="generate: folder for NAME.key and NAME.pub; list: the key list file"
     )
-    p.add_argument("--name", default="edgeadapt")
+    p.add_argument("--name", default="edgeadapt", help="generate: the key files' name (NAME.key, NAME.pub)")
     p.add_argument(
         "--root", action="append", help="list: a root private key that signs the list (repeatable)"
     )
@@ -270,7 +274,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--expires-days", type=float, default=365.0, help="list: days until the list expires")
     p.set_defaults(func=_keys)
 
-    p = sub.add_parser("package", help="export, verify or size over-the-air update packages")
+    p = command(sub, "package", "export, verify or size over-the-air update packages")
     p.add_argument("action", choices=["export", "verify", "sizes"])
     p.add_argument(
         "target",
@@ -286,7 +290,12 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--expert", help="export: one expert of the library TARGET, to join a library a device holds"
     )
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
+    p.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=["fp32", "bf16", "int8"],
+        help="export: how the update's weights travel (int8: one scale per row; both record their measured cost)",
+    )
     p.add_argument("--sign", help="export: private key (from `edgeadapt keys generate`)")
     p.add_argument("--compress", action="store_true", help="export: zstd-compress the package")
     p.add_argument(
@@ -313,15 +322,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-bytes", type=int, default=4 << 30, help="verify: reject larger packages")
     p.set_defaults(func=_package)
 
-    p = sub.add_parser(
-        "device", help="a device folder: apply an update atomically, status, rollback, generate"
-    )
+    p = command(sub, "device", "a device folder: apply an update atomically, status, rollback, generate")
     p.add_argument("action", choices=["init", "apply", "status", "rollback", "generate", "trust"])
     p.add_argument("arg", nargs="?", help="apply: a package file; generate: the prompt; trust: a key list")
-    p.add_argument("--device-dir", required=True)
+    p.add_argument("--device-dir", required=True, help="the device folder (made by `device init`)")
     p.add_argument("--model", default="smollm2-135m-instruct", help="init: the base model")
     p.add_argument("--pubkey", help="apply: public key the package must be signed with")
-    p.add_argument("--allow-unsigned", action="store_true")
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="apply: accept a package without a signature (never one whose signature fails)",
+    )
     p.add_argument(
         "--root-pubkey", action="append", help="init: a root public key the device trusts (repeatable)"
     )
@@ -330,16 +341,20 @@ def add_parsers(sub) -> None:
         "--channel", default="default", help="init: the one update channel this device takes releases from"
     )
     p.add_argument("--max-bytes", type=int, default=4 << 30, help="apply: reject larger packages")
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument(
+        "--max-new-tokens", type=int, default=48, help="generate: most tokens in the answer (1-4096)"
+    )
     p.add_argument("--explain", action="store_true", help="generate: print the router's scores (a library)")
     p.set_defaults(func=_device)
 
-    p = sub.add_parser("export", help="export a merged model for an edge runtime (llama.cpp's GGUF)")
-    p.add_argument("format", choices=["gguf"])
+    p = command(sub, "export", "export a merged model for an edge runtime (llama.cpp's GGUF)")
+    p.add_argument("format", choices=["gguf"], help="the file format (llama.cpp's GGUF)")
     p.add_argument("run_dir", help="a finished run folder, or an adapter folder (`loragen make`)")
     p.add_argument("--method", help="the run's method (variant) to merge, or 'base'")
     p.add_argument("--out", required=True, help="the .gguf file to write")
-    p.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    p.add_argument(
+        "--dtype", default="f16", choices=["f16", "f32"], help="the merged weights' type (norms stay f32)"
+    )
     p.add_argument(
         "--quantize", choices=["q8_0", "q4_0", "q4_k_m"], help="write the weights quantized (llama.cpp types)"
     )
@@ -350,9 +365,7 @@ def add_parsers(sub) -> None:
     )
     p.set_defaults(func=_export)
 
-    p = sub.add_parser(
-        "edge-check", help="parameters, memory and ms/token of every deployed model vs a profile"
-    )
+    p = command(sub, "edge-check", "parameters, memory and ms/token of every deployed model vs a profile")
     p.add_argument("run_dir", help="a finished run folder")
     p.add_argument("overrides", nargs="*", help="edge.new_tokens=32 edge.threads=4")
     p.add_argument("--profile", help="a profile name from edge.profiles (default: edge.profile)")

@@ -240,7 +240,8 @@ def from_dict(cls: type, data: Any, where: str, problems: list[str]) -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            problems.append(f"{where}: unknown key '{key}'.{did_you_mean(key, fields)}")
+            hint = did_you_mean(key, fields) or f" Keys here: {', '.join(fields)}."
+            problems.append(f"{where or 'top level'}: unknown key '{key}'.{hint}")
             continue
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
@@ -316,11 +317,29 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
         if not isinstance(data, dict):
             raise UserError(f"{path}: the top level must be a mapping of sections.")
         base_dir = path.resolve().parent
+    if path is not None:
+        parse(data, f"{path}: ")  # the file's own problems are the file's
     for override in overrides:
+        check_override_key(override)
         apply_override(data, override)
-    cfg = parse(data, f"{path}: " if path else "")
+    cfg = parse(data, f"command line ({' '.join(overrides)}): " if overrides else f"{path}: " if path else "")
     cfg.base_dir = cfg.base_dir or str(base_dir)
     return cfg
+
+
+def check_override_key(override: str) -> None:
+    """An override's key names a config field (a mapping such as methods.* takes any key below it)."""
+    key = override.split("=", 1)[0].strip()
+    node: Any = RunConfig
+    for depth, part in enumerate(key.split(".")):
+        if not dataclasses.is_dataclass(node):
+            return  # below a mapping (methods, profiles, grid): checked with the values
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if part not in fields:
+            section = ".".join(key.split(".")[:depth]) or "top level"
+            hint = did_you_mean(part, fields) or f" Keys in {section}: {', '.join(fields)}."
+            raise UserError(f"Override '{override}': {section} has no key '{part}'.{hint}")
+        node = typing.get_type_hints(node)[part]
 
 
 def parse(data: dict, where: str = "") -> RunConfig:

@@ -176,8 +176,9 @@ DEFAULT_BASELINES = (
 class RouterConfig:
     kind: str = "scar"
     """The router a library trains and ships: a registered router kind (`scar`, `classifier`, ...)."""
-    layer: int = 8
-    """Decoder layer whose mean hidden state of the prompt is the query (0: the token embeddings)."""
+    layer: int = 1
+    """Decoder layer whose mean hidden state of the prompt is the query (0: the token embeddings); 1, what
+    the router study chose (docs/RESULTS.md: routing as good as at later layers, at a fraction of the cost)."""
     top_k: int = 2
     """At most this many experts per request (1 or 2)."""
     temperature: float = 0.05

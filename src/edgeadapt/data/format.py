@@ -14,6 +14,7 @@ assistant turn); for `text` rows it covers every token.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +31,45 @@ def read_jsonl(path: str | Path, probes: bool = False) -> list[dict[str, Any]]:
     With `probes`, rows are general probes: `{"prompt": "...", "topic": "..."}`.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Data file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from None
-            problem = probe_problem(row) if probes else row_problem(row)
-            if problem:
-                raise UserError(f"{path}:{number}: {problem}")
-            rows.append(row)
+    for number, row in jsonl_lines(path):
+        problem = probe_problem(row) if probes else row_problem(row)
+        if problem:
+            raise UserError(f"{path}:{number}: {problem}")
+        rows.append(row)
     if not rows:
         raise UserError(f"{path}: the dataset is empty (no JSON lines).")
     return rows
+
+
+def jsonl_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) of every non-blank line; a line that is not UTF-8 or not JSON is an error
+    that names file:line, and where in the line."""
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                ends = exc.pos >= len(line.rstrip())  # the decoder ran out: the line stops too early
+                what = (
+                    "the line ends before the JSON does (cut off?)"
+                    if ends
+                    else f"{exc.msg} at column {exc.colno}"
+                )
+                raise UserError(f"{path}:{number}: not valid JSON: {what}") from None
+            except RecursionError:
+                raise UserError(f"{path}:{number}: not valid JSON (nested too deeply)") from None
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:

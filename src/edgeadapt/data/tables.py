@@ -26,20 +26,68 @@ def split_file(folder: Path, split: str) -> Path | None:
     return found[0] if found else None
 
 
-def read_table(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The rows of a CSV or Parquet file, and how many lines come before the first row (CSV's header)."""
+def read_table(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV or Parquet file, each with where it is (CSV: the line it ends on, header counted;
+    Parquet: its row number). Every reader error is one line that names the file and, for CSV, the line."""
+    rows = read_csv(path) if path.suffix == ".csv" else read_parquet(path)
+    if not rows:
+        raise UserError(f"{path}: the dataset is empty (a header, but no rows).")
+    return rows
+
+
+def read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """CSV through Python's own reader, which knows each record's line (quoted cells may span lines)."""
+    import csv
+    import io
+
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames:
+            raise UserError(f"{path}: the dataset is empty (no header line, no rows).")
+        rows = []
+        for row in reader:
+            if None in row:  # more cells than the header names
+                raise UserError(
+                    f"{path}:{reader.line_num}: more cells than the header's {len(reader.fieldnames)} columns"
+                )
+            rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise UserError(f"{path}:{reader.line_num}: not readable CSV ({exc})") from None
+    return rows
+
+
+def read_parquet(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    import logging
+
     from datasets import load_dataset
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    kind = "csv" if path.suffix == ".csv" else "parquet"
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # it logs the reader's error before raising it: said once, below
     try:
-        table = load_dataset(kind, data_files=str(path), split="train")
+        table = load_dataset("parquet", data_files=str(path), split="train")
     except Exception as exc:  # noqa: BLE001 - any reader error is the file's problem, said in one line
-        raise UserError(
-            f"{path}: not a readable {kind.upper()} file ({str(exc).splitlines()[0][:200]})"
-        ) from None
-    return table.to_list(), 1 if kind == "csv" else 0
+        raise UserError(f"{path}: not a readable Parquet file ({root_cause(exc)})") from None
+    finally:
+        logger.setLevel(level)
+    return list(enumerate(table.to_list(), 1))
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost error a library wrapped (the real reason, not its wrapper's)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def mapped(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -61,13 +109,13 @@ def read_rows(
     renamed = any(k != v for k, v in mapping.items())
     if path.suffix == ".jsonl" and not renamed:
         return read_jsonl(path, probes=probes)
-    if path.suffix == ".jsonl":
-        raw, offset = [r for r in read_jsonl_objects(path)], 0
-    else:
-        raw, offset = read_table(path)
-    if not raw:
+    numbered = read_jsonl_objects(path) if path.suffix == ".jsonl" else read_table(path)
+    if not numbered:
         raise UserError(f"{path}: the dataset is empty (no rows).")
-    columns = sorted(raw[0])
+    for number, row in numbered:
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+    columns = sorted(numbered[0][1])
     other_shape = not probes and ({"text", "messages"} & set(columns))  # text or chat rows need no mapping
     missing = [theirs for theirs in mapping.values() if theirs not in columns and not other_shape]
     if missing:
@@ -76,7 +124,7 @@ def read_rows(
             "data.response_field to the columns holding the prompt and the answer."
         )
     rows = []
-    for number, row in enumerate(raw, 1 + offset):
+    for number, row in numbered:
         row = mapped(row, mapping)
         problem = probe_problem(row) if probes else row_problem(row)
         if problem:
@@ -86,18 +134,8 @@ def read_rows(
     return rows
 
 
-def read_jsonl_objects(path: Path) -> list[dict[str, Any]]:
-    """JSONL objects without the row-format check (the mapping comes first)."""
-    import json
+def read_jsonl_objects(path: Path) -> list[tuple[int, Any]]:
+    """JSONL objects with their line numbers, without the row-format check (the mapping comes first)."""
+    from edgeadapt.data.format import jsonl_lines
 
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(
-                        f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
-                    ) from None
-    return rows
+    return list(jsonl_lines(path))

@@ -175,6 +175,11 @@ def add_tokenizer(writer, tokenizer, pre: str) -> None:
     writer.add_add_bos_token(False)
     if tok["chat_template"]:
         writer.add_chat_template(tok["chat_template"])
+    # The tokenizer whole, as GGUF's spec allows: `models convert` rebuilds exactly this one from it (a
+    # vocabulary without merges cannot be rebuilt from the gpt2 fields, whose stand-in merge is not a token).
+    import gguf
+
+    writer.add_string(gguf.Keys.Tokenizer.HF_JSON, tokenizer.backend_tokenizer.to_str())
 
 
 def check_supported(model) -> None:
@@ -197,6 +202,7 @@ def write(
 
     check_supported(model)
     check_dtype(dtype)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(out), "llama")
     writer.add_name(name or "edgeadapt model")
     writer.add_file_type(file_type(dtype))
@@ -241,6 +247,7 @@ def write_lora(model: torch.nn.Module, out: Path, name: str = "") -> Path:
     tensors = lora_tensors(model)
     if not tensors:
         raise UserError("No LoRA layers in this model: --adapter exports an adapter method's update.")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(out), "llama")
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")

@@ -23,7 +23,8 @@ class DescriptionEncoder:
     max_tokens: int
 
     def token_count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        # verbose=False: the tokenizer's own warning names its model's limit, not the encoder's (below)
+        return len(self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def check(self, text: str, where: str = "description") -> str:
         text = (text or "").strip()

@@ -59,11 +59,13 @@ def model_info(path: Path) -> dict[str, Any]:
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Parameters counted once each (tied embeddings are one tensor)."""
+    """Parameters counted once each (tied embeddings are one tensor). A weight packed into 4-bit storage
+    (bitsandbytes, two values per byte) counts as the weights it holds, not as its storage bytes."""
     seen, total = set(), 0
     for param in model.parameters():
         if id(param) in seen or (trainable_only and not param.requires_grad):
             continue
         seen.add(id(param))
-        total += param.numel()
+        state = getattr(param, "quant_state", None)  # bitsandbytes' Params4bit: the unpacked shape
+        total += int(torch.Size(state.shape).numel()) if state is not None else param.numel()
     return total

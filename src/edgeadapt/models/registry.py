@@ -140,12 +140,20 @@ def fetch(name: str, log: Callable[[str], None] = print) -> Path:
 
 def convert_gguf(gguf_path: Path, out: Path, info: dict[str, Any]) -> Path:
     """Dequantize a GGUF file into a plain, trainable transformers checkpoint (fp32 safetensors)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     folder, filename = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
-    quant_type = _gguf_file_type(gguf_path)
+    try:
+        tokenizer = gguf_tokenizer(gguf_path)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+        quant_type = _gguf_file_type(gguf_path)
+    except BaseException as exc:  # a panic in the tokenizer library is a BaseException, not an Exception
+        if isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError):
+            raise
+        reason = (str(exc).splitlines() or [""])[0][:200]
+        raise UserError(
+            f"{gguf_path}: transformers cannot convert this GGUF ({type(exc).__name__}: {reason})"
+        ) from None
     # The GGUF-loaded model carries a quantization config that marks it untrainable: rebuild it plain.
     config = loaded.config
     if hasattr(config, "quantization_config"):
@@ -172,6 +180,38 @@ def convert_gguf(gguf_path: Path, out: Path, info: dict[str, Any]) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def gguf_tokenizer(path: Path):
+    """The GGUF's tokenizer: the whole Hugging Face tokenizer when the file carries it (edgeadapt's exports
+    do, under `tokenizer.huggingface.json`), else the one transformers rebuilds from the gguf fields."""
+    import gguf
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    fields = gguf.GGUFReader(str(path)).fields
+    whole = fields.get(gguf.Keys.Tokenizer.HF_JSON)
+    if whole is None:
+        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+    def text(key: str) -> str | None:
+        field = fields.get(key)
+        return bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else None
+
+    def token(key: str) -> str | None:
+        field = fields.get(f"tokenizer.ggml.{key}_token_id")
+        return None if field is None else backend.id_to_token(int(field.parts[field.data[0]][0]))
+
+    backend = Tokenizer.from_str(text(gguf.Keys.Tokenizer.HF_JSON))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=token("bos"),
+        eos_token=token("eos"),
+        pad_token=token("padding"),
+        unk_token=token("unknown"),
+    )
+    tokenizer.chat_template = text(gguf.Keys.Tokenizer.CHAT_TEMPLATE)
+    return tokenizer
 
 
 def _gguf_file_type(path: Path) -> str:

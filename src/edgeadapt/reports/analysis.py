@@ -29,7 +29,7 @@ def analysis_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {s['modules_updated']} | {fmt_or_dash(s['mean_effective_rank'], '.1f')} | "
             f"{fmt_or_dash(s['mean_stable_rank'], '.2f')} | {fmt_or_dash(s['mean_subspace_overlap'], '.3f')} | "
-            f"{fmt_or_dash(s['mean_attention_js'], '.4f')} | {fmt_or_dash(s['mean_cka'], '.3f')} | {fmt_or_dash(s['min_cka'], '.3f')} | "
+            f"{fmt_or_dash(s['mean_attention_js'], '.2e')} | {fmt_or_dash(s['mean_cka'], '.3f')} | {fmt_or_dash(s['min_cka'], '.3f')} | "
             f"{m['domain_accuracy']:.1%} | {fmt_or_dash(m.get('out_of_domain_accuracy'), '.1%')} | "
             f"{m['general_degradation_pct']:+.1f}% |"
         )

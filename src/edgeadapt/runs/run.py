@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from edgeadapt import models, updates
-from edgeadapt.core.config import RunConfig, apply_override, parse
+from edgeadapt.core.config import RunConfig, apply_override, check_override_key, parse
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.core.resources import set_threads
 from edgeadapt.data.run_data import RunData
@@ -33,7 +33,8 @@ class Run:
         missing = [m for m in only or () if m not in method_cfgs]
         if missing:
             raise UserError(
-                f"Method {missing[0]} is not in this config's methods ({', '.join(method_cfgs)})."
+                f"Method '{missing[0]}' is not in this config's methods.{did_you_mean(missing[0], method_cfgs)} "
+                f"Its methods: {', '.join(method_cfgs)}."
             )
         self.method_cfgs = {m: method_cfgs[m] for m in only} if only else method_cfgs
         self.method_names = {v: updates.method_of(v, cfg.methods[v]) for v in self.method_cfgs}
@@ -117,13 +118,15 @@ def reopen(run_dir: str | Path, overrides: list[str], section: str) -> tuple[Run
     """
     results = results_io.read_results(Path(run_dir))
     data = results["config"]
+    parse(data, f"{results_io.results_path(Path(run_dir))}: ")  # the recorded config's own problems
     for override in overrides:
         if not override.startswith(f"{section}."):
             raise UserError(
                 f"Override '{override}': only {section}.* keys are accepted here (the run is fixed)."
             )
+        check_override_key(override)
         apply_override(data, override)
-    cfg = parse(data, f"{results_io.results_path(Path(run_dir))}: ")
+    cfg = parse(data, f"command line ({' '.join(overrides)}): ") if overrides else parse(data)
     cfg.out_dir, cfg.name = str(Path(run_dir).parent), Path(run_dir).name  # the run may have moved
     run = Run(cfg, only=list(results["methods"]), read_data=False)  # the methods this run's results hold
     return run, results
