@@ -215,9 +215,8 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
     monkeypatch.setattr(loragen_eval, "forgetting", measure_again)
     resumed = loragen_eval.evaluate(cfg_of(trained), resume=True)
     assert json.loads(json.dumps(resumed["summary"])) == evaluated["summary"]
-    assert resumed["seconds"] >= sum(
-        json.loads(p.read_text())["seconds"] for p in (trained / "loragen-parts").glob("*.json")
-    )
+    parts = sum(json.loads(p.read_text())["seconds"] for p in (trained / "loragen-parts").glob("*.json"))
+    assert resumed["seconds"] >= round(parts, 1) - 0.05  # the total is rounded to 0.1 s
     # a setting no part reads changes nothing; parts measured under other settings are measured again
     unrelated = config.load(SMOKE, [f"out_dir={trained.parent}", "edge.prompt=Say hi.", "router.layer=2"])
     assert loragen_eval.evaluate(unrelated, resume=True)["summary"] == resumed["summary"]

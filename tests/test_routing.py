@@ -252,7 +252,7 @@ def test_a_device_installs_a_library_routes_and_takes_one_more_expert(built, tmp
         == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("[expert: ") and "router: " in out and "null" in out
+    assert out.startswith("[expert: ") and "router: " in out and " base " in out and "null" not in out
     assert (
         main(["package", "export", str(built), "--expert", "math", "--out", str(tmp_path / "math.eaupd")])
         == 0
