@@ -50,6 +50,12 @@ def _release(args: argparse.Namespace) -> dict:
     if not 1.0 < args.max_ppl_ratio <= MAX_PPL_RATIO:  # NaN fails both
         raise UserError(f"--max-ppl-ratio must be in (1, {MAX_PPL_RATIO:g}], got {args.max_ppl_ratio}")
     fields["health"] = {"max_ppl_ratio": args.max_ppl_ratio}
+    if args.scale is not None:
+        if not 0 <= args.scale <= 2:  # NaN fails too
+            raise UserError(
+                f"--scale must be in [0, 2] (the share of the update a device applies), got {args.scale}"
+            )
+        fields["scale"] = args.scale
     if args.keylist:
         try:
             fields["keylist"] = json.loads(Path(args.keylist).read_text())
@@ -81,6 +87,10 @@ def _package(args: argparse.Namespace) -> None:
             raise UserError("package export LIB --library (or --expert NAME) needs --out FILE")
         sign = Path(args.sign) if args.sign else None
         if args.expert:
+            if args.runtime != "transformers":
+                raise UserError(
+                    f"an expert package for a {args.runtime} device is not built yet: export the whole --library"
+                )
             info = library_packages.export_expert(
                 Path(args.target),
                 args.expert,
@@ -92,7 +102,13 @@ def _package(args: argparse.Namespace) -> None:
             )
         else:
             info = library_packages.export_library(
-                Path(args.target), Path(args.out), args.dtype, sign, args.compress, _release(args)
+                Path(args.target),
+                Path(args.out),
+                args.dtype,
+                sign,
+                args.compress,
+                _release(args),
+                args.runtime,
             )
         experts = ", ".join(e["name"] for e in info["manifest"]["experts"])
         print(
@@ -105,7 +121,13 @@ def _package(args: argparse.Namespace) -> None:
         if not args.out:
             raise UserError("package export ADAPTER_DIR needs --out FILE")
         info = export_package(
-            Path(args.target), Path(args.out), args.dtype, _path(args.sign), args.compress, _release(args)
+            Path(args.target),
+            Path(args.out),
+            args.dtype,
+            _path(args.sign),
+            args.compress,
+            _release(args),
+            args.runtime,
         )
         m = info["manifest"]
         print(
@@ -126,6 +148,8 @@ def _package(args: argparse.Namespace) -> None:
             Path(args.sign) if args.sign else None,
             args.compress,
             _release(args),
+            args.runtime,
+            args.gguf_type,
         )
         print(printable(f"{args.out}: " + _sizes_line(info)) + ("; signed" if args.sign else "; unsigned"))
     elif args.action == "verify":
@@ -170,8 +194,11 @@ def _device(args: argparse.Namespace) -> None:
     folder = Path(args.device_dir)
     if args.action == "init":
         roots = [Path(p) for p in args.root_pubkey or []]
-        base = device.init(folder, _base_dir(args.model), roots, args.root_threshold, args.channel)
-        print(f"base model in {base}; follows channel '{args.channel}'")
+        options = {"gguf_type": args.gguf_type, "model": args.model}
+        base = device.init(
+            folder, _base_dir(args.model), roots, args.root_threshold, args.channel, args.runtime, options
+        )
+        print(f"base model in {base} for the {args.runtime} runtime; follows channel '{args.channel}'")
         if roots:
             print(
                 f"trusts {len(roots)} root key(s), threshold {args.root_threshold}: give it a key list with `device trust`"
@@ -203,7 +230,9 @@ def _device(args: argparse.Namespace) -> None:
     if args.action == "apply":
         if not args.arg:
             raise UserError("device apply needs a package file")
-        state = device.apply(Path(args.arg), folder, _path(args.pubkey), args.allow_unsigned, args.max_bytes)
+        state = device.apply(
+            Path(args.arg), folder, _path(args.pubkey), args.allow_unsigned, args.max_bytes, args.scale
+        )
     elif args.action == "rollback":
         state = device.rollback(folder)
     else:
@@ -253,6 +282,13 @@ def _edge_check(args: argparse.Namespace) -> None:
     results = edge_check(args.run_dir, overrides)
     render(results, args.run_dir)
     print("\n".join(edge_lines(results)))
+
+
+def runtime_names() -> list[str]:
+    from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
+
+    get_runtime(DEFAULT_RUNTIME)  # registers the built-in runtimes
+    return sorted(RUNTIMES)
 
 
 def add_parsers(sub) -> None:
@@ -307,6 +343,23 @@ def add_parsers(sub) -> None:
     p.add_argument("--expires-days", type=float, default=180.0, help="export: days until devices refuse it")
     p.add_argument("--keylist", help="export: a root-signed key list for devices to take with the package")
     p.add_argument(
+        "--runtime",
+        default="transformers",
+        choices=runtime_names(),
+        help="export: the device runtime the package is for (llamacpp: GGUF files; see README, 'Run it on a device')",
+    )
+    p.add_argument(
+        "--gguf-type",
+        default="f16",
+        choices=["f16", "q8_0"],
+        help="export --runtime llamacpp: a whole model's GGUF type",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="export: the share of the update a device applies (recommended, signed; 0-2)",
+    )
+    p.add_argument(
         "--max-ppl-ratio",
         type=float,
         default=2.0,
@@ -339,6 +392,23 @@ def add_parsers(sub) -> None:
     p.add_argument("--root-threshold", type=int, default=1, help="init: root signatures a key list needs")
     p.add_argument(
         "--channel", default="default", help="init: the one update channel this device takes releases from"
+    )
+    p.add_argument(
+        "--runtime",
+        default="transformers",
+        choices=runtime_names(),
+        help="init: what runs the model on the device",
+    )
+    p.add_argument(
+        "--gguf-type",
+        default="f16",
+        choices=["f16", "q8_0"],
+        help="init --runtime llamacpp: the base GGUF's type",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="apply: the share of a LoRA update to apply (default: the package's, or 1)",
     )
     p.add_argument("--max-bytes", type=int, default=4 << 30, help="apply: reject larger packages")
     p.add_argument(

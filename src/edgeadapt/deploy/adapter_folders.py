@@ -68,8 +68,17 @@ def checked_adapter(folder: Path, info: dict[str, Any], base_dir: Path) -> Itera
 
 
 def export_package(
-    folder: Path, out: Path, dtype: str, sign_key: Path | None, compress: bool, release: dict[str, Any]
+    folder: Path,
+    out: Path,
+    dtype: str,
+    sign_key: Path | None,
+    compress: bool,
+    release: dict[str, Any],
+    runtime: str = "transformers",
 ) -> dict[str, Any]:
+    from edgeadapt.deploy.gguf_packages import with_tmp
+    from edgeadapt.deploy.runtime import get_runtime
+
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
     with checked_adapter(folder, info, base_dir):
@@ -85,6 +94,16 @@ def export_package(
         **({"description": info["description"]} if info.get("description") else {}),
         **release,
     }
+    engine = get_runtime(runtime)
+    if engine.adapter_sources is not None:  # the runtime's own file (a GGUF LoRA), made first
+        if dtype != "fp32":
+            raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} package travels as GGUF")
+
+        def make(tmp: Path) -> dict[str, Any]:
+            sources, extra = engine.adapter_sources(Path(folder), info["method"], base_dir, tmp)
+            return build.build_members(sources, Path(out), fields | extra, "fp32", sign_key, compress)
+
+        return with_tmp(make)
     sources = [(f"update/{name}", Path(folder) / name) for name in ADAPTER_FILES]
     return build.build_members(sources, Path(out), fields, dtype, sign_key, compress)
 

@@ -33,7 +33,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MEMBER_NAME = re.compile(
     r"(manifest\.json|manifest\.sig|manifest\.sha256|update/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
     rf"|library/(library\.json|{ROUTER_FILE.pattern}"  # whatever files a registered router kind keeps
-    r"|experts/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/(adapter_config\.json|adapter_model\.safetensors)))"
+    r"|experts/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/(adapter_config\.json|adapter_model\.safetensors|adapter\.gguf)))"
 )
 PAYLOAD = ("update/", "library/")  # the folders a package's files live in (everything but manifest.*)
 MAX_MEMBERS = 1024  # a library of 500 experts; bounded, so a hostile archive cannot list millions

@@ -275,6 +275,7 @@ def verify(
     allow_unsigned: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
     trust: Any = None,
+    base_print: str | None = None,
 ) -> Verified:
     """Check a package from its first byte to its last; raise PackageError on anything wrong.
 
@@ -322,12 +323,12 @@ def verify(
         for name, member in actual.items():
             if member.size != listed[name]["size"] or member.sha256 != listed[name]["sha256"]:
                 raise PackageError(f"{label}: '{name}' does not match its hash in the manifest (corrupt)")
-        if base_dir is not None:
-            have = fingerprint(base_dir)
+        if base_dir is not None or base_print is not None:
+            have = base_print or fingerprint(base_dir)
             if have != manifest["base_model"]["fingerprint"]:
                 raise PackageError(
                     f"{label}: built for base '{manifest['base_model']['name']}' "
-                    f"({manifest['base_model']['fingerprint'][:19]}...), not {base_dir} ({have[:19]}...)"
+                    f"({manifest['base_model']['fingerprint'][:19]}...), not this base ({have[:19]}...)"
                 )
     except BaseException:
         opened.close()

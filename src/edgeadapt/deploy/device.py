@@ -45,6 +45,14 @@ from edgeadapt.deploy.device_state import (  # noqa: F401  (status and its helpe
     warnings_of,
     write_state,
 )
+from edgeadapt.deploy.runtime import (
+    DEFAULT_RUNTIME,
+    check_runtime,
+    device_info,
+    get_runtime,
+    runtime_of,
+    write_device_info,
+)
 from edgeadapt.deploy.trust import TrustStore
 
 CRASH_POINTS = (
@@ -67,11 +75,15 @@ def init(
     root_pubkeys: list[Path] = (),
     root_threshold: int = 1,
     channel: str = DEFAULT_CHANNEL,
+    runtime: str = DEFAULT_RUNTIME,
+    options: dict[str, Any] | None = None,
 ) -> Path:
-    """Put a copy of the base checkpoint into DIR/base (a device ships with its base model), the root keys
-    it will trust, if any, and the one channel it takes releases from."""
+    """Put the base into DIR/base as the device's runtime holds it (a device ships with its base model: the
+    checkpoint, or a GGUF file for llama.cpp), the root keys it will trust, if any, and the one channel it
+    takes releases from; DIR/device.json records the runtime and the base's fingerprint."""
     from edgeadapt.deploy.manifest import CHANNEL
 
+    engine = get_runtime(runtime)
     device_dir = Path(device_dir)
     if device_dir.exists() and not device_dir.is_dir():
         raise PackageError(f"{device_dir} is a file: --device-dir names a folder")
@@ -84,8 +96,13 @@ def init(
     if root_pubkeys:
         TrustStore.create(device_dir, list(root_pubkeys), root_threshold)
     tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=device_dir))
-    shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+    try:
+        recorded = engine.init_base(tmp, Path(model_dir), dict(options or {}))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fsync_dir(tmp)
+    write_device_info(device_dir, {"runtime": engine.name, **recorded})
     tmp.rename(base)
     write_state(device_dir, empty_state(channel))
     return base
@@ -97,8 +114,10 @@ def apply(
     pubkey: Path | None,
     allow_unsigned: bool = False,
     max_bytes: int = build.DEFAULT_MAX_BYTES,
+    scale: float | None = None,
 ) -> dict[str, Any]:
-    """Verify, check, install and switch to the update in `package`; the previous update stays for rollback."""
+    """Verify, check, install and switch to the update in `package`; the previous update stays for rollback.
+    `scale`: the share of a LoRA update to apply (default: the package's recommended scale, or 1)."""
     device_dir = Path(device_dir)
     read_state(device_dir)  # a device folder, with a readable state
     with locked(device_dir):
@@ -109,16 +128,21 @@ def apply(
             raise PackageError(
                 "this device trusts its root keys and key list: --pubkey is not used, leave it out"
             )
-        verified = build.verify(package, pubkey, device_dir / "base", allow_unsigned, max_bytes, trust)
+        info = device_info(device_dir)
+        verified = build.verify(
+            package, pubkey, None, allow_unsigned, max_bytes, trust, info["base_fingerprint"]
+        )
         try:
+            check_runtime(verified.manifest, device_dir, str(package))
             check_release(verified.manifest, state, str(package))
+            scale = check_scale(verified.manifest if scale is None else {"scale": scale}, str(package))
             manifest = verified.manifest
             update_id = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
             with tempfile.TemporaryDirectory(prefix="edgeadapt-check-") as tmp:
                 checked = Path(tmp) / "update"
-                hashes = check(device_dir, verified, state, checked)
+                hashes = check(device_dir, verified, state, checked, scale)
                 state = make_room(device_dir, state, checked)  # only for an update that passed every check
-                install(device_dir, checked, hashes, update_id, manifest, verified.signed)
+                install(device_dir, checked, hashes, update_id, manifest, verified.signed, scale)
             if verified.keylist is not None:
                 trust.install(verified.keylist, f"{package}: its key list")
             highest = {**state["highest"], manifest["channel"]: manifest["version"]}
@@ -142,11 +166,19 @@ def apply(
     return {**status(device_dir, strict=False), "changed": True}
 
 
-def check(device_dir: Path, verified: build.Verified, state: dict[str, Any], checked: Path) -> dict[str, str]:
-    """Extract the verified package into `checked` (outside the device folder), join an expert to the active
-    library, and run every check an update must pass; the checked files' hashes."""
-    from edgeadapt.deploy.health import check_installed
+def check_scale(fields: dict[str, Any], label: str) -> float:
+    """The scale an update runs at: the package's recommended one (signed) or the operator's, in [0, 2]."""
+    scale = fields.get("scale", 1.0)
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 <= scale <= 2:
+        raise PackageError(f"{label}: a scale in [0, 2] (the share of the update applied), got {scale!r}")
+    return float(scale)
 
+
+def check(
+    device_dir: Path, verified: build.Verified, state: dict[str, Any], checked: Path, scale: float = 1.0
+) -> dict[str, str]:
+    """Extract the verified package into `checked` (outside the device folder), join an expert to the active
+    library, and run every check an update must pass, by the device's runtime; the checked files' hashes."""
     crash_point("verified")
     build.extract(verified, checked)
     if verified.manifest.get("kind") == "expert":  # joins the library the device runs now
@@ -159,7 +191,7 @@ def check(device_dir: Path, verified: build.Verified, state: dict[str, Any], che
         check_update(device_dir, state["active"])  # a damaged library is not copied into the new one
         join_library(checked, device_dir / "updates" / state["active"], verified.manifest)
     crash_point("extracted")
-    check_installed(checked, verified.manifest, device_dir / "base")
+    runtime_of(device_dir).check(checked, {**verified.manifest, "scale": scale}, device_dir)
     crash_point("checked")
     return tree_hashes(checked)
 
@@ -204,7 +236,13 @@ def make_room(device_dir: Path, state: dict[str, Any], checked: Path) -> dict[st
 
 
 def install(
-    device_dir: Path, checked: Path, hashes: dict[str, str], update_id: str, manifest: dict, signed: bool
+    device_dir: Path,
+    checked: Path,
+    hashes: dict[str, str],
+    update_id: str,
+    manifest: dict,
+    signed: bool,
+    scale: float = 1.0,
 ) -> None:
     """Copy the checked update into updates/ID (crash-safe), every file compared with what was checked."""
     updates = device_dir / "updates"
@@ -216,7 +254,7 @@ def install(
         shutil.copytree(checked, staging)
         if tree_hashes(staging) != hashes:
             raise PackageError(f"{staging}: the copied update differs from the one that was checked")
-        installed = {"manifest": manifest, "signed": signed, "files": hashes}
+        installed = {"manifest": manifest, "signed": signed, "files": hashes, "scale": scale}
         write_json_atomic(staging / INSTALLED, installed, indent=1)
         fsync_dir(staging)
         crash_point("written")
@@ -277,33 +315,28 @@ def trust_keylist(device_dir: Path, keylist_file: Path) -> dict[str, Any]:
 
 
 def load_active(device_dir: Path):
-    """The model the device runs now: the base with the active update, checked first, loaded by the loader
-    its manifest names; an adapter library runs routed (every expert loaded, none merged)."""
-    from edgeadapt import models
+    """The model a transformers device runs now, as a predictor (tests and tools that look inside it): the
+    base with the active update, checked first, loaded by the loader its manifest names."""
+    return active_server(device_dir).predictor
 
+
+def active_server(device_dir: Path):
+    """The active model as the device's runtime serves it (the active update re-hashed first)."""
     state = read_state(device_dir)
-    base, tokenizer = models.load(Path(device_dir) / "base", device=models.pick_device())
+    engine = runtime_of(device_dir)
     if state["active"] is None:
-        from edgeadapt.inference.predictor import ModelPredictor
-
-        return ModelPredictor(base, tokenizer)
-    from edgeadapt.deploy.health import predictor_for
-
+        return engine.serve(device_dir, None, None)
+    installed = check_update(device_dir, state["active"])
     folder = Path(device_dir) / "updates" / state["active"]
-    return predictor_for(check_update(device_dir, state["active"])["manifest"], folder, base, tokenizer)
+    return engine.serve(device_dir, folder, installed["manifest"], float(installed.get("scale", 1.0)))
 
 
 def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> tuple[str, Any, list[str]]:
     """The active model's greedy answer, the route it took (None unless a library is active), and what the
     operator must hear (an expired update is still served, with a warning)."""
-    from edgeadapt.data.format import prompt_ids
-
     if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 4096:
         raise PackageError(f"--max-new-tokens must be between 1 and 4096, got {max_new_tokens}")
-    predictor = load_active(device_dir)
-    ids = prompt_ids(predictor.tokenizer, [{"role": "user", "content": prompt}])
-    answer = predictor.generate([ids], max_new_tokens, 1, desc="device")[0]
+    answer, route = active_server(device_dir).generate(prompt, max_new_tokens)
     state = read_state(device_dir)
-    active = describe(device_dir, state["active"], rehash=False)  # load_active has just re-hashed it
-    route = predictor.log[-1][1] if hasattr(predictor, "log") else None
+    active = describe(device_dir, state["active"], rehash=False)  # active_server has just re-hashed it
     return answer, route, warnings_of({"active": active})

@@ -173,6 +173,8 @@ def describe(device_dir: Path, update_id: str | None, rehash: bool = True) -> di
         "expires": manifest.get("expires"),
         "expired": parse_time(manifest["expires"], "expires") <= now() if "expires" in manifest else None,
         "signed": installed.get("signed", False),
+        "scale": installed.get("scale", 1.0),
+        "runtime": manifest.get("runtime", "transformers"),
         "verified": True,
     }
     if described["kind"] != "update":

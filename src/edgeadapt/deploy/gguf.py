@@ -294,6 +294,8 @@ def export_run(
         refusal = capabilities.gguf or (
             None if capabilities.lora_family or not adapter else f"{variant} is not an adapter"
         )
+        if adapter and not refusal and capabilities.gguf_lora:
+            refusal = f"{capabilities.gguf_lora}; export the merged model (without --adapter)"
         if refusal:
             raise UserError(f"{variant}: {refusal}.")
     if adapter:

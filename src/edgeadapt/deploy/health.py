@@ -63,15 +63,16 @@ def file_problems(folder: Path, manifest: dict[str, Any], base_dir: Path) -> lis
     return problems or ([] if (folder / "experts").is_dir() else ["a library package holds experts/"])
 
 
-def library_problems(folder: Path, base_dir: Path) -> list[str]:
-    """library.json readable, bound to this base, its experts exactly the folders and the router's."""
+def library_problems(folder: Path, base_dir: Path, base_print: str | None = None) -> list[str]:
+    """library.json readable, bound to this base (its folder, or the fingerprint a device recorded), its
+    experts exactly the folders and the router's."""
     from edgeadapt.core.errors import UserError
     from edgeadapt.routing import load_router
     from edgeadapt.updates.library import Library
 
     try:
         library = Library.read(folder)
-        library.check_base(base_dir)
+        library.check_base(base_dir, base_print)
         router = load_router(folder)
     except UserError as exc:
         return [str(exc)]

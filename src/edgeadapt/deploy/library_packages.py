@@ -15,6 +15,8 @@ from typing import Any
 from edgeadapt import __version__
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.deploy import build
+from edgeadapt.deploy.gguf_packages import with_tmp
+from edgeadapt.deploy.runtime import get_runtime
 from edgeadapt.routing import get_router, load_router
 from edgeadapt.updates.library import ADAPTER_FILES, LIBRARY_FILE, Library
 
@@ -64,15 +66,30 @@ def export_library(
     sign_key: Path | None = None,
     compress: bool = False,
     release: dict | None = None,
+    runtime: str = "transformers",
 ) -> dict:
     library = Library.read(library_folder(path))
     if not library.router:
         raise UserError(f"{library.folder}: no router yet; `edgeadapt library build` trains one.")
+    spec = fields(library, "library", list(library.experts)) | (release or {})
+    engine = get_runtime(runtime)
+    if engine.library_sources is not None:  # the runtime's own files (GGUF LoRAs), made first
+        if dtype != "fp32":
+            raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} library travels as GGUF")
+        return with_tmp(
+            lambda tmp: build.build_members(
+                engine.library_sources(library, tmp),
+                Path(out),
+                spec | {"runtime": runtime},
+                "fp32",
+                sign_key,
+                compress,
+            )
+        )
     sources = [(f"library/{LIBRARY_FILE}", library.folder / LIBRARY_FILE)]
     sources += [(f"library/{f}", library.folder / f) for f in library.router]
     for name in library.experts:
         sources += expert_sources(library, name)
-    spec = fields(library, "library", list(library.experts)) | (release or {})
     return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
 
 

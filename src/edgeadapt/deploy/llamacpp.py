@@ -3,6 +3,12 @@ load an exported GGUF (and a GGUF LoRA on top), answer greedily from token ids, 
 
 Greedy is temperature 0 and top-k 1; the answer's token ids come back through `logprobs`, so they can be
 compared with transformers' token for token.
+
+LoRA adapters are loaded at scale 0 (`lora_init_without_apply`) and every request names every adapter's
+scale (llama.cpp's per-request `lora` field): a request without the field, after one that scaled an
+adapter, answered with neither the base's log-probabilities nor the adapter's (tests/test_llamacpp.py pins
+both behaviours). The log-probability of a given text comes from forcing each of its tokens in turn with a
+logit bias: llama.cpp reports the chosen token's log-probability before the bias (also pinned by a test).
 """
 
 from __future__ import annotations
@@ -27,9 +33,18 @@ def runtime():
 
 
 class LlamaCpp:
-    """One GGUF model (and optionally a GGUF LoRA applied at run time) in llama.cpp, on `threads` CPU threads."""
+    """One GGUF model in llama.cpp, with any number of GGUF LoRAs applied per request at the scales a request
+    names (`lora`: one path, applied at `scale` unless a request says otherwise, or a list), on `threads` CPU
+    threads."""
 
-    def __init__(self, model: Path, lora: Path | None = None, threads: int = 1, n_ctx: int = 1024):
+    def __init__(
+        self,
+        model: Path,
+        lora: Path | list[Path] | None = None,
+        threads: int = 1,
+        n_ctx: int = 1024,
+        scale: float = 1.0,
+    ):
         xlc = runtime()
         params = xlc.CommonParams()
         params.model.path = str(model)
@@ -37,39 +52,76 @@ class LlamaCpp:
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.warmup = False
-        if lora is not None:
-            adapter = xlc.CommonAdapterLoraInfo()
-            adapter.path, adapter.scale = str(lora), 1.0
-            params.lora_adapters = [adapter]
+        params.verbosity = -1  # llama.cpp's own log lines: a device prints answers, not its loader's progress
+        self.adapters = [Path(lora)] if isinstance(lora, str | Path) else [Path(p) for p in lora or []]
+        if self.adapters:
+            infos = []
+            for path in self.adapters:
+                info = xlc.CommonAdapterLoraInfo()
+                info.path, info.scale = str(path), 0.0
+                infos.append(info)
+            params.lora_adapters = infos
+            params.lora_init_without_apply = True
+        self.scales = (
+            [scale] * len(self.adapters) if isinstance(lora, str | Path) else [0.0] * len(self.adapters)
+        )
         self.server = xlc.Server(params)
 
-    def complete(self, prompt_ids: list[int], max_tokens: int) -> dict[str, Any]:
-        response = self.server.handle_completions(
-            {
-                "prompt": list(prompt_ids),
-                "max_tokens": max_tokens,
-                "temperature": 0.0,
-                "top_k": 1,
-                "logprobs": 1,
-            }
-        )
+    def request(
+        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None, **extra
+    ) -> dict:
+        body = {
+            "prompt": list(prompt_ids),
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "top_k": 1,
+            "logprobs": 1,
+        }
+        if self.adapters:  # every adapter named, every time (see the module's note)
+            scales = self.scales if scales is None else scales
+            body["lora"] = [{"id": i, "scale": float(s)} for i, s in enumerate(scales)]
+        return {**body, **extra}
+
+    def complete(
+        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None, **extra
+    ) -> dict[str, Any]:
+        response = self.server.handle_completions(self.request(prompt_ids, max_tokens, scales, **extra))
         if not isinstance(response, dict) or "choices" not in response:
             raise RuntimeError(f"llama.cpp answered {str(response)[:300]}")
         return response
 
-    def greedy(self, prompt_ids: list[int], max_tokens: int) -> tuple[list[int], list[float]]:
+    def greedy(
+        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None
+    ) -> tuple[list[int], list[float]]:
         """The token ids llama.cpp generates greedily (it stops early at end of generation), and the
         log-probability it gave each."""
-        choice = self.complete(prompt_ids, max_tokens)["choices"][0]
+        choice = self.complete(prompt_ids, max_tokens, scales)["choices"][0]
         content = (choice.get("logprobs") or {}).get("content", [])
         return [t["id"] for t in content], [float(t["logprob"]) for t in content]
 
-    def greedy_ids(self, prompt_ids: list[int], max_tokens: int) -> list[int]:
-        return self.greedy(prompt_ids, max_tokens)[0]
+    def greedy_ids(
+        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None
+    ) -> list[int]:
+        return self.greedy(prompt_ids, max_tokens, scales)[0]
 
-    def tokens_per_second(self, prompt_ids: list[int], max_tokens: int) -> float:
+    def token_logprobs(self, ids: list[int], scales: list[float] | None = None) -> list[float]:
+        """log p(ids[i] | ids[:i]) for i >= 1: each token forced in turn (a logit bias), its log-probability
+        as the model gave it before the bias; the prefix is llama.cpp's cached prompt, so each step reads one
+        token."""
+        out = []
+        for i in range(1, len(ids)):
+            choice = self.complete(ids[:i], 1, scales, logit_bias=[[int(ids[i]), 1000.0]])["choices"][0]
+            token = choice["logprobs"]["content"][0]
+            if token["id"] != ids[i]:
+                raise RuntimeError(f"llama.cpp did not take the forced token {ids[i]} (took {token['id']})")
+            out.append(float(token["logprob"]))
+        return out
+
+    def tokens_per_second(
+        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None
+    ) -> float:
         """Generation speed llama.cpp measured itself (prompt processing excluded)."""
-        timings = self.complete(prompt_ids, max_tokens)["timings"]
+        timings = self.complete(prompt_ids, max_tokens, scales)["timings"]
         return float(timings["predicted_per_second"])
 
     def close(self) -> None:

@@ -53,6 +53,9 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "description": (str, False),
     "health": (dict, False),
     "router_id": (str, False),
+    "runtime": (str, False),
+    "gguf": (dict, False),
+    "scale": ((int, float), False),
 }
 KINDS = ("update", "library", "expert")  # one update; an adapter library with its router; one more expert
 
@@ -105,6 +108,7 @@ def parse(data: bytes, label: str) -> dict[str, Any]:
         raise PackageError(f"{label}: manifest base_model needs a name and a fingerprint")
     _check_experts(manifest, label)
     _check_health(manifest.get("health"), label)
+    _check_runtime(manifest, label)
     for entry in manifest["files"]:
         ok = isinstance(entry, dict) and set(entry) == {"path", "sha256", "size"}
         if (
@@ -151,6 +155,32 @@ def _check_health(health: Any, label: str) -> None:
         raise PackageError(f"{label}: manifest health holds max_ppl_ratio, a number")
     if not 1.0 < ratio <= MAX_PPL_RATIO:
         raise PackageError(f"{label}: manifest health.max_ppl_ratio must be in (1, {MAX_PPL_RATIO:g}]")
+
+
+GGUF_KINDS = ("lora", "model")
+
+
+def _check_runtime(manifest: dict[str, Any], label: str) -> None:
+    """Which device runtime the package is for, what its GGUF files are, and the scale it recommends."""
+    from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
+
+    runtime = manifest.get("runtime", DEFAULT_RUNTIME)
+    get_runtime(DEFAULT_RUNTIME)  # the built-in runtimes registered
+    if runtime not in RUNTIMES:
+        raise PackageError(f"{label}: manifest runtime {runtime[:40]!r} is not one this version knows")
+    gguf = manifest.get("gguf")
+    if runtime != DEFAULT_RUNTIME and manifest.get("kind", "update") == "update":
+        if (
+            not isinstance(gguf, dict)
+            or gguf.get("kind") not in GGUF_KINDS
+            or not isinstance(gguf.get("type"), str)
+        ):
+            raise PackageError(
+                f"{label}: a {runtime} update names its GGUF: kind lora or model, and its type"
+            )
+    scale = manifest.get("scale", 1.0)
+    if not 0 <= scale <= 2:
+        raise PackageError(f"{label}: manifest scale must be in [0, 2]")
 
 
 def _check_strings(value: Any, label: str, depth: int = 0) -> None:

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt import __version__, models
+from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import archive, build
+from edgeadapt.deploy.gguf_packages import with_tmp
+from edgeadapt.deploy.runtime import get_runtime
 from edgeadapt.evaluation.metrics import degradation_pct
 from edgeadapt.evaluation.sets import eval_sets
 from edgeadapt.inference.predictor import ModelPredictor, perplexity
@@ -83,13 +86,26 @@ def export(
     fingerprint: str | None = None,
     sets=None,
     release: dict[str, Any] | None = None,
+    runtime: str = "transformers",
+    gguf_type: str = "f16",
 ) -> dict[str, Any]:
-    """One package for a variant of the run; bf16/int8 packages record their measured cost. `release`:
-    version, channel, created, expires (default `build.release()`), and a key list to carry."""
+    """One package for a variant of the run, for a device of `runtime`; bf16/int8 packages record their
+    measured cost. `release`: version, channel, created, expires (default `build.release()`), a key list to
+    carry, the health bound and a recommended scale."""
     check_variants(run, results, [variant])
     trained_results(run)  # every update is complete
     fingerprint = fingerprint or base_fingerprint(run.model_path)
     fields = manifest_fields(run, results, variant, fingerprint) | (release or build.release())
+    engine = get_runtime(runtime)
+    if engine.run_sources is not None:  # the runtime's own files (GGUF), made in a temporary folder
+        if dtype != "fp32":
+            raise UserError(f"--dtype {dtype} is for PyTorch updates; a {runtime} package has --gguf-type")
+
+        def make(tmp: Path) -> dict[str, Any]:
+            sources, extra = engine.run_sources(run, variant, tmp, {"gguf_type": gguf_type})
+            return build.build_members(sources, out, fields | extra, "fp32", sign_key, compress)
+
+        return with_tmp(make)
     update_dir = run.dir / variant / "update"
     if dtype != "fp32":
         build.build(update_dir, out, fields, dtype)  # a first build, to measure what the device will load
@@ -107,10 +123,23 @@ def export_run(
     sign_key: Path | None,
     compress: bool,
     release: dict[str, Any] | None = None,
+    runtime: str = "transformers",
+    gguf_type: str = "f16",
 ) -> dict:
-    """`edgeadapt package export RUN --method NAME --dtype D [--sign KEY] [--compress] --out FILE`."""
+    """`edgeadapt package export RUN --method NAME --dtype D [--sign KEY] [--compress] [--runtime R] --out FILE`."""
     run, results = reopen(run_dir, [], "package")
-    return export(run, results, variant, Path(out), dtype, sign_key, compress, release=release)
+    return export(
+        run,
+        results,
+        variant,
+        Path(out),
+        dtype,
+        sign_key,
+        compress,
+        release=release,
+        runtime=runtime,
+        gguf_type=gguf_type,
+    )
 
 
 def full_model_bytes(run: Run) -> dict[str, int]:

@@ -96,6 +96,11 @@ class ThresholdRouter:
         """The base model a router reads (its own hidden states); nothing for a router that reads text."""
         return self
 
+    def bind_queries(self, queries) -> ThresholdRouter:
+        """Where a router that reads the base's hidden states gets them without the model (a llama.cpp
+        device: `queries(prompt ids, layer) -> tensor`); nothing for a router that reads text."""
+        return self
+
     def spec(self) -> dict[str, Any]:
         """router.json's fields every router writes; a kind adds its own."""
         return {"kind": self.kind, "experts": self.experts, "tau": self.tau, "top_k": self.top_k}

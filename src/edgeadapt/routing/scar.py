@@ -51,14 +51,20 @@ class ScarRouter(ThresholdRouter):
         super().__init__(experts, tau, top_k)
         self.keys, self.mean, self.std = keys, mean, std  # keys: (experts + null, hidden)
         self.layer, self.temperature = layer, temperature
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.query_fn = None
 
     def bind(self, model: nn.Module, tokenizer) -> ScarRouter:
         """The model whose hidden states make the queries (its base weights; adapters are switched off)."""
         self.model, self.tokenizer = model, tokenizer
         return self
 
+    def bind_queries(self, queries) -> ScarRouter:
+        self.query_fn = queries
+        return self
+
     def queries(self, requests: list[Request]) -> torch.Tensor:
+        if self.query_fn is not None:
+            return self.query_fn([r.ids for r in requests], self.layer)
         if self.model is None:
             raise RuntimeError("bind the router to its base model first")
         return prompt_queries(self.model, self.tokenizer, [r.ids for r in requests], self.layer)

@@ -3,6 +3,7 @@ magnitude per output row, at the LoRA defaults. The update is the adapter (with 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from torch import nn
@@ -33,5 +34,14 @@ register(
     description="DoRA: PEFT LoRA with a learned magnitude per output row (use_dora), at the LoRA defaults",
     Config=Config,
     # merged_scaled: the magnitude still rescales rows at adapter scale 0
-    **{**lora.PEFT_ADAPTER, "prepare": prepare, "scaled": lora.merged_scaled, "check_files": check_files},
+    **{
+        **lora.PEFT_ADAPTER,
+        "prepare": prepare,
+        "scaled": lora.merged_scaled,
+        "check_files": check_files,
+        "capabilities": dataclasses.replace(
+            lora.ADAPTER,
+            gguf_lora="DoRA's magnitude per output row has no place in a GGUF LoRA (only B·A does)",
+        ),
+    },
 )

@@ -31,6 +31,7 @@ FORMAT = "edgeadapt-library"
 FORMAT_VERSION = 1
 EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a PEFT adapter name: no dots
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+GGUF_FILES = ("adapter.gguf",)  # an expert of a library shipped to a llama.cpp device
 ROUTER_FILE = re.compile(r"router[A-Za-z0-9_-]{0,32}\.(json|safetensors)")
 """Every file a router may keep in a library (and a package may carry under library/): JSON or safetensors,
 never anything a reader would unpickle."""
@@ -69,6 +70,8 @@ class Library:
     experts: dict[str, Expert] = field(default_factory=dict)
     router: list[str] = field(default_factory=list)
     """The router's files in the folder (empty: no router yet)."""
+    expert_files: list[str] = field(default_factory=lambda: list(ADAPTER_FILES))
+    """What each expert folder holds: a PEFT adapter, or (a library for a llama.cpp device) adapter.gguf."""
     router_id: str = ""
     """What makes the router's keys comparable (kind and query normalization): an expert package carries it,
     and joins only a library whose router has the same."""
@@ -98,8 +101,11 @@ class Library:
                 data["base_model"]["fingerprint"],
                 experts,
                 data.get("router", []),
+                data.get("expert_files", list(ADAPTER_FILES)),
                 data.get("router_id", ""),
             )
+            if library.expert_files not in (list(ADAPTER_FILES), list(GGUF_FILES)):
+                raise ValueError(f"expert_files: {list(ADAPTER_FILES)} or {list(GGUF_FILES)}")
             if not all(isinstance(f, str) and ROUTER_FILE.fullmatch(f) for f in library.router):
                 raise ValueError("router: a list of the router's file names")
             if not all(
@@ -121,6 +127,7 @@ class Library:
                 "base_model": {"name": self.base_name, "fingerprint": self.base_fingerprint},
                 "experts": {name: asdict(e) for name, e in self.experts.items()},
                 "router": self.router,
+                "expert_files": self.expert_files,
                 "router_id": self.router_id,
             },
         )
@@ -131,9 +138,9 @@ class Library:
         return self.folder / "experts" / name
 
     def check_expert_files(self, name: str) -> None:
-        missing = [f for f in ADAPTER_FILES if not (self.expert_dir(name) / f).is_file()]
+        missing = [f for f in self.expert_files if not (self.expert_dir(name) / f).is_file()]
         if missing:
-            raise UserError(f"{self.expert_dir(name)}: missing {', '.join(missing)} (a PEFT adapter folder)")
+            raise UserError(f"{self.expert_dir(name)}: missing {', '.join(missing)} (an expert's adapter)")
 
     def add(self, name: str, expert: Expert, adapter_dir: Path) -> None:
         """Copy a saved LoRA-family adapter into the library as expert `name` (replacing one of that name)."""
@@ -156,9 +163,10 @@ class Library:
         self.experts[name] = expert
         self.save()
 
-    def check_base(self, base_dir: Path) -> None:
-        """Refuse a base model other than the one the experts were trained on."""
-        have = fingerprint(base_dir)
+    def check_base(self, base_dir: Path | None, have: str | None = None) -> None:
+        """Refuse a base model other than the one the experts were trained on (its folder, or its recorded
+        fingerprint `have`: a llama.cpp device holds a GGUF, not the checkpoint)."""
+        have = have or fingerprint(base_dir)
         if have != self.base_fingerprint:
             raise UserError(
                 f"{self.folder}: the library was trained on base '{self.base_name}' ({self.base_fingerprint[:19]}...), "

@@ -49,6 +49,9 @@ class Capabilities:
     """None when the merged model can be written as GGUF for llama.cpp; otherwise the reason it cannot."""
     device_holds: str
     """What a device keeps in memory to run the tuned model."""
+    gguf_lora: str | None = None
+    """For a LoRA-family update: None when llama.cpp can apply it as a GGUF LoRA on the base it holds;
+    otherwise why not (a llama.cpp device then receives the merged model)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,214 @@
+"""The llama.cpp device runtime on the tiny model: a GGUF base, signed GGUF updates (a LoRA applied at run
+time, a whole model for SFT), a library routed per request with every adapter named at its scale, the
+recovery scale, the health check in a child process, and every refusal one line with the device unchanged.
+The same update answers on both runtimes with the same greedy token ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeadapt import models
+from edgeadapt.deploy import build, device, library_packages, run_packages
+from edgeadapt.deploy.archive import PackageError
+from edgeadapt.deploy.llamacpp import LlamaCpp
+from edgeadapt.routing.scar import ScarRouter
+from edgeadapt.updates.library import Expert, Library
+from tests.device_helpers import cli_apply, refused
+
+PROMPTS = ["hello world, this is a test", "ICD-10-CM category of: fracture of the wrist"]
+
+
+def llama_device(tmp_path: Path, name: str = "llama") -> Path:
+    folder = tmp_path / name
+    device.init(folder, models.resolve("tiny-random"), runtime="llamacpp", options={"model": "tiny-random"})
+    return folder
+
+
+def package(opened, variant: str, out: Path, version: int, runtime: str = "llamacpp", **extra) -> Path:
+    run, results = opened
+    release = build.release(version) | extra
+    run_packages.export(run, results, variant, out, "fp32", None, release=release, runtime=runtime)
+    return out
+
+
+def files_of(dev: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(dev)): p.read_bytes()
+        for p in sorted(dev.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_a_llamacpp_device_holds_a_gguf_base_and_no_checkpoint(tmp_path):
+    dev = llama_device(tmp_path)
+    assert (dev / "base" / "base.gguf").is_file() and not list((dev / "base").glob("*.safetensors"))
+    info = json.loads((dev / "device.json").read_text())
+    assert info["runtime"] == "llamacpp" and info["gguf_type"] == "f16"
+    assert device.status(dev)["active"] is None
+
+
+@pytest.mark.parametrize("variant", ["lora", "sft"])
+def test_an_update_answers_on_llamacpp_as_on_transformers(opened, tmp_path, variant):
+    llama, torch_dev = llama_device(tmp_path), tmp_path / "torch"
+    device.init(torch_dev, models.resolve("tiny-random"))
+    device.apply(package(opened, variant, tmp_path / "l.eaupd", 1), llama, None, allow_unsigned=True)
+    device.apply(
+        package(opened, variant, tmp_path / "t.eaupd", 1, "transformers"),
+        torch_dev,
+        None,
+        allow_unsigned=True,
+    )
+    kind = device.status(llama)["active"]
+    assert kind["runtime"] == "llamacpp" and kind["variant"] == variant
+    name = "adapter.gguf" if variant == "lora" else "model.gguf"
+    assert (llama / "updates" / kind["id"] / name).is_file()
+    for prompt in PROMPTS:
+        assert device.generate(llama, prompt, 8)[0] == device.generate(torch_dev, prompt, 8)[0], prompt
+
+
+def test_a_package_for_the_other_runtime_or_base_is_one_line_and_changes_nothing(opened, tmp_path):
+    llama = llama_device(tmp_path)
+    before = files_of(llama)
+    refused(
+        cli_apply(
+            package(opened, "lora", tmp_path / "t.eaupd", 1, "transformers"), llama, "--allow-unsigned"
+        ),
+        "this device runs llamacpp",
+    )
+    torch_dev = tmp_path / "torch"
+    device.init(torch_dev, models.resolve("tiny-random"))
+    refused(
+        cli_apply(package(opened, "lora", tmp_path / "l.eaupd", 1), torch_dev, "--allow-unsigned"),
+        "this device runs transformers",
+    )
+    good = package(opened, "lora", tmp_path / "s.eaupd", 2)
+    refused(cli_apply(good, llama, "--allow-unsigned", "--scale", "3"), "a scale in [0, 2]")
+    with pytest.raises(PackageError, match="manifest scale must be in"):  # our exporter never writes one
+        package(opened, "lora", tmp_path / "x.eaupd", 3, scale=2.5)
+        package(opened, "adaptq", tmp_path / "a.eaupd", 3)
+
+
+def test_a_gguf_llamacpp_cannot_load_never_becomes_active(opened, keyring, tmp_path):
+    from edgeadapt.deploy.runtimes import llamacpp_runtime
+
+    good = package(opened, "lora", tmp_path / "g.eaupd", 1)
+    verified = build.verify(good, allow_unsigned=True)
+    folder = tmp_path / "x"
+    build.extract(verified, folder)
+    verified.opened.close()
+    (folder / "adapter.gguf").write_bytes((folder / "adapter.gguf").read_bytes()[:200])  # cut short
+    dev = llama_device(tmp_path)
+    with pytest.raises(PackageError, match="refused before activation"):
+        llamacpp_runtime.check(folder, verified.manifest, dev)
+    spec = llamacpp_runtime.job(tmp_path / "none", {"gguf": {"kind": "model"}}, dev / "base")
+    spec["update"]["model"] = str(tmp_path / "garbage.gguf")
+    (tmp_path / "garbage.gguf").write_bytes(
+        b"GGUF" + bytes(100)
+    )  # past the Python checks: llama.cpp's loader
+    with pytest.raises(PackageError, match="llama.cpp (crashed|failed)"):
+        llamacpp_runtime.run_check(spec)
+    assert device.status(dev)["active"] is None
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0])
+def test_a_lora_at_scale_s_answers_as_the_transformers_model_scaled_to_s(opened, tmp_path, scale):
+    from edgeadapt.deploy.gguf import export_run
+    from edgeadapt.updates import lora
+
+    run, _ = opened
+    base = export_run(str(run.dir), "base", tmp_path / "base.gguf", "f32")["path"]
+    adapter = export_run(str(run.dir), "lora", tmp_path / "a.gguf", adapter=True)["path"]
+    tuned = run.open("lora", torch.float32, merge=False).model
+    ids = run.tokenizer(PROMPTS[0])["input_ids"]
+    with lora.scaled(tuned, None, scale) as model, torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids]), max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None
+        )
+        expected = out[0, len(ids) :].tolist()
+        logits = model(torch.tensor([ids])).logits[0, -1]
+    with LlamaCpp(Path(base), Path(adapter), scale=scale) as llama:
+        got, logprobs = llama.greedy(ids, 6)
+    assert got == expected
+    assert logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[expected[0]]), abs=1e-3)
+
+
+def test_the_recommended_scale_is_signed_shown_and_overridden_by_the_operator(opened, keyring, tmp_path):
+    dev = llama_device(tmp_path)
+    signed = package(opened, "lora", tmp_path / "s.eaupd", 1, scale=0.5)
+    assert build.verify(signed, allow_unsigned=True).manifest["scale"] == 0.5
+    device.apply(signed, dev, None, allow_unsigned=True)
+    assert device.status(dev)["active"]["scale"] == 0.5
+    device.apply(
+        package(opened, "lora", tmp_path / "t.eaupd", 2, scale=0.5),
+        dev,
+        None,
+        allow_unsigned=True,
+        scale=0.25,
+    )
+    assert device.status(dev)["active"]["scale"] == 0.25
+
+
+def small_library(opened, folder: Path, layer: int = 1) -> Path:
+    run, _ = opened
+    library = Library.create(folder, "tiny-random", models.resolve("tiny-random"))
+    for name, variant in (("alpha", "lora"), ("beta", "hlora")):
+        library.add(name, Expert(name, name, "lora", 8), run.update_dir(variant))
+    torch.manual_seed(0)
+    router = ScarRouter(
+        ["alpha", "beta"], torch.randn(3, 64), torch.zeros(64), torch.ones(64), layer, 0.1, 0.34, 2
+    )
+    library.router, library.router_id = router.save(folder), router.identity()
+    library.save()
+    return folder
+
+
+def test_a_routed_library_keeps_the_base_route_byte_identical_to_the_base_gguf(opened, tmp_path):
+    dev = llama_device(tmp_path)
+    lib = small_library(opened, tmp_path / "lib")
+    out = tmp_path / "lib.eaupd"
+    library_packages.export_library(lib, out, release=build.release(1), runtime="llamacpp")
+    device.apply(out, dev, None, allow_unsigned=True)
+    active = dev / "updates" / device.status(dev)["active"]["id"]
+    experts = [active / "experts" / n / "adapter.gguf" for n in ("alpha", "beta")]
+    ids = models.load_tokenizer(dev / "base")(PROMPTS[1])["input_ids"]
+    with LlamaCpp(dev / "base" / "base.gguf") as plain:
+        base_ids, base_lps = plain.greedy(ids, 6)
+    with LlamaCpp(dev / "base" / "base.gguf", experts) as routed:
+        for scales in ([0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]):
+            got_ids, got_lps = routed.greedy(ids, 6, scales)
+            if scales == [0.0, 0.0]:  # the base route, between expert routes: exactly the base GGUF
+                assert (got_ids, got_lps) == (base_ids, base_lps)
+    answer, route, _ = device.generate(dev, PROMPTS[1], 4)
+    assert route is not None and set(route.experts) <= {"alpha", "beta"}
+
+
+def test_a_library_whose_router_needs_a_layer_the_device_cannot_compute_is_refused(opened, tmp_path):
+    dev = llama_device(tmp_path)
+    lib = small_library(opened, tmp_path / "lib", layer=2)
+    out = tmp_path / "lib.eaupd"
+    library_packages.export_library(lib, out, release=build.release(1), runtime="llamacpp")
+    before = files_of(dev)
+    refused(cli_apply(out, dev, "--allow-unsigned"), "layer 0 or 1")
+    assert files_of(dev) == before
+
+
+def test_the_router_reads_the_same_queries_from_the_gguf_as_from_the_model(opened, tmp_path):
+    from edgeadapt.deploy.gguf import export_run
+    from edgeadapt.deploy.gguf_queries import GgufQueries
+    from edgeadapt.routing.queries import prompt_queries
+
+    run, _ = opened
+    gguf = Path(export_run(str(run.dir), "base", tmp_path / "b.gguf", "f32")["path"])
+    model = run.load_model(torch.float32)
+    prompts = [run.tokenizer(p)["input_ids"] for p in PROMPTS]
+    for layer in (0, 1):
+        torch.testing.assert_close(
+            GgufQueries(gguf, layer)(prompts),
+            prompt_queries(model, run.tokenizer, prompts, layer),
+            atol=1e-5,
+            rtol=1e-4,
+        )
