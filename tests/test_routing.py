@@ -384,3 +384,50 @@ def test_peft_set_scale_multiplies_the_initial_scale(rslora):
     assert layer.scaling["default"] == pytest.approx(0.25 * initial)
     layer.set_scale("default", 1.0)
     assert layer.scaling["default"] == pytest.approx(initial)
+
+
+@pytest.mark.parametrize(
+    ("row", "rule", "expected"),
+    [
+        (
+            [0.3, 0.1, 0.0, 0.6],
+            "null_competes",
+            (),
+        ),  # null is the most probable: the base, though a passes tau
+        ([0.3, 0.1, 0.0, 0.6], "threshold", ("a",)),  # the old rule: tau alone, a takes it
+        ([0.5, 0.1, 0.0, 0.4], "null_competes", ("a",)),  # an expert above null and tau
+    ],
+)
+def test_the_null_class_competes_with_the_experts_and_tau_applies_on_top(row, rule, expected):
+    (route,) = decide(torch.tensor([row]), ["a", "b", "c"], 0.2, 2, rule)
+    assert route.experts == expected
+
+
+def test_calibration_under_null_competes_counts_only_prompts_an_expert_could_take():
+    probs = torch.tensor([[0.45, 0.05, 0.5], [0.44, 0.06, 0.5], [0.6, 0.1, 0.3], [0.42, 0.3, 0.28]])
+    # two prompts stay on the base whatever tau is; of the other two, at most a quarter of all may reach an
+    # adapter: the threshold lets exactly one through (the 0.6 one)
+    tau = calibrate(probs, 0.25, 0.05, "null_competes")
+    routes = decide(probs, ["a", "b"], tau, 1, "null_competes")
+    assert [r.experts for r in routes] == [(), (), ("a",), ()]
+    assert calibrate(probs, 0.25, 0.05, "threshold") > tau  # the old rule had to raise tau over 0.45
+
+
+def test_a_router_saved_before_the_rule_keeps_the_threshold_rule(tmp_path):
+    router = ScarRouter(["a"], torch.randn(2, 4), torch.zeros(4), torch.ones(4), 1, 0.1, 0.3, 1)
+    router.save(tmp_path)
+    spec = json.loads((tmp_path / "router.json").read_text())
+    assert spec["rule"] == "null_competes"
+    del spec["rule"]
+    (tmp_path / "router.json").write_text(json.dumps(spec))
+    assert ScarRouter.load(tmp_path).rule == "threshold"
+
+
+def test_the_router_studys_summary_recomputes_identically_from_its_saved_parts():
+    from edgeadapt.runs import schema
+    from edgeadapt.studies.routing import summarize
+    from edgeadapt.studies.routing_systems import summary_kinds
+
+    saved = schema.read(ROOT / "docs" / "results" / "routing.json", schema.RoutingResults)  # a version 1 file
+    recomputed = summarize(saved.routing, saved.systems, saved.seeds, summary_kinds(saved.to_json()))
+    assert json.loads(json.dumps(recomputed)) == saved.summary

@@ -187,6 +187,10 @@ class RouterConfig:
     """The threshold is calibrated so that at most this share of held-out general prompts reach an adapter."""
     min_threshold: float = 0.2
     """The threshold never goes below this probability."""
+    rule: str = "null_competes"
+    """How a route follows from the probabilities: null_competes (the base answers whenever the null class is
+    the most probable; tau applies on top, to the experts) or threshold (tau alone decides: an expert over tau
+    took a request even when null was more probable)."""
     steps: int = 200
     """Full-batch Adam steps training the keys (and the classifier baseline)."""
     lr: float = 0.05

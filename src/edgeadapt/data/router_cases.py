@@ -6,7 +6,10 @@ domains joined by `+` (a mixed request, for which either expert is acceptable an
 - `paraphrase`: a domain request worded unlike the pack's template;
 - `domain_words`: a general request that uses a domain's words (it belongs on the base);
 - `mixed`: one request touching two domains;
-- `unknown`: a request from a domain the library has no expert for (it belongs on the base).
+- `unknown`: a request from a domain the library has no expert for (it belongs on the base);
+- `general_new`: everyday general requests of kinds none of the router's general training sources holds
+  (how-to questions, translation, games and riddles, plans and recipes, writing help): they belong on the
+  base, and a router that learnt "general" only from its training kinds sends them elsewhere.
 
 Only domains of the library count: cases of other domains are left out by `cases_for`.
 """
@@ -117,6 +120,38 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("Name the three primary states of matter.", "null"),
         ("What is the main ingredient of guacamole?", "null"),
         ("Who wrote the opera The Magic Flute?", "null"),
+    ],
+    "general_new": [
+        ("How do I get candle wax out of a tablecloth?", "null"),
+        ("What's the easiest way to fold a fitted sheet?", "null"),
+        ("How can I stop my glasses from fogging up when I wear a mask?", "null"),
+        ("Steps to repot a cactus without getting pricked?", "null"),
+        ("How do I reset the clock on an old microwave?", "null"),
+        ("How should I store fresh basil so it lasts?", "null"),
+        ("Translate 'where is the train station?' into Italian.", "null"),
+        ("How do you say 'thank you very much' in Japanese?", "null"),
+        ("Put this into French: 'the library closes at six'.", "null"),
+        ("What does the German word 'Fernweh' mean?", "null"),
+        ("Let's play twenty questions: I'm thinking of an animal.", "null"),
+        ("Give me a riddle for a ten-year-old.", "null"),
+        ("Think of a word that rhymes with orange, if there is one.", "null"),
+        ("Start a game of tic-tac-toe with me; you go first.", "null"),
+        ("Suggest a name for a grey kitten with white paws.", "null"),
+        ("Plan a three-day trip to Lisbon on a small budget.", "null"),
+        ("What can I cook tonight with eggs, spinach and rice?", "null"),
+        ("Give me a 20-minute workout I can do in a hotel room.", "null"),
+        ("Make a packing list for a weekend of camping.", "null"),
+        ("Help me write a birthday message for my grandmother.", "null"),
+        ("Rewrite this more politely: 'send me the file now'.", "null"),
+        ("Write a four-line poem about autumn rain.", "null"),
+        ("Summarise the plot of Romeo and Juliet in two sentences.", "null"),
+        ("Give me three ideas for a rainy Sunday with kids.", "null"),
+        ("What should I say when I decline a party invitation?", "null"),
+        ("Tell me a joke about penguins.", "null"),
+        ("How long should I boil an egg for a runny yolk?", "null"),
+        ("Explain the offside rule in football simply.", "null"),
+        ("Which houseplants are hard to kill?", "null"),
+        ("How do I tie a bowline knot?", "null"),
     ],
 }
 

@@ -58,6 +58,14 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         ".1%",
         lambda v: v <= 0.05,
     )
+    if "general_new_to_adapter_rate" in own:  # studies from before the set existed lack it
+        add(
+            "general prompts of kinds absent from training sent to an adapter",
+            "≤ 5%",
+            own["general_new_to_adapter_rate"].get("mean"),
+            ".1%",
+            lambda v: v <= 0.05,
+        )
     add(
         "unknown-domain prompts sent to the base",
         "≥ 90%",

@@ -93,7 +93,9 @@ class ClassifierRouter(ThresholdRouter):
             linear.load_state_dict({"weight": weight, "bias": bias})
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise UserError(f"{folder}: no readable router ({exc})") from None
-        return cls(list(spec["experts"]), Embedder(), linear.eval(), float(spec["tau"]), int(spec["top_k"]))
+        router = cls(list(spec["experts"]), Embedder(), linear.eval(), float(spec["tau"]), int(spec["top_k"]))
+        router.rule = spec["rule"]
+        return router
 
 
 def fit(training: RouterTraining, cfg: RouterConfig, seed: int, layer: int) -> ClassifierRouter:
@@ -109,8 +111,9 @@ def fit(training: RouterTraining, cfg: RouterConfig, seed: int, layer: int) -> C
         seed,
         cfg.top_k,
     )
+    router.rule = cfg.rule
     router.tau = calibrate(
-        router.probabilities(training.calibration), cfg.max_general_rate, cfg.min_threshold
+        router.probabilities(training.calibration), cfg.max_general_rate, cfg.min_threshold, cfg.rule
     )
     return router
 

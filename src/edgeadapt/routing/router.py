@@ -49,13 +49,23 @@ class Request:
     """The prompt as text, for routers that read text."""
 
 
-def decide(probs: torch.Tensor, experts: list[str], tau: float, top_k: int) -> list[Route]:
-    """Routes from probabilities over `experts` + null (the last column)."""
+RULES = ("null_competes", "threshold")
+"""How a route follows from the probabilities. `null_competes` (the default): the base answers whenever the
+null class is the most probable of all, and otherwise the top_k experts whose probability reaches tau.
+`threshold` (routers trained before the rule existed): tau alone decides, so an expert ranked below null
+but over tau still took the request."""
+
+
+def decide(
+    probs: torch.Tensor, experts: list[str], tau: float, top_k: int, rule: str = "null_competes"
+) -> list[Route]:
+    """Routes from probabilities over `experts` + null (the last column), by `rule`."""
     routes = []
     for row in probs.tolist():
         scores = dict(zip([*experts, NULL], row))
         ranked = sorted(range(len(experts)), key=lambda i: -row[i])[:top_k]
-        kept = [i for i in ranked if row[i] >= tau]
+        null_wins = rule == "null_competes" and row[-1] >= max(row[:-1], default=0.0)
+        kept = [] if null_wins else [i for i in ranked if row[i] >= tau]
         total = sum(row[i] for i in kept)
         routes.append(
             Route(tuple(experts[i] for i in kept), tuple(row[i] / total for i in kept), scores)
@@ -65,9 +75,17 @@ def decide(probs: torch.Tensor, experts: list[str], tau: float, top_k: int) -> l
     return routes
 
 
-def calibrate(general_probs: torch.Tensor, max_rate: float, floor: float) -> float:
-    """The threshold that sends at most `max_rate` of these general prompts to an adapter (never below `floor`)."""
-    best_expert = general_probs[:, :-1].max(dim=1).values.sort(descending=True).values
+def calibrate(
+    general_probs: torch.Tensor, max_rate: float, floor: float, rule: str = "null_competes"
+) -> float:
+    """The threshold that sends at most `max_rate` of these general prompts to an adapter (never below
+    `floor`), under `rule`: a prompt whose null class wins goes to the base whatever tau is."""
+    best_expert = general_probs[:, :-1].max(dim=1).values
+    if rule == "null_competes":  # those already on the base cannot reach an adapter at any tau
+        best_expert = torch.where(
+            general_probs[:, -1] >= best_expert, torch.zeros_like(best_expert), best_expert
+        )
+    best_expert = best_expert.sort(descending=True).values
     allowed = int(max_rate * len(best_expert))
     tau = float(best_expert[allowed]) + 1e-6 if allowed < len(best_expert) else 0.0
     return max(tau, floor)
@@ -83,14 +101,14 @@ class ThresholdRouter:
 
     kind = "threshold"
 
-    def __init__(self, experts: list[str], tau: float = 0.5, top_k: int = 1):
-        self.experts, self.tau, self.top_k = list(experts), tau, top_k
+    def __init__(self, experts: list[str], tau: float = 0.5, top_k: int = 1, rule: str = "null_competes"):
+        self.experts, self.tau, self.top_k, self.rule = list(experts), tau, top_k, rule
 
     def probabilities(self, requests: list[Request]) -> torch.Tensor:
         raise NotImplementedError
 
     def route(self, requests: list[Request]) -> list[Route]:
-        return decide(self.probabilities(requests), self.experts, self.tau, self.top_k)
+        return decide(self.probabilities(requests), self.experts, self.tau, self.top_k, self.rule)
 
     def bind(self, model, tokenizer) -> ThresholdRouter:
         """The base model a router reads (its own hidden states); nothing for a router that reads text."""
@@ -103,14 +121,22 @@ class ThresholdRouter:
 
     def spec(self) -> dict[str, Any]:
         """router.json's fields every router writes; a kind adds its own."""
-        return {"kind": self.kind, "experts": self.experts, "tau": self.tau, "top_k": self.top_k}
+        return {
+            "kind": self.kind,
+            "experts": self.experts,
+            "tau": self.tau,
+            "top_k": self.top_k,
+            "rule": self.rule,
+        }
 
     def identity(self) -> str:
         """What makes this router's keys comparable with another's (its kind and settings, not its experts):
         an expert's key joins only a router of the same identity."""
         import hashlib
 
-        settings = {k: v for k, v in self.spec().items() if k not in ("experts", "tau", "top_k", "keywords")}
+        settings = {
+            k: v for k, v in self.spec().items() if k not in ("experts", "tau", "top_k", "keywords", "rule")
+        }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
     def problems(self) -> list[str]:
@@ -121,6 +147,8 @@ class ThresholdRouter:
             out.append(f"threshold tau {self.tau!r} is not in (0, 1)")
         if self.top_k not in (1, 2):
             out.append(f"top_k {self.top_k!r} is not 1 or 2")
+        if self.rule not in RULES:
+            out.append(f"rule {self.rule!r} is not one of {', '.join(RULES)}")
         if not self.experts or len(set(self.experts)) != len(self.experts):
             out.append(f"experts {self.experts!r}: a non-empty list naming each expert once")
         if NULL in self.experts:
@@ -142,6 +170,9 @@ def read_spec(folder: Path, kind: str) -> dict[str, Any]:
             raise TypeError("experts must be a list of names")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not isinstance(tau, float | int):
             raise TypeError("top_k must be an integer and tau a number")
+        spec.setdefault("rule", "threshold")  # a router saved before the rule was explicit keeps its rule
+        if spec["rule"] not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(RULES)}")
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise UserError(f"{path}: no readable router ({exc})") from None
     return spec

@@ -47,8 +47,9 @@ class ScarRouter(ThresholdRouter):
         temperature: float,
         tau: float = 0.5,
         top_k: int = 2,
+        rule: str = "null_competes",
     ):
-        super().__init__(experts, tau, top_k)
+        super().__init__(experts, tau, top_k, rule)
         self.keys, self.mean, self.std = keys, mean, std  # keys: (experts + null, hidden)
         self.layer, self.temperature = layer, temperature
         self.model = self.tokenizer = self.query_fn = None
@@ -200,6 +201,7 @@ class ScarRouter(ThresholdRouter):
                 float(spec["temperature"]),
                 float(spec["tau"]),
                 int(spec["top_k"]),
+                spec["rule"],
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{folder}: no readable router ({exc})") from None
@@ -221,8 +223,9 @@ def fit(training: RouterTraining, cfg: RouterConfig, seed: int, layer: int) -> S
         cfg.top_k,
         seed,
     )
+    router.rule = cfg.rule
     calibration = router.probabilities_of(training.queries(training.calibration, layer))
-    router.tau = calibrate(calibration, cfg.max_general_rate, cfg.min_threshold)
+    router.tau = calibrate(calibration, cfg.max_general_rate, cfg.min_threshold, cfg.rule)
     return router.bind(training.model, training.tokenizer)
 
 

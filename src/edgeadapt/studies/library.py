@@ -16,10 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgeadapt.core.config import RunConfig
-from edgeadapt.core.errors import UserError
+from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.data import packs
 from edgeadapt.data.format import encode
 from edgeadapt.routing import get_router
+from edgeadapt.routing.router import RULES
 from edgeadapt.runs.run import Run
 from edgeadapt.studies.router_data import RouterData
 from edgeadapt.studies.train import curve_sets, train_run, train_variant
@@ -42,6 +43,10 @@ def domain_runs(cfg: RunConfig, read_data: bool = True) -> dict[str, Run]:
             f"library.expert: '{cfg.library.expert}' is not in methods ({', '.join(cfg.methods)})."
         )
     kind = get_router(cfg.router.kind, "router.kind")  # an unknown kind is an error before any training
+    if cfg.router.rule not in RULES:
+        raise UserError(
+            f"router.rule: one of {', '.join(RULES)}, got '{cfg.router.rule}'.{did_you_mean(cfg.router.rule, RULES)}"
+        )
     if not kind.capabilities.ships:
         raise UserError(
             f"router.kind: a '{kind.name}' router cannot be saved into a library (a study baseline)."

@@ -180,7 +180,7 @@ def routing_report(router: ThresholdRouter, data: RouterData) -> dict[str, Any]:
     tests = data.tests()
     prompts = [p for kind in tests.values() for p in kind]
     probs = router.probabilities([p.request() for p in prompts])
-    routes = [r.experts for r in decide(probs, router.experts, router.tau, router.top_k)]
+    routes = [r.experts for r in decide(probs, router.experts, router.tau, router.top_k, router.rule)]
     return routes_report([p.label for p in prompts], routes, [p.kind for p in prompts], data.experts) | {
         "tau": router.tau
     }
@@ -199,12 +199,14 @@ def routes_report(
             "accuracy": rm.accuracy([labels[i] for i in chosen], [routes[i] for i in chosen]),
         }
     general = [routes[i] for i, k in enumerate(kinds) if k == "general"]
+    general_new = [routes[i] for i, k in enumerate(kinds) if k == "general_new"]
     unknown = [routes[i] for i, k in enumerate(kinds) if k == "unknown"]
     return {
         "accuracy": rm.accuracy(labels, routes),
         "macro_f1": rm.macro_f1(matrix),
         "general_to_adapter_rate": rm.to_adapter_rate(general),
         "unknown_to_base_rate": 1 - rm.to_adapter_rate(unknown) if unknown else None,
+        "general_new_to_adapter_rate": rm.to_adapter_rate(general_new) if general_new else None,
         "by_kind": by_kind,
         "confusion": {"classes": classes, "matrix": matrix},
     }
@@ -263,7 +265,13 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
     }
 
 
-ROUTING_KEYS = ("accuracy", "macro_f1", "general_to_adapter_rate", "unknown_to_base_rate")
+ROUTING_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "general_to_adapter_rate",
+    "unknown_to_base_rate",
+    "general_new_to_adapter_rate",
+)
 SYSTEM_KEYS = (
     "mean_accuracy",
     "mean_share_of_oracle",
@@ -281,8 +289,8 @@ def summarize(routing: dict, systems: dict, seeds: list[int], kinds: list[str]) 
     out: dict[str, Any] = {"routing": {}, "systems": {}}
     for kind in kinds:
         runs = [routing[router_key(kind, s)] for s in seeds if router_key(kind, s) in routing]
-        if runs:
-            out["routing"][kind] = {k: spread([r[k] for r in runs]) for k in ROUTING_KEYS}
+        if runs:  # the figures these routers have (a study from before a figure existed lacks it)
+            out["routing"][kind] = {k: spread([r[k] for r in runs]) for k in ROUTING_KEYS if k in runs[0]}
     own = [systems[router_key(kinds[0], s)] for s in seeds if router_key(kinds[0], s) in systems]
     if own:
         out["systems"][kinds[0]] = {k: spread([m.get(k) for m in own]) for k in SYSTEM_KEYS}

@@ -97,7 +97,7 @@ class CopiesRouter(ThresholdRouter):
     """A router over copies of the experts, whose routes name the original experts (a copy answers as it)."""
 
     def __init__(self, inner: ThresholdRouter, original: dict[str, str]):
-        super().__init__(sorted(set(original.values())), inner.tau, inner.top_k)
+        super().__init__(sorted(set(original.values())), inner.tau, inner.top_k, inner.rule)
         self.inner, self.original = inner, original
 
     def route(self, requests: list[Request]) -> list[Route]:
