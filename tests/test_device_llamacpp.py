@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from edgeadapt import models
+from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import build, device, library_packages, run_packages
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.llamacpp import LlamaCpp
@@ -89,6 +90,8 @@ def test_a_package_for_the_other_runtime_or_base_is_one_line_and_changes_nothing
     refused(cli_apply(good, llama, "--allow-unsigned", "--scale", "3"), "a scale in [0, 2]")
     with pytest.raises(PackageError, match="manifest scale must be in"):  # our exporter never writes one
         package(opened, "lora", tmp_path / "x.eaupd", 3, scale=2.5)
+    assert files_of(llama) == before
+    with pytest.raises(UserError, match="cannot run it"):
         package(opened, "adaptq", tmp_path / "a.eaupd", 3)
 
 
