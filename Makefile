@@ -8,7 +8,8 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.edgeadapt-installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-device test lint bench clean
+DEMO_RUN ?= runs/demo
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgeadapt models fetch smollm2-135m-instruct
 	$(BIN)/edgeadapt compare $(CONFIG)
+	$(MAKE) --no-print-directory demo-device
+
+# The run's SFT update (the method that learned the demo's skill), signed, shipped to a llama.cpp device,
+# applied there (verified, health-checked, switched) and asked one domain and one general question.
+demo-device: $(STAMP)
+	rm -rf $(DEMO_RUN)/keys $(DEMO_RUN)/device $(DEMO_RUN)/sft-llamacpp.eaupd
+	$(BIN)/edgeadapt keys generate --out $(DEMO_RUN)/keys --name update
+	$(BIN)/edgeadapt package export $(DEMO_RUN) --method sft --runtime llamacpp --sign $(DEMO_RUN)/keys/update.key --out $(DEMO_RUN)/sft-llamacpp.eaupd
+	$(BIN)/edgeadapt device init --device-dir $(DEMO_RUN)/device --runtime llamacpp
+	$(BIN)/edgeadapt device apply $(DEMO_RUN)/sft-llamacpp.eaupd --device-dir $(DEMO_RUN)/device --pubkey $(DEMO_RUN)/keys/update.pub > /dev/null
+	$(BIN)/edgeadapt device generate --device-dir $(DEMO_RUN)/device --explain --max-new-tokens 24 "ICD-10-CM category (code and title) of: Acute appendicitis with localized peritonitis"
+	$(BIN)/edgeadapt device generate --device-dir $(DEMO_RUN)/device --explain --max-new-tokens 24 "What is the capital of France?"
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs

@@ -185,7 +185,7 @@ def test_a_routed_library_keeps_the_base_route_byte_identical_to_the_base_gguf(o
             got_ids, got_lps = routed.greedy(ids, 6, scales)
             if scales == [0.0, 0.0]:  # the base route, between expert routes: exactly the base GGUF
                 assert (got_ids, got_lps) == (base_ids, base_lps)
-    answer, route, _ = device.generate(dev, PROMPTS[1], 4)
+    answer, route, *_ = device.generate(dev, PROMPTS[1], 4)
     assert route is not None and set(route.experts) <= {"alpha", "beta"}
 
 

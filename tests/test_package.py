@@ -256,7 +256,7 @@ def test_device_apply_status_rollback_and_generate(device_dir, packages, keys, o
     assert torch.equal(sft_logits, logits(tuned_from(run, "sft", run.dir / "sft" / "update")))
     state = device.rollback(device_dir)
     assert (state["active"]["variant"], state["previous"]["variant"]) == ("lora", "sft")
-    answer, route, _ = device.generate(device_dir, "Name a bone.", 4)
+    answer, route, *_ = device.generate(device_dir, "Name a bone.", 4)
     assert isinstance(answer, str) and route is None  # a single update: no routing
     with pytest.raises(PackageError, match="downgrade"):  # the operator rolled back; a package cannot
         device.apply(packages["lora"], device_dir, keys[1])

@@ -214,18 +214,20 @@ def _device(args: argparse.Namespace) -> None:
             raise UserError(
                 'device generate needs a prompt: edgeadapt device generate --device-dir DIR "..."'
             )
-        answer, route, warnings = device.generate(folder, args.arg, args.max_new_tokens)
-        _warn(warnings)
-        answer = printable(answer, keep="\n\t")  # a model's output may hold escape sequences: never acted on
+        result = device.generate(folder, args.arg, args.max_new_tokens)
+        _warn(result.warnings)
+        answer, route = printable(result.text, keep="\n\t"), result.route  # model output: never acted on
         if route is None:
             print(answer)
             if args.explain:
                 print("route: no library is active, so every request runs the active update (or the base)")
+                print(f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})")
             return
         print(f"[expert: {route.label}] {answer}" if route.experts else f"[base: no expert] {answer}")
         if args.explain:  # the null class is the base route: say so
             scores = sorted(route.scores.items(), key=lambda kv: -kv[1])
             print("router: " + ", ".join(f"{'base' if k == 'null' else k} {v:.3f}" for k, v in scores))
+            print(f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})")
         return
     if args.action == "apply":
         if not args.arg:

@@ -25,8 +25,9 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from edgeadapt.core.files import fsync_dir, write_json_atomic
 from edgeadapt.deploy import build
@@ -331,12 +332,30 @@ def active_server(device_dir: Path):
     return engine.serve(device_dir, folder, installed["manifest"], float(installed.get("scale", 1.0)))
 
 
-def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> tuple[str, Any, list[str]]:
-    """The active model's greedy answer, the route it took (None unless a library is active), and what the
-    operator must hear (an expired update is still served, with a warning)."""
+class Answer(NamedTuple):
+    text: str
+    route: Any
+    """The route a library took (None unless a library is active)."""
+    warnings: list[str]
+    """What the operator must hear (an expired update is still served, with a warning)."""
+    ms_per_token: float
+    """Wall time per answer token, the prompt's processing included."""
+
+
+def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> Answer:
+    """The active model's greedy answer, as the device's runtime serves it."""
     if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 4096:
         raise PackageError(f"--max-new-tokens must be between 1 and 4096, got {max_new_tokens}")
-    answer, route = active_server(device_dir).generate(prompt, max_new_tokens)
+    server = active_server(device_dir)
+    start = time.perf_counter()
+    answer, route = server.generate(prompt, max_new_tokens)
+    seconds = time.perf_counter() - start
+    tokens = max(1, len(server_tokens(server, answer)))
     state = read_state(device_dir)
     active = describe(device_dir, state["active"], rehash=False)  # active_server has just re-hashed it
-    return answer, route, warnings_of({"active": active})
+    return Answer(answer, route, warnings_of({"active": active}), 1000 * seconds / tokens)
+
+
+def server_tokens(server, answer: str) -> list[int]:
+    tokenizer = getattr(server, "tokenizer", None) or server.predictor.tokenizer
+    return tokenizer(answer, add_special_tokens=False)["input_ids"]
