@@ -36,6 +36,7 @@ demo-device: $(STAMP)
 	$(BIN)/edgeadapt package export $(DEMO_RUN) --method sft --runtime llamacpp --sign $(DEMO_RUN)/keys/update.key --out $(DEMO_RUN)/sft-llamacpp.eaupd
 	$(BIN)/edgeadapt device init --device-dir $(DEMO_RUN)/device --runtime llamacpp
 	$(BIN)/edgeadapt device apply $(DEMO_RUN)/sft-llamacpp.eaupd --device-dir $(DEMO_RUN)/device --pubkey $(DEMO_RUN)/keys/update.pub > /dev/null
+	@echo "== the SFT update, signed, verified, health-checked and active on a llama.cpp device ($(DEMO_RUN)/device):"
 	$(BIN)/edgeadapt device generate --device-dir $(DEMO_RUN)/device --explain --max-new-tokens 24 "ICD-10-CM category (code and title) of: Acute appendicitis with localized peritonitis"
 	$(BIN)/edgeadapt device generate --device-dir $(DEMO_RUN)/device --explain --max-new-tokens 24 "What is the capital of France?"
 

@@ -29,8 +29,19 @@ FILES = ("tests/test_security.py", "tests/test_security_attacks.py", "tests/test
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-q", *FILES, "-k", "not ten_thousand", f"--junitxml={report}"]
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            *FILES,
+            "-k",
+            "not ten_thousand",
+            f"--junitxml={report}",
+        ]
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True
+        )
         cases = ET.parse(report).getroot().iter("testcase")
         classes: Counter = Counter()
         failed: Counter = Counter()

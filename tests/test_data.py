@@ -260,3 +260,13 @@ def test_a_broken_data_file_is_one_line_naming_file_and_line(tmp_path, capsys, n
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip() and "%|" not in line]  # no progress bars
     assert len(lines) == 1 and lines[0].startswith("error: ") and f"{folder / name}{message}" in lines[0], err
+
+
+def test_files_written_atomically_get_the_mode_any_new_file_gets(tmp_path):
+    import os
+
+    from edgeadapt.core.files import UMASK, write_json_atomic
+
+    write_json_atomic(tmp_path / "r.json", {"a": 1})
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

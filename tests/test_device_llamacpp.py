@@ -215,3 +215,51 @@ def test_the_router_reads_the_same_queries_from_the_gguf_as_from_the_model(opene
             atol=1e-5,
             rtol=1e-4,
         )
+
+
+def apply_process(package_file: Path, dev: Path, crash: str | None = None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **({build.CRASH_ENV: crash} if crash else {})}
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeadapt.cli",
+        "device",
+        "apply",
+        str(package_file),
+        "--device-dir",
+        str(dev),
+        "--allow-unsigned",
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("point", ["extracted", "before_switch", "switched"])
+def test_a_killed_llamacpp_apply_leaves_the_old_or_the_new_update_complete(opened, tmp_path, point):
+    dev = llama_device(tmp_path)
+    device.apply(package(opened, "lora", tmp_path / "v1.eaupd", 1), dev, None, allow_unsigned=True)
+    v2 = package(opened, "sft", tmp_path / "v2.eaupd", 2)
+    killed = apply_process(v2, dev, point)
+    assert killed.wait(timeout=600) == -9, killed.stderr.read()[-2000:]
+    state = device.status(dev)  # re-hashes every installed file
+    assert state["active"]["variant"] == ("sft" if point == "switched" else "lora")
+    if point != "switched":
+        assert apply_process(v2, dev).wait(timeout=600) == 0
+    assert device.status(dev)["active"]["variant"] == "sft" and device.status(dev)["incomplete_staging"] == []
+
+
+def test_two_llamacpp_applies_at_once_land_in_version_order_or_the_lower_is_refused(opened, tmp_path):
+    dev = llama_device(tmp_path)
+    v1, v2 = (
+        package(opened, "lora", tmp_path / "v1.eaupd", 1),
+        package(opened, "sft", tmp_path / "v2.eaupd", 2),
+    )
+    procs = [apply_process(v1, dev), apply_process(v2, dev)]
+    codes = [p.wait(timeout=600) for p in procs]
+    assert device.status(dev)["active"]["variant"] == "sft" and device.status(dev)["highest"] == {
+        "default": 2
+    }
+    assert codes in ([0, 0], [2, 0]), [p.stderr.read()[-500:] for p in procs]

@@ -140,6 +140,11 @@ def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, c
             m["peak_rss_bytes"] > 0 and m["process_peak_rss_bytes"] > 0
         )  # sampled vs kernel high-water mark
     assert edge["models"]["adaptq"]["weight_bytes"] < edge["models"]["base"]["weight_bytes"]
+    # 4-bit blocks count as the weights they hold, not as their packed storage
+    base_params = edge["models"]["base"]["params"]
+    assert edge["models"]["adaptq"]["params"] == base_params
+    assert edge["models"]["qlora"]["params"] == base_params + results["methods"]["qlora"]["trainable_params"]
+    assert set(edge["models"]["lora"]["llamacpp_by_threads"]) >= {"1", "2", "4"}
     # llama.cpp's own speed beside transformers', for every model GGUF can hold (not adaptq's 4-bit blocks)
     assert all(edge["models"][n]["llamacpp_tokens_per_s"] > 0 for n in ("base", "sft", "lora", "hlora"))
     assert edge["models"]["adaptq"]["llamacpp_tokens_per_s"] is None

@@ -55,6 +55,7 @@ DOCUMENTED = commands(section("Usage")) + commands(section("Over-the-air updates
 DOCUMENTED += commands(section("Adapter library and router")) + commands(
     section("Adapters from a task description (LoRA-Gen)")
 )
+DOCUMENTED += commands(section("Run it on a device"))
 
 
 def test_the_readme_documents_the_commands():

@@ -66,7 +66,8 @@ def _release(args: argparse.Namespace) -> dict:
 
 def _sizes_line(info: dict) -> str:
     m = info["manifest"]
-    line = f"{m['variant']} ({m['method']}, {m['dtype']}): update {info['raw_bytes']:,} bytes, package {info['package_bytes']:,} bytes"
+    form = f"GGUF {m['gguf']['kind']} {m['gguf']['type']}" if m.get("gguf") else m["dtype"]
+    line = f"{m['variant']} ({m['method']}, {form}): update {info['raw_bytes']:,} bytes, package {info['package_bytes']:,} bytes"
     cost = m.get("dtype_cost")
     if cost:
         line += (
@@ -221,7 +222,9 @@ def _device(args: argparse.Namespace) -> None:
             print(answer)
             if args.explain:
                 print("route: no library is active, so every request runs the active update (or the base)")
-                print(f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})")
+                print(
+                    f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})"
+                )
             return
         print(f"[expert: {route.label}] {answer}" if route.experts else f"[base: no expert] {answer}")
         if args.explain:  # the null class is the base route: say so

@@ -17,12 +17,22 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once at import: os.umask has no read-only form
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
     """A binary file handle whose content replaces `path` in one rename when the block ends without error
     (nothing changes otherwise). `durable`: fsync the data and the folder."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes it 0600: the file gets the mode any new file would
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

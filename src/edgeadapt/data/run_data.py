@@ -99,3 +99,19 @@ def load_facts(source: str, base_dir: str) -> list[dict]:
             f"{source}: row {bad[0]} needs string 'prompt' and 'response' keys (a fact question)."
         )
     return rows
+
+
+ROW_WORDS = {
+    "train": "training rows",
+    "replay_pool": "general rows for replay",
+    "val": "validation rows",
+    "test": "test questions",
+    "probes": "general probes",
+    "facts": "fact questions",
+    "general_texts": "general texts",
+}
+
+
+def rows_in_words(rows: dict[str, int]) -> str:
+    """Row counts as a reader says them ("384 training rows, 16 validation rows, ..."), zeros left out."""
+    return ", ".join(f"{n:,} {ROW_WORDS.get(k, k)}" for k, n in rows.items() if n)

@@ -67,9 +67,13 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+LLAMACPP_THREADS = (1, 2, 4)  # what a phone or a Raspberry Pi gives an app
+
+
 def llamacpp_speed(model, tokenizer, prompt: list[int], spec: dict[str, Any]) -> dict[str, Any]:
-    """The same model exported to GGUF (f16) and timed in llama.cpp on the same threads and prompt, where
-    it can be exported; llama.cpp's own timing of the generated tokens."""
+    """The same model exported to GGUF (f16) and timed in llama.cpp on the same prompt, where it can be
+    exported: llama.cpp's own timing of the generated tokens and of the prompt, at the probe's threads and
+    at 1, 2 and 4, and the GGUF's bytes."""
     import tempfile
 
     from edgeadapt.deploy.gguf import SUPPORTED, write
@@ -77,12 +81,27 @@ def llamacpp_speed(model, tokenizer, prompt: list[int], spec: dict[str, Any]) ->
 
     if not spec.get("gguf") or type(model).__name__ not in SUPPORTED:
         return {"llamacpp_tokens_per_s": None}
+    threads = spec["threads"] or os.cpu_count() or 1
+    per_threads = {}
     with tempfile.TemporaryDirectory(prefix="edgeadapt-edge-") as tmp:
         path = write(model, tokenizer, Path(tmp) / "model.gguf", "f16", pre=spec.get("pre", "default"))
-        with LlamaCpp(path, threads=spec["threads"] or os.cpu_count() or 1) as llama:
-            llama.tokens_per_second(prompt, 4)  # warm-up
-            speed = llama.tokens_per_second(prompt, spec["new_tokens"])
-    return {"llamacpp_tokens_per_s": speed, "llamacpp_ms_per_token": 1000 / speed, "llamacpp_dtype": "f16"}
+        for n in sorted({threads, *LLAMACPP_THREADS}):
+            with LlamaCpp(path, threads=n) as llama:
+                llama.complete(prompt, 4)  # warm-up
+                timings = llama.complete(prompt, spec["new_tokens"], ignore_eos=True)["timings"]
+            per_threads[str(n)] = {
+                "ms_per_token": timings["predicted_per_token_ms"],
+                "prompt_ms": timings["prompt_ms"],
+            }
+        size = path.stat().st_size
+    speed = 1000 / per_threads[str(threads)]["ms_per_token"]
+    return {
+        "llamacpp_tokens_per_s": speed,
+        "llamacpp_ms_per_token": 1000 / speed,
+        "llamacpp_dtype": "f16",
+        "llamacpp_gguf_bytes": size,
+        "llamacpp_by_threads": per_threads,
+    }
 
 
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:

@@ -54,8 +54,8 @@ def edge_lines(results: dict[str, Any]) -> list[str]:
         "memory is that process's peak resident set. llama.cpp: the same model exported to GGUF (f16) and timed "
         "by llama.cpp itself on the same threads (what a device running llama.cpp would see).",
         "",
-        "| model | parameters | weights MB | peak memory MB | ms/token (median) | llama.cpp tokens/s (ms/token) | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| model | parameters | weights MB | peak memory MB | ms/token (median) | llama.cpp tokens/s (ms/token) | llama.cpp ms/token at 1 / 2 / 4 threads | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in edge["models"].items():
         verdict = "pass" if m["passed"] else "FAIL: " + ", ".join(m["failed"])
@@ -64,8 +64,12 @@ def edge_lines(results: dict[str, Any]) -> list[str]:
             if m.get("llamacpp_tokens_per_s")
             else "—"
         )
+        by_threads = m.get("llamacpp_by_threads") or {}
+        threads = " / ".join(
+            f"{by_threads[n]['ms_per_token']:.1f}" if n in by_threads else "—" for n in ("1", "2", "4")
+        )
         lines.append(
             f"| {name} | {m['params']:,} | {m['weight_bytes'] / MB:,.1f} | {m['peak_rss_bytes'] / MB:,.0f} | "
-            f"{m['ms_per_token']:.1f} | {llama} | {verdict} |"
+            f"{m['ms_per_token']:.1f} | {llama} | {threads if by_threads else '—'} | {verdict} |"
         )
     return lines + [""]

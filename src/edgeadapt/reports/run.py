@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.data.run_data import rows_in_words
 from edgeadapt.evaluation.registry import columns
 from edgeadapt.reports.analysis import analysis_lines, analysis_plots, rank_plot
 from edgeadapt.reports.common import html_document, markdown_to_html, png, pyplot
@@ -252,7 +253,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return [
         f"- Model: `{model.get('name')}`, {model.get('parameters', results['base'].get('params')):,} parameters, "
         f"weights {source}.",
-        f"- Domain: `{data['domain']}`; {row_counts(data['rows'])}.",
+        f"- Domain: `{data['domain']}`; {rows_in_words(data['rows'])}.",
         f"- Training: {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}, seed {cfg['train']['seed']}, "
         f"on {results['device']} with {results['torch_threads']} threads; the whole run took {results['seconds']:.0f} s.",
         *mmlu_note(results),
@@ -260,22 +261,6 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         "frontier: `edgeadapt sweep configs/sweep.yaml` trains every method over a grid of learning rates and "
         "reports each method's forgetting at matched domain accuracy (README, section sweep).",
     ]
-
-
-ROW_WORDS = {
-    "train": "training rows",
-    "replay_pool": "general rows for replay",
-    "val": "validation rows",
-    "test": "test questions",
-    "probes": "general probes",
-    "facts": "fact questions",
-    "general_texts": "general texts",
-}
-
-
-def row_counts(rows: dict[str, int]) -> str:
-    """The data's row counts in words ("384 training rows, 32 validation rows, ..."), zero counts left out."""
-    return ", ".join(f"{n:,} {ROW_WORDS.get(k, k)}" for k, n in rows.items() if n)
 
 
 def mmlu_note(results: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from edgeadapt.data.format import encode, text_chunks
+from edgeadapt.data.run_data import rows_in_words
 from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
@@ -97,7 +98,9 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
     cfg, tokenizer, data = run.cfg, run.tokenizer, run.data  # bad data is an error before anything changes
     where = f"{run.device}" + (f" x {world_size()} processes" if world_size() > 1 else "")
     if is_main_process():
-        log(f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name} {data.sizes()}")
+        log(
+            f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name}: {rows_in_words(data.sizes())}"
+        )
     train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train + data.replay_rows()]
     calibration = train_rows[: len(data.train)]  # domain rows only, for methods that profile the data
     curves = curve_sets(run, data.val)
