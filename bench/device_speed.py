@@ -64,8 +64,21 @@ def child(spec: dict) -> dict:
         decode_times(model, prompts[0], 4)  # warm-up
         ms = 1000 * statistics.median(statistics.median(decode_times(model, p, NEW_TOKENS)) for p in prompts)
         prompt_ms = 1000 * statistics.median(answer_seconds(model, p, 1)["prefill_s"] for p in prompts)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"ms_per_token": ms, "tokens_per_s": 1000 / ms, "prompt_ms": prompt_ms, "peak_rss_bytes": peak}
+    return {
+        "ms_per_token": ms,
+        "tokens_per_s": 1000 / ms,
+        "prompt_ms": prompt_ms,
+        "peak_rss_bytes": peak_rss(),
+    }
+
+
+def peak_rss() -> int:
+    """This process's resident high-water mark since it started (VmHWM; getrusage's maxrss would also count
+    the parent's peak, which a child keeps across exec on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_child(spec: dict) -> dict:
@@ -89,6 +102,7 @@ def files(run_dir: Path, folder: Path) -> dict[str, Path]:
     out["hlora-adapter"] = export_run(str(run_dir), "hlora", folder / "hlora-adapter.gguf", adapter=True)
     out["lora-merged"] = export_run(str(run_dir), "lora", folder / "lora-merged.gguf", "f16")
     out["sft"] = export_run(str(run_dir), "sft", folder / "sft.gguf", "f16")
+    out["base-q8_0"] = export_run(str(run_dir), "base", folder / "base-q8.gguf", "q8_0")
     return {k: Path(v["path"]) for k, v in out.items()}
 
 
@@ -127,6 +141,17 @@ def configurations(run_dir: Path, gguf: dict[str, Path], threads: list[int]) -> 
                 },
             ),
             (f"llamacpp sft @{n}", {**common, "runtime": "llamacpp", "model": str(gguf["sft"])}),
+            (f"llamacpp base q8_0 @{n}", {**common, "runtime": "llamacpp", "model": str(gguf["base-q8_0"])}),
+            (
+                f"llamacpp q8_0 base + lora (GGUF LoRA) @{n}",
+                {
+                    **common,
+                    "runtime": "llamacpp",
+                    "model": str(gguf["base-q8_0"]),
+                    "adapters": [str(gguf["lora-adapter"])],
+                    "scales": [1.0],
+                },
+            ),
         ]
         if n <= 2:
             out += [

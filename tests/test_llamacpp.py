@@ -131,3 +131,41 @@ def test_real_model_exports_answer_in_llamacpp_as_results_json_says(tmp_path):
             ]
         assert got[: len(expected)] == expected, variant
         Path(gguf["path"]).unlink()
+
+
+@pytest.mark.slow
+def test_a_real_model_update_end_to_end_on_a_llamacpp_device(tmp_path):
+    """The real default model: a short LoRA run, its update signed and shipped as a GGUF LoRA to a llama.cpp
+    device (base f16 GGUF, health check in llama.cpp), applied, and asked a domain question; it answers as the
+    same update on a transformers device does, and a rollback returns the base's answer."""
+    from edgeadapt import models
+    from edgeadapt.data.format import prompt_text
+    from edgeadapt.deploy import device
+    from edgeadapt.deploy import keys as keymod
+
+    models.fetch("smollm2-135m-instruct")
+    config = str(Path(__file__).parents[1] / "configs" / "smoke.yaml")
+    args = ["compare", config, "name=real-device", f"out_dir={tmp_path}", "methods={lora: {lr: 2.0e-3}}"]
+    args += ["model.name=smollm2-135m-instruct", "train.steps=2", "train.eval_every=2", "train.batch_size=2"]
+    args += [
+        "data.train_rows=8",
+        "data.test_rows=2",
+        "eval.probes=13",
+        "eval.general_chunks=2",
+        "eval.facts=off",
+    ]
+    assert main(args) == 0
+    run, _ = reopen(str(tmp_path / "real-device"), [], "test")
+    private, public = keymod.generate_keys(tmp_path / "keys", "update")
+    question = prompt_text(run.data.test[0])
+    answers = {}
+    for runtime in ("llamacpp", "transformers"):
+        dev, package = tmp_path / runtime, tmp_path / f"{runtime}.eaupd"
+        assert main(["device", "init", "--device-dir", str(dev), "--runtime", runtime]) == 0
+        export = ["package", "export", str(run.dir), "--method", "lora", "--runtime", runtime]
+        assert main([*export, "--sign", str(private), "--out", str(package)]) == 0
+        assert main(["device", "apply", str(package), "--device-dir", str(dev), "--pubkey", str(public)]) == 0
+        answers[runtime] = device.generate(dev, question, 16).text
+    assert answers["llamacpp"] == answers["transformers"]
+    assert main(["device", "rollback", "--device-dir", str(tmp_path / "llamacpp")]) == 0
+    assert device.status(tmp_path / "llamacpp")["active"] is None
