@@ -127,13 +127,15 @@ def test_verdict_names_each_limit_exceeded(metrics, failed):
     assert [f.split(" ")[0] for f in result["failed"]] == failed
 
 
-def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, capsys):
+def test_edge_check_probes_each_model_in_its_own_process(smoke_run, tmp_path, capsys):
     run_copy = tmp_path / "smoke"
     shutil.copytree(smoke_run, run_copy)
-    assert main(["edge-check", str(run_copy), "edge.new_tokens=4", "--profile", "default"]) == 0
+    overrides = ["edge.new_tokens=4", "edge.threads=1", "edge.llamacpp_threads=[2]"]
+    probed = ["lora", "adaptq", "qlora"]  # the kinds that differ: plain, 4-bit blocks, 4-bit base
+    assert main(["edge-check", str(run_copy), *overrides, "--method", ",".join(probed)]) == 0
     results = json.loads((run_copy / "results.json").read_text())
     edge = results["edge"]
-    assert set(edge["models"]) == {"base"} | set(results["methods"])
+    assert set(edge["models"]) == {"base", *probed}
     for m in edge["models"].values():
         assert m["tokens"] == 4 and m["ms_per_token"] > 0 and m["passed"]
         assert (
@@ -144,12 +146,45 @@ def test_edge_check_probes_every_model_in_its_own_process(smoke_run, tmp_path, c
     base_params = edge["models"]["base"]["params"]
     assert edge["models"]["adaptq"]["params"] == base_params
     assert edge["models"]["qlora"]["params"] == base_params + results["methods"]["qlora"]["trainable_params"]
-    assert set(edge["models"]["lora"]["llamacpp_by_threads"]) >= {"1", "2", "4"}
+    assert set(edge["models"]["lora"]["llamacpp_by_threads"]) == {"1", "2"}  # edge.threads and the list
     # llama.cpp's own speed beside transformers', for every model GGUF can hold (not adaptq's 4-bit blocks)
-    assert all(edge["models"][n]["llamacpp_tokens_per_s"] > 0 for n in ("base", "sft", "lora", "hlora"))
+    assert all(edge["models"][n]["llamacpp_tokens_per_s"] > 0 for n in ("base", "lora"))
     assert edge["models"]["adaptq"]["llamacpp_tokens_per_s"] is None
     assert "## Edge budget check" in (run_copy / "report.md").read_text()
     assert "| base |" in capsys.readouterr().out
+
+
+def test_edge_check_of_some_methods_keeps_the_others_earlier_figures(smoke_run, tmp_path, monkeypatch):
+    from edgeadapt.deploy import edge
+
+    run_copy = tmp_path / "smoke"
+    shutil.copytree(smoke_run, run_copy)
+    probed = []
+
+    def fake_probe(entry):  # what a probe measures, keyed by the model it ran (no process started)
+        probed.append(entry["method"])
+        size = 1000 + len(probed)
+        return {
+            "params": size,
+            "weight_bytes": size,
+            "peak_rss_bytes": size,
+            "process_peak_rss_bytes": size,
+            "ms_per_token": float(size),
+            "ms_per_token_p90": float(size),
+            "tokens": 2,
+            "llamacpp_tokens_per_s": None,
+        }
+
+    monkeypatch.setattr(edge, "run_probe", fake_probe)
+    assert main(["edge-check", str(run_copy)]) == 0
+    first = json.loads((run_copy / "results.json").read_text())["edge"]["models"]
+    assert main(["edge-check", str(run_copy), "--method", "lora"]) == 0
+    second = json.loads((run_copy / "results.json").read_text())["edge"]["models"]
+    assert set(second) == set(first)
+    assert second["lora"] != first["lora"] and second["base"] != first["base"]  # probed again
+    assert all(second[n] == first[n] for n in first if n not in ("base", "lora"))  # kept
+    with pytest.raises(UserError, match="no evaluated method 'lroa'. Did you mean 'lora'"):
+        edge.edge_check(str(run_copy), methods=["lroa"])
 
 
 def test_edge_profiles_are_validated(tmp_path):

@@ -104,21 +104,29 @@ def test_what_cannot_be_exported_says_why(smoke_run, tmp_path):
     )
 
 
-@pytest.mark.slow
-def test_real_model_exports_answer_in_llamacpp_as_results_json_says(tmp_path):
-    """The real default model: a short LoRA run, its base and lora exported (f32), and llama.cpp's greedy
-    answers to the run's sample domain questions are the answers results.json recorded from transformers."""
+@pytest.fixture(scope="module")
+def real_lora_run(tmp_path_factory) -> Path:
+    """The real default model, a short LoRA run (two steps on eight rows), shared by the real-model tests."""
     from edgeadapt import models
-    from edgeadapt.evaluation.sets import eval_sets
 
     models.fetch("smollm2-135m-instruct")  # once per session (the isolated cache of the tests)
+    out = tmp_path_factory.mktemp("real")
     config = str(Path(__file__).parents[1] / "configs" / "smoke.yaml")
-    args = ["compare", config, "name=real-gguf", f"out_dir={tmp_path}", "methods={lora: {lr: 2.0e-3}}"]
+    args = ["compare", config, "name=real", f"out_dir={out}", "methods={lora: {lr: 2.0e-3}}"]
     args += ["model.name=smollm2-135m-instruct", "train.steps=2", "train.eval_every=2", "train.batch_size=2"]
     args += ["data.train_rows=8", "data.test_rows=3", "eval.probes=13", "eval.general_chunks=2"]
-    args += ["eval.max_new_tokens=16"]
+    args += ["eval.max_new_tokens=16", "eval.facts=off"]
     assert main(args) == 0
-    run_dir = tmp_path / "real-gguf"
+    return out / "real"
+
+
+@pytest.mark.slow
+def test_real_model_exports_answer_in_llamacpp_as_results_json_says(real_lora_run, tmp_path):
+    """The real default model: a short LoRA run, its base and lora exported (f32), and llama.cpp's greedy
+    answers to the run's sample domain questions are the answers results.json recorded from transformers."""
+    from edgeadapt.evaluation.sets import eval_sets
+
+    run_dir = real_lora_run
     run, results = reopen(str(run_dir), [], "test")
     prompts = eval_sets(run.data, run.tokenizer, run.cfg).domain_prompts
     for variant, scores in (("base", results["base"]), ("lora", results["methods"]["lora"])):
@@ -134,38 +142,28 @@ def test_real_model_exports_answer_in_llamacpp_as_results_json_says(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_model_update_end_to_end_on_a_llamacpp_device(tmp_path):
+def test_a_real_model_update_end_to_end_on_a_llamacpp_device(real_lora_run, tmp_path):
     """The real default model: a short LoRA run, its update signed and shipped as a GGUF LoRA to a llama.cpp
     device (base f16 GGUF, health check in llama.cpp), applied, and asked a domain question; it answers as the
     same update on a transformers device does, and a rollback returns the base's answer."""
-    from edgeadapt import models
     from edgeadapt.data.format import prompt_text
     from edgeadapt.deploy import device
     from edgeadapt.deploy import keys as keymod
 
-    models.fetch("smollm2-135m-instruct")
-    config = str(Path(__file__).parents[1] / "configs" / "smoke.yaml")
-    args = ["compare", config, "name=real-device", f"out_dir={tmp_path}", "methods={lora: {lr: 2.0e-3}}"]
-    args += ["model.name=smollm2-135m-instruct", "train.steps=2", "train.eval_every=2", "train.batch_size=2"]
-    args += [
-        "data.train_rows=8",
-        "data.test_rows=2",
-        "eval.probes=13",
-        "eval.general_chunks=2",
-        "eval.facts=off",
-    ]
-    assert main(args) == 0
-    run, _ = reopen(str(tmp_path / "real-device"), [], "test")
+    run, _ = reopen(str(real_lora_run), [], "test")
     private, public = keymod.generate_keys(tmp_path / "keys", "update")
     question = prompt_text(run.data.test[0])
-    answers = {}
+    answers, base_answers = {}, {}
     for runtime in ("llamacpp", "transformers"):
         dev, package = tmp_path / runtime, tmp_path / f"{runtime}.eaupd"
         assert main(["device", "init", "--device-dir", str(dev), "--runtime", runtime]) == 0
+        base_answers[runtime] = device.generate(dev, question, 16).text
         export = ["package", "export", str(run.dir), "--method", "lora", "--runtime", runtime]
         assert main([*export, "--sign", str(private), "--out", str(package)]) == 0
         assert main(["device", "apply", str(package), "--device-dir", str(dev), "--pubkey", str(public)]) == 0
         answers[runtime] = device.generate(dev, question, 16).text
     assert answers["llamacpp"] == answers["transformers"]
+    assert base_answers["llamacpp"] == base_answers["transformers"] != answers["llamacpp"]
     assert main(["device", "rollback", "--device-dir", str(tmp_path / "llamacpp")]) == 0
     assert device.status(tmp_path / "llamacpp")["active"] is None
+    assert device.generate(tmp_path / "llamacpp", question, 16).text == base_answers["llamacpp"]

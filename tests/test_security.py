@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -298,7 +297,7 @@ def test_a_base_with_another_config_is_refused(opened, keyring, tmp_path):
     config = json.loads((dev / "base" / "config.json").read_text())
     config["rope_theta"] = 1234.0
     (dev / "base" / "config.json").write_text(json.dumps(config))
-    refused(cli_apply(package, dev, "--pubkey", str(keyring["update"][1])), "built for base")
+    refused(cli_apply(package, dev, "--pubkey", str(keyring["update"][1])), "changed since `device init`")
 
 
 def test_deep_nesting_and_a_decompression_bomb_are_refused_cleanly(opened, keyring, tmp_path):
@@ -463,8 +462,10 @@ def test_a_training_run_killed_at_any_moment_resumes_to_the_same_update(tmp_path
         proc = subprocess.Popen(
             args + [f"out_dir={killed_dir}", "--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(delay)
-        if proc.poll() is None:
+        try:
+            proc.wait(timeout=delay)
+            break  # it finished before the kill: later runs would only reuse the finished update
+        except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             kills += 1

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from edgeadapt.cli import loragen, routing, ship
+from edgeadapt.cli import device, loragen, routing, ship
 from edgeadapt.cli.common import command
 from edgeadapt.core.errors import UserError, printable
 
@@ -222,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a finished run folder (holding results.json)")
     p.set_defaults(func=_report)
     ship.add_parsers(sub)
+    device.add_parsers(sub)
     routing.add_parsers(sub)
     loragen.add_parsers(sub)
     return top

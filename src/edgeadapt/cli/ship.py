@@ -1,4 +1,4 @@
-"""Subcommands for shipping an update: `keys`, `package`, `device`, `export` and `edge-check` (wired into
+"""Subcommands for shipping an update: `keys`, `package`, `export` and `edge-check` (wired into
 `edgeadapt.cli`). Every rejected package is a one-line `error:` and exit code 2."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeadapt.cli.common import command
+from edgeadapt.cli.common import base_dir, command, path_or_none, runtime_names
 from edgeadapt.core.errors import UserError, printable
 
 
@@ -125,7 +125,7 @@ def _package(args: argparse.Namespace) -> None:
             Path(args.target),
             Path(args.out),
             args.dtype,
-            _path(args.sign),
+            path_or_none(args.sign),
             args.compress,
             _release(args),
             args.runtime,
@@ -154,9 +154,9 @@ def _package(args: argparse.Namespace) -> None:
         )
         print(printable(f"{args.out}: " + _sizes_line(info)) + ("; signed" if args.sign else "; unsigned"))
     elif args.action == "verify":
-        base = _base_dir(args.base) if args.base else None
+        base = base_dir(args.base) if args.base else None
         verified = build.verify(
-            Path(args.target), _path(args.pubkey), base, args.allow_unsigned, args.max_bytes
+            Path(args.target), path_or_none(args.pubkey), base, args.allow_unsigned, args.max_bytes
         )
         verified.opened.close()
         m = verified.manifest
@@ -177,80 +177,6 @@ def _package(args: argparse.Namespace) -> None:
                 f"{row['variant']:12} {row['dtype']:5} package {row['package_bytes']:>13,}  "
                 f"zstd {row['compressed_bytes']:>13,}"
             )
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
-
-
-def _base_dir(name: str) -> Path:
-    from edgeadapt import models
-
-    return models.resolve(name)
-
-
-def _device(args: argparse.Namespace) -> None:
-    from edgeadapt.deploy import device
-
-    folder = Path(args.device_dir)
-    if args.action == "init":
-        roots = [Path(p) for p in args.root_pubkey or []]
-        options = {"gguf_type": args.gguf_type, "model": args.model}
-        base = device.init(
-            folder, _base_dir(args.model), roots, args.root_threshold, args.channel, args.runtime, options
-        )
-        print(f"base model in {base} for the {args.runtime} runtime; follows channel '{args.channel}'")
-        if roots:
-            print(
-                f"trusts {len(roots)} root key(s), threshold {args.root_threshold}: give it a key list with `device trust`"
-            )
-        return
-    if args.action == "trust":
-        if not args.arg:
-            raise UserError("device trust needs a key list file (from `edgeadapt keys list`)")
-        print(json.dumps(device.trust_keylist(folder, Path(args.arg)), indent=1))
-        return
-    if args.action == "generate":
-        if not args.arg:
-            raise UserError(
-                'device generate needs a prompt: edgeadapt device generate --device-dir DIR "..."'
-            )
-        result = device.generate(folder, args.arg, args.max_new_tokens)
-        _warn(result.warnings)
-        answer, route = printable(result.text, keep="\n\t"), result.route  # model output: never acted on
-        if route is None:
-            print(answer)
-            if args.explain:
-                print("route: no library is active, so every request runs the active update (or the base)")
-                print(
-                    f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})"
-                )
-            return
-        print(f"[expert: {route.label}] {answer}" if route.experts else f"[base: no expert] {answer}")
-        if args.explain:  # the null class is the base route: say so
-            scores = sorted(route.scores.items(), key=lambda kv: -kv[1])
-            print("router: " + ", ".join(f"{'base' if k == 'null' else k} {v:.3f}" for k, v in scores))
-            print(f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})")
-        return
-    if args.action == "apply":
-        if not args.arg:
-            raise UserError("device apply needs a package file")
-        state = device.apply(
-            Path(args.arg), folder, _path(args.pubkey), args.allow_unsigned, args.max_bytes, args.scale
-        )
-    elif args.action == "rollback":
-        state = device.rollback(folder)
-    else:
-        state = device.status(folder)
-    print(json.dumps(state, indent=1))  # json escapes every control character a manifest may hold
-    _warn(device.warnings_of(state))
-
-
-def _warn(lines: list[str]) -> None:
-    import sys
-
-    for line in lines:
-        print(f"warning: {printable(line)}", file=sys.stderr)
 
 
 def _adapter_folder(target: str) -> bool:
@@ -284,16 +210,10 @@ def _edge_check(args: argparse.Namespace) -> None:
     from edgeadapt.reports.run import render
 
     overrides = list(args.overrides) + ([f"edge.profile={args.profile}"] if args.profile else [])
-    results = edge_check(args.run_dir, overrides)
+    methods = [m for m in (args.method or "").split(",") if m] or None
+    results = edge_check(args.run_dir, overrides, methods=methods)
     render(results, args.run_dir)
     print("\n".join(edge_lines(results)))
-
-
-def runtime_names() -> list[str]:
-    from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
-
-    get_runtime(DEFAULT_RUNTIME)  # registers the built-in runtimes
-    return sorted(RUNTIMES)
 
 
 def add_parsers(sub) -> None:
@@ -380,48 +300,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-bytes", type=int, default=4 << 30, help="verify: reject larger packages")
     p.set_defaults(func=_package)
 
-    p = command(sub, "device", "a device folder: apply an update atomically, status, rollback, generate")
-    p.add_argument("action", choices=["init", "apply", "status", "rollback", "generate", "trust"])
-    p.add_argument("arg", nargs="?", help="apply: a package file; generate: the prompt; trust: a key list")
-    p.add_argument("--device-dir", required=True, help="the device folder (made by `device init`)")
-    p.add_argument("--model", default="smollm2-135m-instruct", help="init: the base model")
-    p.add_argument("--pubkey", help="apply: public key the package must be signed with")
-    p.add_argument(
-        "--allow-unsigned",
-        action="store_true",
-        help="apply: accept a package without a signature (never one whose signature fails)",
-    )
-    p.add_argument(
-        "--root-pubkey", action="append", help="init: a root public key the device trusts (repeatable)"
-    )
-    p.add_argument("--root-threshold", type=int, default=1, help="init: root signatures a key list needs")
-    p.add_argument(
-        "--channel", default="default", help="init: the one update channel this device takes releases from"
-    )
-    p.add_argument(
-        "--runtime",
-        default="transformers",
-        choices=runtime_names(),
-        help="init: what runs the model on the device",
-    )
-    p.add_argument(
-        "--gguf-type",
-        default="f16",
-        choices=["f16", "q8_0"],
-        help="init --runtime llamacpp: the base GGUF's type",
-    )
-    p.add_argument(
-        "--scale",
-        type=float,
-        help="apply: the share of a LoRA update to apply (default: the package's, or 1)",
-    )
-    p.add_argument("--max-bytes", type=int, default=4 << 30, help="apply: reject larger packages")
-    p.add_argument(
-        "--max-new-tokens", type=int, default=48, help="generate: most tokens in the answer (1-4096)"
-    )
-    p.add_argument("--explain", action="store_true", help="generate: print the router's scores (a library)")
-    p.set_defaults(func=_device)
-
     p = command(sub, "export", "export a merged model for an edge runtime (llama.cpp's GGUF)")
     p.add_argument("format", choices=["gguf"], help="the file format (llama.cpp's GGUF)")
     p.add_argument("run_dir", help="a finished run folder, or an adapter folder (`loragen make`)")
@@ -444,4 +322,8 @@ def add_parsers(sub) -> None:
     p.add_argument("run_dir", help="a finished run folder")
     p.add_argument("overrides", nargs="*", help="edge.new_tokens=32 edge.threads=4")
     p.add_argument("--profile", help="a profile name from edge.profiles (default: edge.profile)")
+    p.add_argument(
+        "--method",
+        help="comma-separated methods to probe beside the base (default: all); the others keep an earlier check's figures",
+    )
     p.set_defaults(func=_edge_check)

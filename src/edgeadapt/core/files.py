@@ -70,3 +70,20 @@ def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
 def file_name(text: str) -> str:
     """`text` as a file or folder name: every run of characters outside [A-Za-z0-9_.-] becomes one dash."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file, read in chunks (a model file does not fit in memory twice)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_sha256(folder: Path) -> dict[str, str]:
+    """{path relative to `folder`: SHA-256} for every file under it."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -57,6 +57,8 @@ class EdgeConfig:
     threads: int = 0
     """CPU threads for the timing (0: all cores; an edge device has few)."""
     prompt: str = "Explain in two sentences what a fever is."
+    llamacpp_threads: list[int] = field(default_factory=lambda: [1, 2, 4])
+    """Thread counts llama.cpp is also timed at (what a phone or a Raspberry Pi gives an app)."""
 
     def check(self, where: str = "edge") -> list[str]:
         profiles = self.profiles if isinstance(self.profiles, dict) else {}
@@ -75,7 +77,13 @@ class EdgeConfig:
                 problems.append(f"{where}.profiles.{name}: limits must be numbers > 0, got {limits!r}")
         if self.new_tokens < 2:
             problems.append(f"{where}.new_tokens: at least 2, got {self.new_tokens}")
-        return problems
+        return problems + number_list(
+            f"{where}.llamacpp_threads",
+            self.llamacpp_threads,
+            lambda n: isinstance(n, int) and n > 0,
+            "thread counts > 0",
+            allow_empty=True,
+        )
 
 
 @dataclass

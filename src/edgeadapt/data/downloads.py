@@ -12,7 +12,6 @@ https://pypi.org/simple unless $EDGEADAPT_PYPI_SIMPLE names a mirror.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeadapt.core.errors import UserError, did_you_mean
-from edgeadapt.core.files import write_bytes_atomic
+from edgeadapt.core.files import sha256_file, write_bytes_atomic
 from edgeadapt.core.paths import edgeadapt_home
 
 
@@ -61,11 +60,7 @@ def downloads_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path, CHUNK)
 
 
 def fetch(name: str, log=print) -> Path:

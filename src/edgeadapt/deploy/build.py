@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edgeadapt.core.files import sha256_file
 from edgeadapt.deploy import archive, keys
 from edgeadapt.deploy import manifest as mf
 from edgeadapt.deploy.archive import PackageError
@@ -96,11 +97,7 @@ def dequantize(path: Path) -> None:
 
 
 def file_entry(path: Path, name: str) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(archive.CHUNK):
-            digest.update(chunk)
-    return {"path": name, "sha256": digest.hexdigest(), "size": path.stat().st_size}
+    return {"path": name, "sha256": sha256_file(path, archive.CHUNK), "size": path.stat().st_size}
 
 
 def build(

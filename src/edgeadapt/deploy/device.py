@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from edgeadapt.core.files import fsync_dir, write_json_atomic
+from edgeadapt.core.files import fsync_dir, tree_sha256, write_json_atomic
 from edgeadapt.deploy import build
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.device_state import (  # noqa: F401  (status and its helpers are device.NAME too)
@@ -49,7 +49,7 @@ from edgeadapt.deploy.device_state import (  # noqa: F401  (status and its helpe
 from edgeadapt.deploy.runtime import (
     DEFAULT_RUNTIME,
     check_runtime,
-    device_info,
+    checked_base_fingerprint,
     get_runtime,
     runtime_of,
     write_device_info,
@@ -103,7 +103,7 @@ def init(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(tmp)
-    write_device_info(device_dir, {"runtime": engine.name, **recorded})
+    write_device_info(device_dir, {"runtime": engine.name, **recorded, "base_files": tree_sha256(tmp)})
     tmp.rename(base)
     write_state(device_dir, empty_state(channel))
     return base
@@ -129,9 +129,8 @@ def apply(
             raise PackageError(
                 "this device trusts its root keys and key list: --pubkey is not used, leave it out"
             )
-        info = device_info(device_dir)
         verified = build.verify(
-            package, pubkey, None, allow_unsigned, max_bytes, trust, info["base_fingerprint"]
+            package, pubkey, None, allow_unsigned, max_bytes, trust, checked_base_fingerprint(device_dir)
         )
         try:
             check_runtime(verified.manifest, device_dir, str(package))
@@ -194,15 +193,7 @@ def check(
     crash_point("extracted")
     runtime_of(device_dir).check(checked, {**verified.manifest, "scale": scale}, device_dir)
     crash_point("checked")
-    return tree_hashes(checked)
-
-
-def tree_hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): build.file_entry(p, p.name)["sha256"]
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    return tree_sha256(checked)
 
 
 ROOM_MARGIN = 16 << 20  # beside the update's files: its record, and what the file system needs to work
@@ -253,7 +244,7 @@ def install(
     )  # an earlier copy of this release, left by a rollback
     try:
         shutil.copytree(checked, staging)
-        if tree_hashes(staging) != hashes:
+        if tree_sha256(staging) != hashes:
             raise PackageError(f"{staging}: the copied update differs from the one that was checked")
         installed = {"manifest": manifest, "signed": signed, "files": hashes, "scale": scale}
         write_json_atomic(staging / INSTALLED, installed, indent=1)

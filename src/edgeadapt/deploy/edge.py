@@ -24,6 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from edgeadapt.core.config import EdgeConfig
+from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.inference.timing import decode_times
 from edgeadapt.runs.results import add_section
 from edgeadapt.runs.run import reopen, trained_results
@@ -67,13 +68,10 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-LLAMACPP_THREADS = (1, 2, 4)  # what a phone or a Raspberry Pi gives an app
-
-
 def llamacpp_speed(model, tokenizer, prompt: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """The same model exported to GGUF (f16) and timed in llama.cpp on the same prompt, where it can be
     exported: llama.cpp's own timing of the generated tokens and of the prompt, at the probe's threads and
-    at 1, 2 and 4, and the GGUF's bytes."""
+    at edge.llamacpp_threads, and the GGUF's bytes."""
     import tempfile
 
     from edgeadapt.deploy.gguf import SUPPORTED, write
@@ -85,7 +83,7 @@ def llamacpp_speed(model, tokenizer, prompt: list[int], spec: dict[str, Any]) ->
     per_threads = {}
     with tempfile.TemporaryDirectory(prefix="edgeadapt-edge-") as tmp:
         path = write(model, tokenizer, Path(tmp) / "model.gguf", "f16", pre=spec.get("pre", "default"))
-        for n in sorted({threads, *LLAMACPP_THREADS}):
+        for n in sorted({threads, *spec.get("llamacpp_threads", [])}):
             with LlamaCpp(path, threads=n) as llama:
                 llama.complete(prompt, 4)  # warm-up
                 timings = llama.complete(prompt, spec["new_tokens"], ignore_eos=True)["timings"]
@@ -125,9 +123,20 @@ def verdict(metrics: dict[str, Any], profile: dict[str, float]) -> dict[str, Any
     return {"passed": not failed, "failed": failed}
 
 
-def edge_check(run_dir: str, overrides: list[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Probe the base and every trained model of a finished run; add the `edge` section to its results."""
+def edge_check(
+    run_dir: str,
+    overrides: list[str] = (),
+    log: Callable[[str], None] = print,
+    methods: list[str] | None = None,
+) -> dict[str, Any]:
+    """Probe the base and every trained model of a finished run (or the base and `methods`); add the `edge`
+    section to its results, keeping what an earlier check measured for models not probed again."""
     run, results = reopen(run_dir, overrides, "edge")
+    for name in methods or []:
+        if name not in results["methods"]:
+            raise UserError(
+                f"--method: the run has no evaluated method '{name}'.{did_you_mean(name, results['methods'])}"
+            )
     edge: EdgeConfig = run.cfg.edge
     trained_results(run)
     profile = edge.profiles[edge.profile]
@@ -138,6 +147,7 @@ def edge_check(run_dir: str, overrides: list[str] = (), log: Callable[[str], Non
         "prompt": edge.prompt,
         "new_tokens": edge.new_tokens,
         "threads": edge.threads,
+        "llamacpp_threads": list(edge.llamacpp_threads),
         "pre": source_pre_tokenizer(run.cfg.model.name),
     }
     entries = {"base": {**spec, "method": None, "gguf": True}} | {
@@ -147,9 +157,10 @@ def edge_check(run_dir: str, overrides: list[str] = (), log: Callable[[str], Non
             "update_dir": str(run.dir / name / "update"),
             "gguf": run.method(name).capabilities.gguf is None,
         }
-        for name in results["methods"]
+        for name in methods or results["methods"]
     }
-    measured = {}
+    earlier = (results.get("edge") or {}).get("models", {}) if methods else {}
+    measured = {k: v for k, v in earlier.items() if k in results["methods"]}
     for name, entry in tqdm(entries.items(), desc="edge check", leave=False, disable=None):
         log(f"[{name}] generating {edge.new_tokens} tokens in a fresh process")
         metrics = run_probe(entry)

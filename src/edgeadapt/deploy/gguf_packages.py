@@ -32,11 +32,11 @@ def gguf_fields(kind: str, gguf_type: str) -> dict[str, Any]:
 
 
 def method_kind(method, variant: str) -> str:
-    """'lora' (a GGUF LoRA) or 'model' (the merged model) for a method; a refusal when llama.cpp cannot run it."""
+    """'adapter' (a GGUF LoRA) or 'model' (the merged model) for a method; a refusal when llama.cpp cannot run it."""
     capabilities = method.capabilities
     if capabilities.gguf:
         raise UserError(f"{variant}: a llama.cpp device cannot run it: {capabilities.gguf}.")
-    return "lora" if capabilities.lora_family and not capabilities.gguf_lora else "model"
+    return "adapter" if capabilities.lora_family and not capabilities.gguf_lora else "model"
 
 
 def run_sources(
@@ -47,9 +47,9 @@ def run_sources(
 
     kind = method_kind(run.method(variant), variant)
     name = f"{run.cfg.model.name} + {variant}"
-    if kind == "lora":
+    if kind == "adapter":
         path = write_lora(run.open(variant, torch.float32, merge=False).model, tmp / "adapter.gguf", name)
-        return [("update/adapter.gguf", path)], gguf_fields("lora", "f32")
+        return [("update/adapter.gguf", path)], gguf_fields("adapter", "f32")
     model = run.open(variant, torch.float32).model
     path = write(
         model, run.tokenizer, tmp / "model.gguf", gguf_type, name, source_pre_tokenizer(run.cfg.model.name)
@@ -63,11 +63,11 @@ def adapter_folder_sources(folder: Path, method_name: str, base_dir: Path, tmp: 
     from edgeadapt.deploy.gguf import write_lora
 
     method = updates.get(method_name)
-    if method_kind(method, method_name) != "lora":
+    if method_kind(method, method_name) != "adapter":
         raise UserError(f"{folder}: not an adapter a GGUF LoRA can hold")
     base, _ = models.load(base_dir, torch.float32, torch.device("cpu"))
     path = write_lora(method.load_tuned(base, folder), tmp / "adapter.gguf", f"{folder.name}")
-    return [("update/adapter.gguf", path)], gguf_fields("lora", "f32")
+    return [("update/adapter.gguf", path)], gguf_fields("adapter", "f32")
 
 
 def library_sources(library, tmp: Path) -> list[tuple[str, Path]]:

@@ -157,7 +157,7 @@ def _check_health(health: Any, label: str) -> None:
         raise PackageError(f"{label}: manifest health.max_ppl_ratio must be in (1, {MAX_PPL_RATIO:g}]")
 
 
-GGUF_KINDS = ("lora", "model")
+GGUF_KINDS = ("adapter", "model")  # a GGUF LoRA adapter, or a whole model
 
 
 def _check_runtime(manifest: dict[str, Any], label: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.errors import unknown
-from edgeadapt.core.files import write_json_atomic
+from edgeadapt.core.files import tree_sha256, write_json_atomic
 from edgeadapt.deploy.archive import PackageError
 
 DEVICE_FILE = "device.json"
@@ -91,6 +91,22 @@ def device_info(device_dir: Path) -> dict[str, Any]:
             f"{path} is corrupt ({exc}): set the device up again with `edgeadapt device init`"
         ) from None
     return info
+
+
+def checked_base_fingerprint(device_dir: Path) -> str:
+    """The fingerprint updates are bound to, once the base files are the ones `device init` wrote: a config,
+    tokenizer or weights file changed since makes every update's binding meaningless."""
+    info = device_info(device_dir)
+    recorded = info.get("base_files")  # SHA-256 of every base file, recorded at `device init`
+    if isinstance(recorded, dict):
+        have = tree_sha256(Path(device_dir) / "base")
+        changed = sorted(set(recorded) ^ set(have) | {k for k in recorded if have.get(k) != recorded[k]})
+        if changed:
+            raise PackageError(
+                f"{Path(device_dir) / 'base' / changed[0]} changed since `device init`: the base is not the one "
+                "updates are built for (set the device up again with `edgeadapt device init`)"
+            )
+    return info["base_fingerprint"]
 
 
 def runtime_of(device_dir: Path) -> DeviceRuntime:

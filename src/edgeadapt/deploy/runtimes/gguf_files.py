@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+GGUF_LORA = ("adapter", "lora")  # general.type and adapter.type of a LoRA in GGUF
 LORA_TENSOR = re.compile(r"(blk\.\d+\.[a-z_]+\.weight)\.lora_(a|b)")
 
 
@@ -52,7 +53,7 @@ def lora_problems(path: Path, base: dict[str, tuple[int, ...]]) -> list[str]:
     except ValueError as exc:
         return [str(exc)]
     name = Path(path).name
-    if field(reader, "general.type") != "adapter" or field(reader, "adapter.type") != "lora":
+    if (field(reader, "general.type"), field(reader, "adapter.type")) != GGUF_LORA:
         return [f"{name}: not a GGUF LoRA adapter (general.type adapter, adapter.type lora)"]
     alpha = field(reader, "adapter.lora.alpha")
     if not isinstance(alpha, int | float) or not math.isfinite(alpha) or abs(alpha) > 1e3:

@@ -85,12 +85,12 @@ def file_problems(folder: Path, manifest: dict[str, Any], base_gguf: Path, base_
         return problems + router_layer_problems(folder)
     names = sorted(p.name for p in folder.iterdir())
     kind = update_kind(manifest)
-    wanted = {"lora": ["adapter.gguf"], "model": ["model.gguf"]}.get(kind)
+    wanted = {"adapter": ["adapter.gguf"], "model": ["model.gguf"]}.get(kind)
     if names != wanted:
         return [
             f"a llama.cpp update holds adapter.gguf or model.gguf (as its manifest says), not {', '.join(names)}"
         ]
-    check_file = gguf_files.lora_problems if kind == "lora" else gguf_files.model_problems
+    check_file = gguf_files.lora_problems if kind == "adapter" else gguf_files.model_problems
     return check_file(folder / wanted[0], base)
 
 
@@ -122,7 +122,7 @@ def job(folder: Path, manifest: dict[str, Any], base_dir: Path) -> dict[str, Any
     if manifest.get("kind", "update") != "update":
         experts = json.loads((folder / "library.json").read_text())["experts"]
         update["adapters"] = [str(folder / "experts" / name / "adapter.gguf") for name in experts]
-    elif update["kind"] == "lora":
+    elif update["kind"] == "adapter":
         update["adapters"] = [str(folder / "adapter.gguf")]
     else:
         update["model"] = str(folder / "model.gguf")
@@ -213,7 +213,7 @@ class Served:
                 GgufQueries(base_dir / BASE_GGUF, load_router(folder).layer)
             )
             self.experts = list(experts)
-        elif kind == "lora":
+        elif kind == "adapter":
             self.llama = LlamaCpp(base_dir / BASE_GGUF, folder / "adapter.gguf", threads, scale=scale)
         else:
             self.llama = LlamaCpp(
