@@ -18,6 +18,7 @@ import yaml
 from edgeadapt.core.checks import positive
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.core.loragen_config import LoraGenConfig, TasksConfig
+from edgeadapt.core.mitigation_config import EWCConfig, KLToBaseConfig, SelfReplayConfig
 from edgeadapt.core.study_config import (  # noqa: F401  (re-exported: every section is config.NAME)
     DEFAULT_BASELINES,
     GENERAL_SOURCES,
@@ -70,6 +71,8 @@ class DataConfig:
     replay_ratio: float = 0.0
     """Share of the training rows that are general text (replay), drawn from general text that the
     evaluation never uses; the standard mitigation of forgetting, so its effect can be measured."""
+    self_replay: SelfReplayConfig = field(default_factory=SelfReplayConfig)
+    """General requests answered by the base model itself, mixed into training (no general corpus)."""
 
     def check(self, where: str = "data") -> list[str]:
         problems = positive(
@@ -77,6 +80,12 @@ class DataConfig:
         )
         if not 0 <= self.replay_ratio < 1:
             problems.append(f"{where}.replay_ratio: must be in [0, 1), got {self.replay_ratio}")
+        problems += self.self_replay.check(f"{where}.self_replay")
+        if not problems and self.replay_ratio + self.self_replay.ratio >= 1:
+            problems.append(
+                f"{where}.replay_ratio + {where}.self_replay.ratio: together under 1 (the rest is the domain), "
+                f"got {self.replay_ratio + self.self_replay.ratio:g}"
+            )
         return problems
 
 
@@ -111,6 +120,10 @@ class TrainConfig:
     report_to: str = "none"
     """none | tensorboard: the training loss and the forgetting curve's points as TensorBoard scalars in
     RUN/VARIANT/tensorboard/ (offline; `tensorboard --logdir RUN` shows them while a long run trains)."""
+    kl_to_base: KLToBaseConfig = field(default_factory=KLToBaseConfig)
+    """KL to the frozen base on general text, added to the loss (off at weight 0)."""
+    ewc: EWCConfig = field(default_factory=EWCConfig)
+    """Elastic weight consolidation toward the starting weights (off at weight 0)."""
 
     def check(self, where: str = "train") -> list[str]:
         problems = positive(
@@ -128,7 +141,7 @@ class TrainConfig:
             problems.append(f"{where}.forgetting_budget_pct must be >= 0 and {where}.budget_patience >= 1")
         if self.report_to not in ("none", "tensorboard"):
             problems.append(f"{where}.report_to: none or tensorboard, got '{self.report_to}'")
-        return problems
+        return problems + self.kl_to_base.check(f"{where}.kl_to_base") + self.ewc.check(f"{where}.ewc")
 
 
 @dataclass

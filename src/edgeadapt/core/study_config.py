@@ -4,6 +4,7 @@ any section."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from edgeadapt.core.checks import number_list, positive
@@ -99,6 +100,10 @@ class SweepConfig:
     grid: dict[str, list] = field(default_factory=dict)
     """Any other config keys to sweep, key -> values (e.g. `data.train_rows: [50, 200, 800, 3200]`): one
     run per combination (and steps and seed); sweep.json adds each method's curve against the key."""
+    settings: dict[str, dict] = field(default_factory=dict)
+    """Named sets of config values, each a grid point of its own (e.g. `kl: {train.kl_to_base.weight: 1}`,
+    `as-is: {}`): every method trains under each, and each method under each non-empty setting is a frontier
+    of its own (`sft+kl`) on the matched-skill table, beside the method as it is."""
 
     def check(self, where: str = "sweep") -> list[str]:
         problems = number_list(f"{where}.lr_factors", self.lr_factors, lambda f: f > 0, "numbers > 0")
@@ -115,6 +120,25 @@ class SweepConfig:
                 problems.append(
                     f"{where}.grid.{key}: sweep a run setting (data.*, train.*, eval.*), not {key}"
                 )
+        return problems + self.settings_problems(where)
+
+    def settings_problems(self, where: str) -> list[str]:
+        if not isinstance(self.settings, dict):
+            return [f"{where}.settings: name -> {{config key: value}}, got {self.settings!r}"]
+        problems = []
+        for name, values in self.settings.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
+                problems.append(
+                    f"{where}.settings.{name}: a short lower-case name (letters, digits, _ and -)"
+                )
+            elif not isinstance(values, dict):
+                problems.append(f"{where}.settings.{name}: config key -> value, got {values!r}")
+            else:
+                problems += [
+                    f"{where}.settings.{name}.{key}: set a run setting (data.*, train.*, eval.*), not {key}"
+                    for key in values
+                    if str(key).split(".")[0] in ("methods", "sweep", "name", "out_dir")
+                ]
         return problems
 
 

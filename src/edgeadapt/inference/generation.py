@@ -1,4 +1,4 @@
-"""Batched greedy generation with a KV cache, left-padded, in the original order."""
+"""Batched greedy (or sampled) generation with a KV cache, left-padded, in the original order."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ def greedy(
     max_new_tokens: int,
     batch_size: int,
     desc: str = "generating",
+    sample_temperature: float = 0.0,
 ) -> list[str]:
-    """Greedy continuations of token-id prompts, decoded without special tokens."""
+    """Greedy continuations of token-id prompts, decoded without special tokens; with `sample_temperature`
+    > 0, sampled at that temperature instead (from torch's global generator: seed it for repeatable rows)."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: dict[int, str] = {}
@@ -30,7 +32,12 @@ def greedy(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
             max_new_tokens=max_new_tokens,
-            do_sample=False,
+            do_sample=sample_temperature > 0,
+            **(
+                {"temperature": sample_temperature, "top_p": 1.0, "top_k": 0}
+                if sample_temperature > 0
+                else {}
+            ),
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )

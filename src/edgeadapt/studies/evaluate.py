@@ -70,6 +70,7 @@ def method_metrics(
         train_seconds=result.seconds,
         curve=result.curve,
         budget=result.budget,
+        regularizers=result.regularizers,
         options={"method": run.method_names[name], **asdict(run.method_cfgs[name])},
     )
     return metrics

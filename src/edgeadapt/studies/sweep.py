@@ -28,14 +28,29 @@ from edgeadapt.updates import method_of, parse_configs
 RESULTS = "sweep.json"
 
 
+SETTING = "setting"  # a grid point's key naming one of sweep.settings
+
+
 def grid_points(cfg: RunConfig) -> list[tuple[tuple[str, Any], ...]]:
-    """Every combination of `sweep.grid`'s values, as ((key, value), ...); one empty point without a grid."""
+    """Every combination of `sweep.grid`'s values (and of `sweep.settings`, by name), as ((key, value), ...);
+    one empty point without either."""
     keys = list(cfg.sweep.grid)
-    return [tuple(zip(keys, values)) for values in itertools.product(*(cfg.sweep.grid[k] for k in keys))]
+    points = [tuple(zip(keys, values)) for values in itertools.product(*(cfg.sweep.grid[k] for k in keys))]
+    if not cfg.sweep.settings:
+        return points
+    return [point + ((SETTING, name),) for point in points for name in cfg.sweep.settings]
 
 
 def point_label(point: tuple[tuple[str, Any], ...]) -> str:
-    return "".join(f"{key.rsplit('.', 1)[-1]}{value}-" for key, value in point)
+    return "".join(
+        f"{value}-" if key == SETTING else f"{key.rsplit('.', 1)[-1]}{value}-" for key, value in point
+    )
+
+
+def method_label(cfg: RunConfig, variant: str, point: tuple[tuple[str, Any], ...]) -> str:
+    """A variant under a non-empty setting is a method of its own on the frontier: `sft+kl`."""
+    setting = dict(point).get(SETTING)
+    return f"{variant}+{setting}" if setting and cfg.sweep.settings.get(setting) else variant
 
 
 def budget(cfg: RunConfig, steps: int) -> tuple[str, str]:
@@ -50,7 +65,9 @@ def with_point(cfg: RunConfig, point: tuple[tuple[str, Any], ...]) -> RunConfig:
         return copy.deepcopy(cfg)
     data = to_dict(cfg)
     for key, value in point:
-        apply_override(data, f"{key}={json.dumps(value)}")
+        values = cfg.sweep.settings[value].items() if key == SETTING else [(key, value)]
+        for name, setting in values:
+            apply_override(data, f"{name}={json.dumps(setting)}")
     return parse(data, "sweep.grid: ")
 
 
@@ -85,8 +102,9 @@ def collect_points(cfg: RunConfig, results: dict[tuple, dict]) -> list[dict[str,
     groups: dict[tuple, list[dict]] = {}
     for (point, steps, _seed), run_results in results.items():
         for name, m in run_results["methods"].items():
-            variant = name.rsplit("-lr", 1)[0]
-            groups.setdefault((variant, name, point, steps), []).append(m)
+            variant, lr = name.rsplit("-lr", 1)
+            label = method_label(cfg, variant, point)
+            groups.setdefault((label, f"{label}-lr{lr}", point, steps), []).append(m)
     points = []
     for (variant, name, point, steps), runs in groups.items():
 

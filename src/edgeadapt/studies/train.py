@@ -18,6 +18,7 @@ from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.run_data import rows_in_words
 from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
+from edgeadapt.studies.mitigations import regularizers, self_replay_rows
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
 from edgeadapt.training.loop import RESULT_FILE, TrainResult, train
 
@@ -70,6 +71,7 @@ def train_variant(
     # from the same weights whatever the process trained before it (the Trainer seeds only later).
     set_seed(cfg.train.seed)
     model = method.prepare(model, method_cfg, calibration)
+    terms = regularizers(run, model, log)  # on the model training starts from
     bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
     result = train(
         model,
@@ -84,6 +86,7 @@ def train_variant(
         bf16=bf16,
         resume=resume,
         log=log,
+        regularizers=terms,
     )
     if is_main_process():  # under torchrun every rank holds the same weights; one writes them
         files = method.save_update(model, run.update_dir(name))
@@ -101,7 +104,8 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         log(
             f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name}: {rows_in_words(data.sizes())}"
         )
-    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train + data.replay_rows()]
+    general = data.replay_rows() + self_replay_rows(run, log)
+    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train + general]
     calibration = train_rows[: len(data.train)]  # domain rows only, for methods that profile the data
     curves = curve_sets(run, data.val)
     steps = epoch_steps(cfg.train, len(train_rows))

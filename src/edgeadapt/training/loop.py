@@ -41,6 +41,9 @@ class TrainResult:
     update_files: list[str] = field(default_factory=list)
     budget: dict[str, Any] | None = None
     """With train.forgetting_budget_pct: which evaluation's weights were kept, and why."""
+    regularizers: dict[str, Any] | None = None
+    """With train.kl_to_base or train.ewc: each term's weight, mean value and what it cost (setup seconds,
+    seconds per step, memory held)."""
 
     def save(self, folder: Path) -> None:
         (folder / RESULT_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -139,6 +142,26 @@ def tensorboard_callback(out_dir: Path):
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out_dir / "tensorboard")))
 
 
+def regularized_trainer(regularizers: tuple):
+    """transformers' Trainer with each regularizer's penalty added to the training loss (never to the curve's
+    evaluation losses)."""
+    from transformers import Trainer
+
+    class RegularizedTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if not (regularizers and model.training):
+                return result
+            loss, outputs = result if return_outputs else (result, None)
+            extra = sum(r.penalty(model) for r in regularizers)
+            if num_items_in_batch is not None and self.args.gradient_accumulation_steps > 1:
+                # the loss above is already a share of the accumulated batch; the penalty is per step
+                extra = extra / self.args.gradient_accumulation_steps
+            return (loss + extra, outputs) if return_outputs else loss + extra
+
+    return RegularizedTrainer
+
+
 def training_arguments(cfg: TrainConfig, lr: float, out_dir: Path, device: torch.device, bf16: bool):
     from transformers import TrainingArguments
 
@@ -189,16 +212,16 @@ def train(
     resume: bool = False,
     callbacks: tuple = (),
     log: Callable[[str], None] = print,
+    regularizers: tuple = (),
 ) -> TrainResult:
     """Train a prepared model; return its curve. `eval_sets` maps a curve name (domain, general) to rows.
 
     `callbacks`: extra transformers TrainerCallbacks (bench/throughput.py times steps with one).
+    `regularizers`: terms added to every step's loss (`training.regularizers`).
     """
-    from transformers import Trainer
-
     out_dir.mkdir(parents=True, exist_ok=True)
     sparse = accepts_logits_to_keep(model)
-    trainer = Trainer(
+    trainer = regularized_trainer(tuple(regularizers))(
         model=model,
         args=training_arguments(cfg, lr, out_dir, device, bf16),
         data_collator=collator(tokenizer, sparse),
@@ -237,6 +260,7 @@ def train(
         trainable_params=count_parameters(model, trainable_only=True),
         curve=curve_from_history(trainer.state.log_history, list(eval_sets)),
         budget=budget.summary(trainer.state.global_step) if budget else None,
+        regularizers={r.name: r.summary() for r in regularizers} or None,
     )
 
 
