@@ -55,7 +55,20 @@ def test_the_kl_reference_is_the_model_training_starts_from(name, make_tiny, tok
     assert kl.term(model).item() == pytest.approx(0.0, abs=1e-5)
     one_step(model, lr=5e-2)
     model.eval()
-    assert sum(kl.term(model).item() for _ in range(3)) > 1e-6
+    assert sum(kl.term(model, step).item() for step in range(3)) > 1e-6
+
+
+def test_the_kl_batch_follows_the_step_so_a_resumed_run_reads_what_an_uninterrupted_one_would(
+    make_tiny, tokenizer
+):
+    model = prepared("lora", make_tiny())
+    rows, collate = general_rows(tokenizer), collator(tokenizer, False)
+    uninterrupted, resumed = (KLToBase(model, rows, collate, 1.0, 1.0, 2) for _ in range(2))
+    one_step(model, lr=5e-2)
+    model.eval()
+    before = [uninterrupted.term(model, step).item() for step in range(3)]
+    assert len(set(before)) == 3  # three batches, three values
+    assert resumed.term(model, 3).item() == uninterrupted.term(model, 3).item()
 
 
 def test_the_ewc_penalty_is_zero_at_the_base_and_pulls_back_in_proportion_to_the_fisher(make_tiny, tokenizer):
@@ -107,6 +120,35 @@ def test_self_replay_rows_are_the_base_models_own_answers_written_once(tmp_path,
 
     monkeypatch.setattr(mitigations, "generate_rows", no_generation)
     assert mitigations.self_replay_rows(run, log=lambda _: None) == rows  # read back, not generated
+
+
+def test_self_distill_keeps_a_rewrite_only_where_the_domain_grader_accepts_it(tmp_path, monkeypatch):
+    from edgeadapt.data.format import reference
+    from edgeadapt.runs.run import Run
+    from edgeadapt.studies import mitigations
+
+    run = Run(config.load(SMOKE, [f"out_dir={tmp_path}", "data.self_distill=true"]))
+    run.dir.mkdir(parents=True, exist_ok=True)
+    rows = run.data.train[:6] + [{"text": "plain prose has no response to rewrite"}]
+    asked = []
+
+    def base_rewrites(model, tokenizer, prompts, max_new_tokens, batch_size, desc="", **kwargs):
+        asked.extend(tokenizer.decode(p) for p in prompts)
+        # even rows: the answer restated, then the base's own words; odd rows: a wrong answer
+        return [
+            f"{reference(rows[i])}\nIn my own words." if i % 2 == 0 else "no idea"
+            for i in range(len(prompts))
+        ]
+
+    monkeypatch.setattr(mitigations, "greedy", base_rewrites)
+    out = mitigations.self_distilled(run, rows, log=lambda _: None)
+    assert len(asked) == 6 and all(reference(r) in a and "Reference Answer" in a for r, a in zip(rows, asked))
+    for i, (before, after) in enumerate(zip(rows[:6], out[:6])):
+        kept = reference(before) + "\nIn my own words." if i % 2 == 0 else reference(before)
+        assert reference(after) == kept
+    assert out[6] == rows[6]
+    monkeypatch.setattr(mitigations, "greedy", None)  # read back from RUN/self-distill-*.json
+    assert mitigations.self_distilled(run, rows, log=lambda _: None) == out
 
 
 @pytest.mark.parametrize(
@@ -168,5 +210,5 @@ def test_a_sweep_setting_is_a_frontier_of_its_own(tmp_path):
 
 def test_the_mitigation_frontier_config_loads():
     cfg = config.load(CONFIGS / "mitigation-frontier.yaml")
-    assert {"as-is", "replay", "kl", "self-replay", "ewc"} <= set(cfg.sweep.settings)
+    assert {"as-is", "replay", "kl", "self-replay", "ewc", "self-distill"} <= set(cfg.sweep.settings)
     assert len(cfg.sweep.seeds) == 3 and set(cfg.methods) == {"sft", "lora"}

@@ -73,6 +73,9 @@ class DataConfig:
     evaluation never uses; the standard mitigation of forgetting, so its effect can be measured."""
     self_replay: SelfReplayConfig = field(default_factory=SelfReplayConfig)
     """General requests answered by the base model itself, mixed into training (no general corpus)."""
+    self_distill: bool = False
+    """Rewrite each domain response in the base model's own words, shown the request and the reference
+    (SDFT); a rewrite whose first line is not the reference answer keeps the original response."""
 
     def check(self, where: str = "data") -> list[str]:
         problems = positive(

@@ -1,6 +1,7 @@
 """The mitigations of forgetting a single model can train with, wired to a run: general requests answered
-by the base itself (`data.self_replay`, and the `prompts` source of the KL term and EWC) and the regularizers
-of the training loop (`train.kl_to_base`, `train.ewc`).
+by the base itself (`data.self_replay`, and the `prompts` source of the KL term and EWC), the domain's own
+responses rewritten by the base (`data.self_distill`, SDFT) and the regularizers of the training loop
+(`train.kl_to_base`, `train.ewc`).
 
 The self-answered rows are the project's general requests (`data.general_prompts`, which no forgetting
 measure reads), each answered by the base model; written once per run into RUN/self-replay-HASH.json and
@@ -20,8 +21,9 @@ import torch
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.data.collate import collator
-from edgeadapt.data.format import encode, prompt_ids, text_chunks
+from edgeadapt.data.format import encode, prompt_ids, prompt_text, reference, split_row, text_chunks
 from edgeadapt.data.general_prompts import GENERAL_PROMPTS
+from edgeadapt.evaluation.metrics import exact_match
 from edgeadapt.inference.generation import greedy
 from edgeadapt.training.distributed import world_size
 from edgeadapt.training.regularizers import EWC, KLToBase, Regularizer
@@ -79,6 +81,56 @@ def generate_rows(run, prompts: list[str], answers: str, max_new_tokens: int, lo
     )
     # An empty answer stays: ending at once is what the base does there, and what the row teaches.
     return [{"prompt": p, "response": t} for p, t in zip(prompts, texts)]
+
+
+# SDFT's prompt (Yang et al. 2024, "Self-Distillation Bridges Distribution Gap in Language Model Fine-Tuning").
+SDFT_TEMPLATE = (
+    "Below is an instruction that describes a task, along with a reference answer. Using the reference answer "
+    "as a guide, write your own response.\n### Instruction:\n{prompt}\n### Reference Answer:\n{reference}\n"
+    "### Response:"
+)
+
+
+def self_distilled(run, rows: list[dict], log: Callable[[str], None] = print) -> list[dict]:
+    """`data.self_distill`: each domain response rewritten by the base model, shown the request and the
+    reference (SDFT), so training moves the model less far from its own distribution. A rewrite is kept only
+    where the domain's grader accepts it (its first line matches the reference, as domain accuracy checks);
+    otherwise the row keeps its response, as SDFT falls back to the original when the rewrite is wrong."""
+    if not run.cfg.data.self_distill:
+        return rows
+    asked = [i for i, row in enumerate(rows) if split_row(row)[0] is not None]
+    requests = [
+        SDFT_TEMPLATE.format(prompt=prompt_text(rows[i]), reference=reference(rows[i])) for i in asked
+    ]
+    longest = max((len(run.tokenizer(reference(rows[i]))["input_ids"]) for i in asked), default=0)
+    tokens = min(256, 2 * longest + 8)  # room to restate the answer in other words
+    key = {"model": run.cfg.model.name, "max_new_tokens": tokens, "requests": requests}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = run.dir / f"self-distill-{digest}.json"
+    answers = cached_rows(path, key)
+    if answers is None:
+        log(f"[self-distill] the base model rewrites {len(requests)} domain responses in its own words")
+        model = run.load_model(torch.float32).eval()
+        ids = [prompt_ids(run.tokenizer, [{"role": "user", "content": r}]) for r in requests]
+        answers = greedy(
+            model, run.tokenizer, ids, tokens, run.cfg.eval.generate_batch_size, desc="self-distill"
+        )
+        write_json_atomic(path, {"key": key, "rows": answers})
+    out, kept = list(rows), 0
+    for i, answer in zip(asked, answers):
+        if exact_match(answer, reference(rows[i])):
+            out[i] = with_response(rows[i], answer)
+            kept += 1
+    log(
+        f"[self-distill] {kept} of {len(asked)} rewrites kept (the others changed the answer: originals kept)"
+    )
+    return out
+
+
+def with_response(row: dict, answer: str) -> dict:
+    if "messages" in row:
+        return {**row, "messages": row["messages"][:-1] + [{**row["messages"][-1], "content": answer}]}
+    return {**row, "response": answer}
 
 
 def self_replay_rows(run, log: Callable[[str], None] = print) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.run_data import rows_in_words
 from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
-from edgeadapt.studies.mitigations import regularizers, self_replay_rows
+from edgeadapt.studies.mitigations import regularizers, self_distilled, self_replay_rows
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
 from edgeadapt.training.loop import RESULT_FILE, TrainResult, train
 
@@ -104,8 +104,9 @@ def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print
         log(
             f"Run '{cfg.name}': model {cfg.model.name} on {where}, domain {data.domain_name}: {rows_in_words(data.sizes())}"
         )
+    domain = self_distilled(run, data.train, log)
     general = data.replay_rows() + self_replay_rows(run, log)
-    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in data.train + general]
+    train_rows = [encode(tokenizer, r, cfg.data.max_length) for r in domain + general]
     calibration = train_rows[: len(data.train)]  # domain rows only, for methods that profile the data
     curves = curve_sets(run, data.val)
     steps = epoch_steps(cfg.train, len(train_rows))

@@ -153,7 +153,7 @@ def regularized_trainer(regularizers: tuple):
             if not (regularizers and model.training):
                 return result
             loss, outputs = result if return_outputs else (result, None)
-            extra = sum(r.penalty(model) for r in regularizers)
+            extra = sum(r.penalty(model, self.state.global_step) for r in regularizers)
             if num_items_in_batch is not None and self.args.gradient_accumulation_steps > 1:
                 # the loss above is already a share of the accumulated batch; the penalty is per step
                 extra = extra / self.args.gradient_accumulation_steps

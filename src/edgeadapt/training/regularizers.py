@@ -9,7 +9,6 @@ train_result.json reports beside the training time.
 from __future__ import annotations
 
 import copy
-import itertools
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -50,15 +49,17 @@ class Regularizer:
         self.penalty_sum = 0.0
         self.memory_bytes = 0
 
-    def penalty(self, model: nn.Module) -> torch.Tensor:
+    def penalty(self, model: nn.Module, step: int = 0) -> torch.Tensor:
+        """The weighted term at optimizer step `step` (which general batch it reads: a resumed run reads the
+        batches an uninterrupted one would)."""
         start = time.perf_counter()
-        value = self.term(model)
+        value = self.term(model, step)
         self.steps += 1
         self.penalty_sum += float(value.detach())
         self.step_seconds += time.perf_counter() - start
         return self.weight * value
 
-    def term(self, model: nn.Module) -> torch.Tensor:
+    def term(self, model: nn.Module, step: int = 0) -> torch.Tensor:
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:
@@ -72,7 +73,7 @@ class Regularizer:
 
 
 class KLToBase(Regularizer):
-    """KL(base || tuned) on batches of general rows, taken in turn. The base is the model with its adapter
+    """KL(base || tuned) on batches of general rows, one per optimizer step in turn. The base is the model with its adapter
     off when that is the model training starts from (LoRA, DoRA, QLoRA: the adapter starts at zero); otherwise
     (full fine-tuning, PiSSA, whose adapter starts from the base's principal part) a frozen copy."""
 
@@ -92,9 +93,7 @@ class KLToBase(Regularizer):
         if not rows:
             raise UserError("train.kl_to_base: no general rows to compare with the base")
         self.temperature = temperature
-        self.batches = itertools.cycle(
-            [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
-        )
+        self.batches = [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
         self.frozen = None if self.adapter_is_base(model, collate(rows[:1])) else frozen_copy(model)
         if self.frozen is not None:
             self.memory_bytes = sum(p.numel() * p.element_size() for p in self.frozen.parameters())
@@ -116,13 +115,13 @@ class KLToBase(Regularizer):
         return torch.allclose(with_adapter, without, rtol=1e-4, atol=1e-4)
 
     def base_logits(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        reference = self.frozen or model
+        reference = self.frozen if self.frozen is not None else model
         context = adapter_off(model)() if self.frozen is None else nullcontext()
         with torch.no_grad(), context:
             return reference(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
 
-    def term(self, model: nn.Module) -> torch.Tensor:
-        inputs = to_device(next(self.batches), model)
+    def term(self, model: nn.Module, step: int = 0) -> torch.Tensor:
+        inputs = to_device(self.batches[step % len(self.batches)], model)
         base = self.base_logits(model, inputs)
         tuned = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
         return kl_to_reference(tuned, base, labelled_positions(inputs["labels"]), self.temperature)
@@ -168,7 +167,7 @@ class EWC(Regularizer):
         )
         self.setup_seconds = time.perf_counter() - start
 
-    def term(self, model: nn.Module) -> torch.Tensor:
+    def term(self, model: nn.Module, step: int = 0) -> torch.Tensor:
         named = dict(model.named_parameters())
         return 0.5 * sum(
             (self.fisher[n] * (named[n].float() - self.anchor[n].float()) ** 2).sum() for n in self.fisher
