@@ -155,14 +155,17 @@ def test_the_recommended_scale_is_signed_shown_and_overridden_by_the_operator(op
     assert device.status(dev)["active"]["scale"] == 0.25
 
 
-def small_library(opened, folder: Path, layer: int = 1) -> Path:
+def small_library(
+    opened, folder: Path, layer: int = 1, experts=(("alpha", "lora"), ("beta", "hlora"))
+) -> Path:
     run, _ = opened
     library = Library.create(folder, "tiny-random", models.resolve("tiny-random"))
-    for name, variant in (("alpha", "lora"), ("beta", "hlora")):
+    for name, variant in experts:
         library.add(name, Expert(name, name, "lora", 8), run.update_dir(variant))
     torch.manual_seed(0)
+    names = [name for name, _ in experts]
     router = ScarRouter(
-        ["alpha", "beta"], torch.randn(3, 64), torch.zeros(64), torch.ones(64), layer, 0.1, 0.34, 2
+        names, torch.randn(len(names) + 1, 64), torch.zeros(64), torch.ones(64), layer, 0.1, 0.34, 2
     )
     library.router, library.router_id = router.save(folder), router.identity()
     library.save()
@@ -187,6 +190,40 @@ def test_a_routed_library_keeps_the_base_route_byte_identical_to_the_base_gguf(o
                 assert (got_ids, got_lps) == (base_ids, base_lps)
     answer, route, *_ = device.generate(dev, PROMPTS[1], 4)
     assert route is not None and set(route.experts) <= {"alpha", "beta"}
+
+
+def test_an_expert_joins_the_library_a_llamacpp_device_holds(opened, tmp_path):
+    dev = llama_device(tmp_path)
+    held = tmp_path / "lib.eaupd"
+    library_packages.export_library(
+        small_library(opened, tmp_path / "lib"), held, release=build.release(1), runtime="llamacpp"
+    )
+    device.apply(held, dev, None, allow_unsigned=True)
+    # a library of the same router settings (its keys comparable) that has one more expert
+    more = small_library(
+        opened, tmp_path / "more", experts=(("alpha", "lora"), ("beta", "hlora"), ("gamma", "lora"))
+    )
+    library_packages.export_expert(more, "gamma", tmp_path / "p.eaupd", release=build.release(2))
+    with pytest.raises(
+        PackageError, match="a package for the transformers runtime; this device runs llamacpp"
+    ):
+        device.apply(tmp_path / "p.eaupd", dev, None, allow_unsigned=True)
+    joined = library_packages.export_expert(
+        more, "gamma", tmp_path / "g.eaupd", release=build.release(2), runtime="llamacpp"
+    )
+    assert joined["manifest"]["runtime"] == "llamacpp"
+    device.apply(tmp_path / "g.eaupd", dev, None, allow_unsigned=True)
+    active = dev / "updates" / device.status(dev)["active"]["id"]
+    assert sorted(p.name for p in (active / "experts" / "gamma").iterdir()) == ["adapter.gguf"]
+    assert json.loads((active / "router.json").read_text())["experts"] == ["alpha", "beta", "gamma"]
+    answer, route, *_ = device.generate(dev, PROMPTS[1], 4)
+    assert route is not None and set(route.scores) == {"alpha", "beta", "gamma", "null"}
+    # an expert whose update a GGUF LoRA cannot hold (DoRA's magnitudes) is refused at export, not dropped
+    dora = small_library(opened, tmp_path / "dora", experts=(("alpha", "lora"), ("delta", "dora")))
+    with pytest.raises(UserError, match="DoRA adapter's magnitude vectors have no GGUF LoRA form"):
+        library_packages.export_library(
+            dora, tmp_path / "d.eaupd", release=build.release(3), runtime="llamacpp"
+        )
 
 
 def test_a_library_whose_router_needs_a_layer_the_device_cannot_compute_is_refused(opened, tmp_path):

@@ -88,10 +88,6 @@ def _package(args: argparse.Namespace) -> None:
             raise UserError("package export LIB --library (or --expert NAME) needs --out FILE")
         sign = Path(args.sign) if args.sign else None
         if args.expert:
-            if args.runtime != "transformers":
-                raise UserError(
-                    f"an expert package for a {args.runtime} device is not built yet: export the whole --library"
-                )
             info = library_packages.export_expert(
                 Path(args.target),
                 args.expert,
@@ -100,6 +96,7 @@ def _package(args: argparse.Namespace) -> None:
                 sign,
                 args.compress,
                 _release(args),
+                args.runtime,
             )
         else:
             info = library_packages.export_library(

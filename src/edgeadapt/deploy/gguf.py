@@ -244,6 +244,10 @@ def write_lora(model: torch.nn.Module, out: Path, name: str = "") -> Path:
     import gguf
 
     check_supported(model.get_base_model())
+    if any(getattr(cfg, "use_dora", False) for cfg in model.peft_config.values()):
+        raise UserError(
+            "a DoRA adapter's magnitude vectors have no GGUF LoRA form: export the merged model instead"
+        )
     tensors = lora_tensors(model)
     if not tensors:
         raise UserError("No LoRA layers in this model: --adapter exports an adapter method's update.")

@@ -70,8 +70,10 @@ def adapter_folder_sources(folder: Path, method_name: str, base_dir: Path, tmp: 
     return [("update/adapter.gguf", path)], gguf_fields("adapter", "f32")
 
 
-def library_sources(library, tmp: Path) -> list[tuple[str, Path]]:
-    """Every expert of a library as a GGUF LoRA, a library.json that says so, and the router's files."""
+def library_sources(library, tmp: Path, names: list[str] | None = None) -> list[tuple[str, Path]]:
+    """Every expert of a library as a GGUF LoRA, a library.json that says so, and the router's files; with
+    `names`, those experts' GGUF LoRAs alone (an expert package: the device's library.json and router take
+    them in)."""
     from edgeadapt import models
     from edgeadapt.deploy.gguf import write_lora
     from edgeadapt.updates.library import GGUF_FILES, LIBRARY_FILE
@@ -79,12 +81,14 @@ def library_sources(library, tmp: Path) -> list[tuple[str, Path]]:
     base_dir = models.resolve(library.base_name)
     library.check_base(base_dir)
     sources = []
-    for name in library.experts:
+    for name in names or library.experts:
         base, _ = models.load(base_dir, torch.float32, torch.device("cpu"))
         tuned = library.load(base, [name])
         out = tmp / "experts" / name / "adapter.gguf"
         write_lora(tuned, out, f"{library.base_name} + expert {name}")
         sources.append((f"library/experts/{name}/adapter.gguf", out))
+    if names:
+        return sources
     spec = json.loads((library.folder / LIBRARY_FILE).read_text())
     spec["expert_files"] = list(GGUF_FILES)
     (tmp / LIBRARY_FILE).write_text(json.dumps(spec, indent=1))

@@ -101,8 +101,10 @@ def export_expert(
     sign_key: Path | None = None,
     compress: bool = False,
     release: dict | None = None,
+    runtime: str = "transformers",
 ) -> dict:
-    """One expert and its router key, to join a library a device already holds."""
+    """One expert and its router key, to join a library a device already holds (for a llama.cpp device the
+    expert travels as a GGUF LoRA, as in a library package for it)."""
     from safetensors.torch import save_file
 
     library = Library.read(library_folder(path))
@@ -115,12 +117,21 @@ def export_expert(
         raise UserError(
             f"{library.folder}: its '{router.kind}' router takes no expert without retraining; export the whole --library"
         )
+    engine = get_runtime(runtime)
+    if engine.library_sources is not None and dtype != "fp32":
+        raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} expert travels as GGUF")
     with tempfile.TemporaryDirectory(prefix="edgeadapt-expert-") as tmp:
         key = Path(tmp) / ROUTER_KEY
         save_file({"key": router.key_of(name).contiguous()}, str(key))
-        sources = expert_sources(library, name) + [(f"library/{ROUTER_KEY}", key)]
         spec = fields(library, "expert", [name]) | {"router_id": router.identity()} | (release or {})
-        return build.build_members(sources, Path(out), spec, dtype, sign_key, compress)
+        if engine.library_sources is not None:  # the runtime's own files (a GGUF LoRA), as for a library
+            sources = engine.library_sources(library, Path(tmp), [name])
+            spec["runtime"] = runtime
+        else:
+            sources = expert_sources(library, name)
+        return build.build_members(
+            sources + [(f"library/{ROUTER_KEY}", key)], Path(out), spec, dtype, sign_key, compress
+        )
 
 
 def join_library(staging: Path, active: Path, manifest: dict[str, Any]) -> None:

@@ -14,7 +14,8 @@ A runtime provides:
 - `serve(device_dir, folder, manifest, scale) -> Server`: the active model (folder None: the bare base),
   answering `generate(prompt, max_new_tokens) -> (answer, route or None)`;
 - optionally, how a package for it is made when its files are not the PyTorch ones: `run_sources(run,
-  variant, tmp, options)`, `library_sources(library, tmp)`, `adapter_sources(folder, method, base_dir,
+  variant, tmp, options)`, `library_sources(library, tmp, names=None)` (with `names`, those experts
+  alone: an expert package), `adapter_sources(folder, method, base_dir,
   tmp)`, each giving (member path, file) pairs written into `tmp` (and for an update, manifest fields).
 
 A package names the runtime it was built for (manifest `runtime`, default `transformers`); a device

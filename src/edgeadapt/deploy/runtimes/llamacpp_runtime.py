@@ -247,10 +247,10 @@ def _run_sources(run, variant, tmp, options):
     return run_sources(run, variant, tmp, options.get("gguf_type") or "f16")
 
 
-def _library_sources(library, tmp):
+def _library_sources(library, tmp, names=None):
     from edgeadapt.deploy.gguf_packages import library_sources
 
-    return library_sources(library, tmp)
+    return library_sources(library, tmp, names)
 
 
 def _adapter_sources(folder, method, base_dir, tmp):
