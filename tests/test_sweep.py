@@ -147,6 +147,22 @@ def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):
     assert "evaluating" not in out
 
 
+def test_a_sweep_stopped_midway_keeps_the_summary_it_had(tmp_path, monkeypatch):
+    from edgeadapt.studies import sweep as sweep_study
+
+    folder = tmp_path / "smoke-sweep"
+    folder.mkdir()
+    (folder / "sweep.json").write_text('{"points": ["an earlier, finished sweep"]}')
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_study, "train_run", stopped)
+    args = ["sweep", str(SMOKE_SWEEP), f"out_dir={tmp_path}", "methods={lora: {lr: 1.0e-3}}"]
+    assert main(args) == 130  # interrupted (Ctrl-C) during the first training
+    assert json.loads((folder / "sweep.json").read_text()) == {"points": ["an earlier, finished sweep"]}
+
+
 def test_facts_come_from_the_project_a_user_file_or_nowhere(tmp_path):
     from edgeadapt.data.run_data import load_facts
 

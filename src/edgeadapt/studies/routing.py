@@ -58,7 +58,7 @@ def route_eval(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, 
     missing = [d for d in runs if d not in {e.domain for e in library.experts.values()}]
     if missing:
         raise_missing(missing)
-    (cfg.run_dir() / RESULTS).unlink(missing_ok=True)
+    # the previous summary stays until the new one replaces it whole: a stopped study loses nothing
     peft = library.load(first.load_model(first.dtype))
     data = RouterData(cfg, runs, library, model=peft)
     log(

@@ -166,7 +166,7 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
     configs = grid_configs(cfg)
     out_dir = cfg.run_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULTS).unlink(missing_ok=True)
+    # the previous summary stays until the new one replaces it whole: a stopped study loses nothing
     runs = {key: Run(sub) for key, sub in configs.items()}  # every run's inputs are checked first
     results = {}
     for (point, steps, seed), run in runs.items():

@@ -86,7 +86,7 @@ def transfer_run(cfg: RunConfig, resume: bool = False, log: Callable[[str], None
     started = time.perf_counter()
     runs = domain_runs(cfg)  # every domain's data and every method's options are checked before work
     out_dir = cfg.run_dir()
-    (out_dir / RESULTS).unlink(missing_ok=True)
+    # the previous summary stays until the new one replaces it whole: a stopped study loses nothing
     trained = {domain: train_run(run, resume, log) for domain, run in runs.items()}
     first = next(iter(runs.values()))
     sets = {domain: eval_sets(run.data, run.tokenizer, run.cfg) for domain, run in runs.items()}
