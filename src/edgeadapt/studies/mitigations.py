@@ -156,6 +156,8 @@ def regularizers(run, model, log: Callable[[str], None] = print) -> list[Regular
     """The regularizers `train.kl_to_base` and `train.ewc` ask for, set up on the prepared model (before
     training moves it: the KL's reference and EWC's anchor are the model training starts from)."""
     train, found = run.cfg.train, []
+    if (train.kl_to_base.weight > 0 or train.ewc.weight > 0) and world_size() > 1:
+        raise UserError("train.kl_to_base and train.ewc run in one process: train without torchrun")
     collate = collator(run.tokenizer, False)
     if train.kl_to_base.weight > 0:
         kl = train.kl_to_base
@@ -164,8 +166,6 @@ def regularizers(run, model, log: Callable[[str], None] = print) -> list[Regular
     if train.ewc.weight > 0:
         rows = general_rows(run, train.ewc.source, train.ewc.samples, log)
         found.append(EWC(model, rows, collate, train.ewc.weight))
-    if found and world_size() > 1:
-        raise UserError("train.kl_to_base and train.ewc run in one process: train without torchrun")
     for reg in found:
         cost = reg.summary()
         log(

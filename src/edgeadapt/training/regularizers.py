@@ -73,9 +73,10 @@ class Regularizer:
 
 
 class KLToBase(Regularizer):
-    """KL(base || tuned) on batches of general rows, one per optimizer step in turn. The base is the model with its adapter
-    off when that is the model training starts from (LoRA, DoRA, QLoRA: the adapter starts at zero); otherwise
-    (full fine-tuning, PiSSA, whose adapter starts from the base's principal part) a frozen copy."""
+    """KL(base || tuned) on batches of general rows, one per optimizer step in turn. The base is the model
+    with its adapter off when that gives the model training starts from (checked on one batch: LoRA's adapter
+    starts at zero); otherwise (full fine-tuning; PiSSA, whose adapter starts from the base's principal part;
+    ADAPT-Q, whose adapter starts compensating its quantization) a frozen copy of the starting model."""
 
     name = "kl_to_base"
 
