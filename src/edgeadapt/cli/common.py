@@ -22,8 +22,10 @@ def base_dir(name: str) -> Path:
     return models.resolve(name)
 
 
-def runtime_names() -> list[str]:
+def add_runtime_options(p: argparse.ArgumentParser, runtime_help: str, gguf_type_help: str) -> None:
+    """--runtime (a registered device runtime) and --gguf-type, as `device init` and `package export` take them."""
     from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
 
     get_runtime(DEFAULT_RUNTIME)  # registers the built-in runtimes
-    return sorted(RUNTIMES)
+    p.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=sorted(RUNTIMES), help=runtime_help)
+    p.add_argument("--gguf-type", default="f16", choices=["f16", "q8_0"], help=gguf_type_help)

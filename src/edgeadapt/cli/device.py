@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgeadapt.cli.common import base_dir, command, path_or_none, runtime_names
+from edgeadapt.cli.common import add_runtime_options, base_dir, command, path_or_none
 from edgeadapt.core.errors import UserError, printable
 
 
@@ -93,17 +93,10 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--channel", default="default", help="init: the one update channel this device takes releases from"
     )
-    p.add_argument(
-        "--runtime",
-        default="transformers",
-        choices=runtime_names(),
-        help="init: what runs the model on the device",
-    )
-    p.add_argument(
-        "--gguf-type",
-        default="f16",
-        choices=["f16", "q8_0"],
-        help="init --runtime llamacpp: the base GGUF's type",
+    add_runtime_options(
+        p,
+        "init: what runs the model on the device",
+        "init --runtime llamacpp: the base GGUF's type",
     )
     p.add_argument(
         "--scale",

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
-from edgeadapt.cli.common import base_dir, command, path_or_none, runtime_names
+from edgeadapt.cli.common import add_runtime_options, base_dir, command, path_or_none
 from edgeadapt.core.errors import UserError, printable
 
 
@@ -87,27 +88,12 @@ def _package(args: argparse.Namespace) -> None:
         if not args.out:
             raise UserError("package export LIB --library (or --expert NAME) needs --out FILE")
         sign = Path(args.sign) if args.sign else None
-        if args.expert:
-            info = library_packages.export_expert(
-                Path(args.target),
-                args.expert,
-                Path(args.out),
-                args.dtype,
-                sign,
-                args.compress,
-                _release(args),
-                args.runtime,
-            )
-        else:
-            info = library_packages.export_library(
-                Path(args.target),
-                Path(args.out),
-                args.dtype,
-                sign,
-                args.compress,
-                _release(args),
-                args.runtime,
-            )
+        export = (
+            functools.partial(library_packages.export_expert, Path(args.target), args.expert)
+            if args.expert
+            else functools.partial(library_packages.export_library, Path(args.target))
+        )
+        info = export(Path(args.out), args.dtype, sign, args.compress, _release(args), args.runtime)
         experts = ", ".join(e["name"] for e in info["manifest"]["experts"])
         print(
             printable(f"{args.out}: {info['manifest']['kind']} ({experts}), {info['package_bytes']:,} bytes")
@@ -264,17 +250,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--expires-days", type=float, default=180.0, help="export: days until devices refuse it")
     p.add_argument("--keylist", help="export: a root-signed key list for devices to take with the package")
-    p.add_argument(
-        "--runtime",
-        default="transformers",
-        choices=runtime_names(),
-        help="export: the device runtime the package is for (llamacpp: GGUF files; see README, 'Run it on a device')",
-    )
-    p.add_argument(
-        "--gguf-type",
-        default="f16",
-        choices=["f16", "q8_0"],
-        help="export --runtime llamacpp: a whole model's GGUF type",
+    add_runtime_options(
+        p,
+        "export: the device runtime the package is for (llamacpp: GGUF files; see README, 'Run it on a device')",
+        "export --runtime llamacpp: a whole model's GGUF type",
     )
     p.add_argument(
         "--scale",

@@ -48,13 +48,39 @@ def base_answered(
         "seed": run.cfg.data.seed,
         "prompts": prompts,
     }
+    rows = generated_once(
+        run, "self-replay", key, lambda: generate_rows(run, prompts, answers, max_new_tokens, log)
+    )
+    return [rows[i % len(rows)] for i in range(count)]
+
+
+def generated_once(run, stem: str, key: dict[str, Any], make: Callable[[], list]) -> list:
+    """What `make` generates, written once to RUN/STEM-HASH.json and read back while `key` is the same."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = run.dir / f"self-replay-{digest}.json"
+    path = run.dir / f"{stem}-{digest}.json"
     rows = cached_rows(path, key)
     if rows is None:
-        rows = generate_rows(run, prompts, answers, max_new_tokens, log)
+        rows = make()
         write_json_atomic(path, {"key": key, "rows": rows})
-    return [rows[i % len(rows)] for i in range(count)]
+    return rows
+
+
+def base_answers(
+    run, requests: list[str], max_new_tokens: int, desc: str, sample_temperature: float = 0.0
+) -> list[str]:
+    """The base model's answers to user requests (greedy, or sampled from a generator seeded by data.seed)."""
+    model = run.load_model(torch.float32).eval()
+    ids = [prompt_ids(run.tokenizer, [{"role": "user", "content": r}]) for r in requests]
+    torch.manual_seed(run.cfg.data.seed)
+    return greedy(
+        model,
+        run.tokenizer,
+        ids,
+        max_new_tokens,
+        run.cfg.eval.generate_batch_size,
+        desc=desc,
+        sample_temperature=sample_temperature,
+    )
 
 
 def cached_rows(path, key: dict[str, Any]) -> list[dict[str, str]] | None:
@@ -67,18 +93,8 @@ def cached_rows(path, key: dict[str, Any]) -> list[dict[str, str]] | None:
 
 def generate_rows(run, prompts: list[str], answers: str, max_new_tokens: int, log) -> list[dict[str, str]]:
     log(f"[self-replay] the base model answers {len(prompts)} general requests ({answers})")
-    model = run.load_model(torch.float32).eval()
-    ids = [prompt_ids(run.tokenizer, [{"role": "user", "content": p}]) for p in prompts]
-    torch.manual_seed(run.cfg.data.seed)
-    texts = greedy(
-        model,
-        run.tokenizer,
-        ids,
-        max_new_tokens,
-        run.cfg.eval.generate_batch_size,
-        desc="self-replay",
-        sample_temperature=SAMPLE_TEMPERATURE if answers == "sampled" else 0.0,
-    )
+    temperature = SAMPLE_TEMPERATURE if answers == "sampled" else 0.0
+    texts = base_answers(run, prompts, max_new_tokens, "self-replay", temperature)
     # An empty answer stays: ending at once is what the base does there, and what the row teaches.
     return [{"prompt": p, "response": t} for p, t in zip(prompts, texts)]
 
@@ -105,17 +121,12 @@ def self_distilled(run, rows: list[dict], log: Callable[[str], None] = print) ->
     longest = max((len(run.tokenizer(reference(rows[i]))["input_ids"]) for i in asked), default=0)
     tokens = min(256, 2 * longest + 8)  # room to restate the answer in other words
     key = {"model": run.cfg.model.name, "max_new_tokens": tokens, "requests": requests}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = run.dir / f"self-distill-{digest}.json"
-    answers = cached_rows(path, key)
-    if answers is None:
+
+    def rewrite() -> list[str]:
         log(f"[self-distill] the base model rewrites {len(requests)} domain responses in its own words")
-        model = run.load_model(torch.float32).eval()
-        ids = [prompt_ids(run.tokenizer, [{"role": "user", "content": r}]) for r in requests]
-        answers = greedy(
-            model, run.tokenizer, ids, tokens, run.cfg.eval.generate_batch_size, desc="self-distill"
-        )
-        write_json_atomic(path, {"key": key, "rows": answers})
+        return base_answers(run, requests, tokens, "self-distill")
+
+    answers = generated_once(run, "self-distill", key, rewrite)
     out, kept = list(rows), 0
     for i, answer in zip(asked, answers):
         if exact_match(answer, reference(rows[i])):
