@@ -56,11 +56,11 @@ def test_held_out_tasks_never_reach_the_generator(trained, generator):
     kept_out = [t for t in collection.tasks.values() if t.role != "train"]
     assert {t.name for t in kept_out} == {"last", "first-two"}
     texts = {text for t in kept_out for text in [t.description, *t.paraphrases]}
-    assert texts and not texts & set(generator.hypernet.cfg.training_descriptions)
+    assert texts and not texts & set(generator.cfg.training_descriptions)
     # every training description is a training task's description or one of its first paraphrases
     train = collection.by_role("train")
     allowed = {text for t in train for text in [t.description, t.paraphrases[0]]}
-    assert set(generator.hypernet.cfg.training_descriptions) == allowed
+    assert set(generator.cfg.training_descriptions) == allowed
     # and no task whose source a training task uses may be held out
     leaky = [
         Task("a", "toy:first", "exact", "a", "d", ["p", "q"]),
@@ -129,7 +129,7 @@ def test_an_unfamiliar_description_gets_a_warning(generator, tmp_path):
     said = []
     info = generator.make("zq xv kw", tmp_path / "odd", log=said.append)
     near = info["familiarity"]
-    assert near["similarity"] < 1.0 and near["nearest"] in generator.hypernet.cfg.training_descriptions
+    assert near["similarity"] < 1.0 and near["nearest"] in generator.cfg.training_descriptions
     assert (not near["familiar"]) == bool(said) and all("unlike every one" in s for s in said)
 
 

@@ -302,11 +302,13 @@ def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, pa
     switched = point == "switched"
     assert state["active"]["variant"] == ("sft" if switched else "lora")
     assert (state["previous"] or {}).get("variant") == ("lora" if switched else None)
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # The retry runs in this process: the CLI's own exit codes are the CLI tests' business, and a second
+    # child per point (torch imported again) cost half this test's time.
     if switched:  # the kill came after the switch: the same package again is a replay, and refused
-        assert done.returncode == 2 and "replay" in done.stderr, done.stderr[-2000:]
+        with pytest.raises(PackageError, match="replay"):
+            device.apply(packages["sft"], device_dir, keys[1])
     else:
-        assert done.returncode == 0, done.stderr[-2000:]
+        device.apply(packages["sft"], device_dir, keys[1])
     state = device.status(device_dir)
     assert state["active"]["variant"] == "sft" and state["incomplete_staging"] == []
 

@@ -72,8 +72,8 @@ def _make(args: argparse.Namespace) -> None:
     generator = Generator.open(Path(args.config), args.base_dir or "")
     info = generator.make(args.description, out)
     print(
-        f"{out}: LoRA r={generator.hypernet.cfg.rank} on {', '.join(generator.hypernet.cfg.modules)} for "
-        f"{generator.hypernet.cfg.base_model}, generated in {info['generation_ms']:.1f} ms"
+        f"{out}: LoRA r={generator.cfg.rank} on {', '.join(generator.cfg.modules)} for "
+        f"{generator.cfg.base_model}, generated in {info['generation_ms']:.1f} ms"
     )
 
 

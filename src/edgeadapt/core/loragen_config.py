@@ -11,7 +11,8 @@ from edgeadapt.core.checks import positive
 @dataclass
 class TasksConfig:
     collection: str = "builtin"
-    """`builtin` (BIG-bench, built once into the cache by `edgeadapt tasks build`) or a folder holding a
+    """`builtin` (BIG-bench, built once into the cache by `edgeadapt tasks build`), `builtin-large` (the same
+    and 181 more list functions: 256 training tasks), or a folder holding a
     collection in the same layout (collection.json, NAME/train.jsonl, NAME/test.jsonl)."""
     test_rows: int = 32
     """Test rows per task (choice tasks: balanced across their answers)."""
@@ -27,12 +28,25 @@ class TasksConfig:
 
 @dataclass
 class LoraGenConfig:
+    kind: str = "hypernet"
+    """The generator's design (`loragen.registry`): `hypernet` (Text-to-LoRA's MLP from a sentence
+    embedding) or `pool` (LoRA-Gen's reader, meta tokens and gated pool of LoRA experts)."""
     encoder: str = "minilm"
-    """Description encoder: `minilm` (all-MiniLM-L6-v2), or `model:NAME` (a model's mean hidden state)."""
+    """Description encoder: `minilm` (all-MiniLM-L6-v2), or `model:NAME` (a model's mean hidden state; the
+    pool's reader). `KIND:ENCODER` (e.g. `pool:model:gemma3-270m`) names a design other than `kind`."""
     compare_encoders: list[str] = field(default_factory=list)
-    """`loragen eval` also trains and evaluates a generator with each of these encoders."""
+    """`loragen eval` also trains and evaluates a generator with each of these (same forms as `encoder`)."""
     targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     rank: int = 4
+    """The LoRA's rank; for the pool, each expert's (the generated adapter has rank rank x top_k)."""
+    experts: int = 8
+    """The pool: LoRA experts per target module and layer."""
+    top_k: int = 2
+    """The pool: experts each layer's gate keeps."""
+    meta_tokens: int = 0
+    """The pool: meta tokens after the description (0: one per edge layer)."""
+    balance_weight: float = 0.01
+    """The pool: weight of the load-balancing term (0: none)."""
     alpha: float = 8.0
     hidden: int = 256
     dropout: float = 0.05
@@ -75,8 +89,14 @@ class LoraGenConfig:
                 "eval_rows": self.eval_rows,
                 "latency_requests": self.latency_requests,
                 "generation_repeats": self.generation_repeats,
+                "experts": self.experts,
+                "top_k": self.top_k,
             },
         )
+        if self.top_k > self.experts:
+            problems.append(f"{where}.top_k: {self.top_k} is more than loragen.experts ({self.experts})")
+        if self.meta_tokens < 0 or self.balance_weight < 0:
+            problems.append(f"{where}: meta_tokens and balance_weight must be >= 0")
         if not self.targets or not all(isinstance(t, str) for t in self.targets):
             problems.append(f"{where}.targets: a non-empty list of module names, got {self.targets!r}")
         if self.train_paraphrases < 0 or self.shots < 0 or self.forgetting_tasks < 0 or self.seen_tasks < 0:
@@ -84,8 +104,17 @@ class LoraGenConfig:
                 f"{where}: train_paraphrases, shots, forgetting_tasks and seen_tasks must be >= 0"
             )
         for spec in [self.encoder, *self.compare_encoders]:
-            if spec != "minilm" and not (
-                isinstance(spec, str) and spec.startswith("model:") and len(spec) > 6
-            ):
-                problems.append(f"{where}.encoder: '{spec}' is not minilm or model:NAME")
+            if not encoder_spec_ok(spec):
+                problems.append(f"{where}.encoder: '{spec}' is not minilm, model:NAME or KIND:either")
         return problems
+
+
+def encoder_spec_ok(spec: object) -> bool:
+    """`minilm`, `model:NAME`, or either after a design's name (`pool:model:NAME`); the design's name itself
+    is checked against the generator registry when training starts."""
+    if not isinstance(spec, str):
+        return False
+    if spec == "minilm" or (spec.startswith("model:") and len(spec) > len("model:")):
+        return True
+    head, _, rest = spec.partition(":")
+    return bool(head) and head != "model" and rest != spec and encoder_spec_ok(rest) and ":" not in head

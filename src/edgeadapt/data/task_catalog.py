@@ -24,6 +24,8 @@ from pathlib import Path
 import yaml
 
 CATALOG_FILE = Path(__file__).with_name("task_catalog.yaml")
+LARGE_FILE = Path(__file__).with_name("task_catalog_large.yaml")
+"""The large collection's extra training tasks (written by bench/list_function_catalog.py)."""
 KINDS = ("exact", "choice")
 
 
@@ -51,25 +53,32 @@ class TaskSpec:
     notes: dict = field(default_factory=dict)
 
 
-def catalog() -> list[TaskSpec]:
-    """Every task: the training tasks, the held-out ones, and the unseen list-function concepts."""
-    entries = yaml.safe_load(CATALOG_FILE.read_text())["tasks"]
+def catalog(large: bool = False) -> list[TaskSpec]:
+    """Every task: the training tasks, the held-out ones, and the unseen list-function concepts; `large`: and
+    the large collection's extra training tasks."""
+    files = [CATALOG_FILE, LARGE_FILE] if large else [CATALOG_FILE]
     known = {f.name for f in fields(TaskSpec)}
     specs = []
-    for number, entry in enumerate(entries, 1):
-        odd = sorted(set(entry) - known)
-        if odd or entry.get("kind") not in KINDS:
-            raise ValueError(
-                f"{CATALOG_FILE}: task {number} ({entry.get('name')}): unknown field {odd} or kind"
-            )
-        for key in ("paraphrases", "choices"):
-            if key in entry:
-                entry[key] = tuple(entry[key])
-        specs.append(TaskSpec(**entry))
+    for file in files:
+        specs += [spec_of(entry, number, file, known) for number, entry in enumerate(read_tasks(file), 1)]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"{CATALOG_FILE}: a task name appears twice")
     return specs
+
+
+def read_tasks(file: Path) -> list[dict]:
+    return yaml.safe_load(file.read_text())["tasks"]
+
+
+def spec_of(entry: dict, number: int, file: Path, known: set[str]) -> TaskSpec:
+    odd = sorted(set(entry) - known)
+    if odd or entry.get("kind") not in KINDS:
+        raise ValueError(f"{file}: task {number} ({entry.get('name')}): unknown field {odd} or kind")
+    for key in ("paraphrases", "choices"):
+        if key in entry:
+            entry[key] = tuple(entry[key])
+    return TaskSpec(**entry)
 
 
 def prompt_of(spec: TaskSpec, example_input: str) -> str:

@@ -23,7 +23,7 @@ from edgeadapt.data.format import read_jsonl, write_jsonl
 from edgeadapt.data.task_catalog import TaskSpec, catalog, prompt_of
 
 COLLECTION_FILE = "collection.json"
-BUILTIN, TOY = "builtin", "toy"
+BUILTIN, BUILTIN_LARGE, TOY = "builtin", "builtin-large", "toy"
 VERSION = 1  # bump when the catalog or the split rule changes: a new folder, old builds stay readable
 
 
@@ -86,8 +86,8 @@ def check_disjoint(tasks: list[Task]) -> None:
         )
 
 
-def builtin_folder(seed: int) -> Path:
-    return edgeadapt_home() / "tasks" / f"builtin-v{VERSION}-seed{seed}"
+def builtin_folder(seed: int, name: str = BUILTIN) -> Path:
+    return edgeadapt_home() / "tasks" / f"{name}-v{VERSION}-seed{seed}"
 
 
 def answer_of(example: dict, kind: str) -> tuple[str, list[str]]:
@@ -142,12 +142,14 @@ def split_rows(
     return {"test": test_rows, "train": [r for r in rows if id(r) not in chosen][:train]}
 
 
-def build_builtin(seed: int, test: int, train: int, max_prompt_chars: int, log=print) -> Collection:
+def build_builtin(
+    seed: int, test: int, train: int, max_prompt_chars: int, log=print, name: str = BUILTIN
+) -> Collection:
     from edgeadapt.data.downloads import bigbench_tasks
 
-    specs = catalog()
+    specs = catalog(large=name == BUILTIN_LARGE)
     examples = bigbench_tasks(sorted({s.bigbench for s in specs}))
-    folder = builtin_folder(seed)
+    folder = builtin_folder(seed, name)
     rng = random.Random(seed)
     tasks = {}
     for spec in specs:
@@ -202,8 +204,8 @@ def build_toy(folder: Path, seed: int, test: int, train: int) -> Collection:
 def open_collection(
     where: str, seed: int, test: int, train: int, max_prompt_chars: int, build: bool = True, log=print
 ) -> Collection:
-    """`tasks.collection`: `builtin` (BIG-bench, built once into the cache), `toy` (made in code), or a
-    folder holding a collection."""
+    """`tasks.collection`: `builtin` (BIG-bench, built once into the cache), `builtin-large` (the same and 181
+    more list functions), `toy` (made in code), or a folder holding a collection."""
     if where == TOY:
         folder = edgeadapt_home() / "tasks" / f"toy-v{VERSION}-seed{seed}-{test}-{train}"
         return (
@@ -211,17 +213,20 @@ def open_collection(
             if (folder / COLLECTION_FILE).is_file()
             else build_toy(folder, seed, test, train)
         )
-    if where != BUILTIN:
+    if where not in (BUILTIN, BUILTIN_LARGE):
         if not Path(where).is_dir():
-            raise UserError(f"tasks.collection: '{where}' is not builtin, toy or a collection folder.")
+            raise UserError(
+                f"tasks.collection: '{where}' is not builtin, builtin-large, toy or a collection folder."
+                f"{did_you_mean(where, [BUILTIN, BUILTIN_LARGE, TOY])}"
+            )
         return Collection.read(Path(where))
-    folder = builtin_folder(seed)
+    folder = builtin_folder(seed, where)
     if (folder / COLLECTION_FILE).is_file():
         return Collection.read(folder)
     if not build:
         raise UserError("The built-in task collection is not built yet: `edgeadapt tasks build CONFIG`.")
     log(f"building the task collection into {folder} (BIG-bench, downloaded once)")
-    return build_builtin(seed, test, train, max_prompt_chars, log)
+    return build_builtin(seed, test, train, max_prompt_chars, log, where)
 
 
 def pick(collection: Collection, names: list[str]) -> list[Task]:

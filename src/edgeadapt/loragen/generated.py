@@ -16,16 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeadapt.loragen.hypernet import HyperLoRA
+from edgeadapt.core.errors import UserError
 
 ADAPTER_INFO = "edgeadapt.json"
 
 
 class GeneratedLoRAModel(nn.Module):
-    def __init__(self, base: nn.Module, generator: HyperLoRA, embeddings: torch.Tensor):
+    """`task` of a batch: the index of each row's training description (the generator's own numbering)."""
+
+    def __init__(self, base: nn.Module, generator: nn.Module):
         super().__init__()
         self.generator = generator
-        self.register_buffer("embeddings", embeddings.float(), persistent=False)
         object.__setattr__(
             self, "base", base
         )  # not a submodule: checkpoints and the optimizer hold the generator
@@ -58,7 +59,7 @@ class GeneratedLoRAModel(nn.Module):
         return add_generated
 
     def forward(self, input_ids, attention_mask=None, labels=None, task=None, logits_to_keep=None, **kwargs):
-        self._weights = self.generator(self.embeddings[task])
+        self._weights = self.generator.for_descriptions(task)
         try:
             extra = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
             return self.base(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **extra)
@@ -71,9 +72,9 @@ class GeneratedLoRAModel(nn.Module):
 
 
 @torch.no_grad()
-def adapter_tensors(generator: HyperLoRA, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-    """PEFT's tensor names and values for one description's embedding (1, dim)."""
-    weights = generator(embedding.reshape(1, -1).float())
+def adapter_tensors(generator: nn.Module, read: torch.Tensor) -> dict[str, torch.Tensor]:
+    """PEFT's tensor names and values for one description, from what the generator read of it (`read`)."""
+    weights = generator.weights(read[:1])
     tensors = {}
     for name, (a, b) in weights.items():
         for layer, path in enumerate(generator.cfg.module_paths[name]):
@@ -83,7 +84,7 @@ def adapter_tensors(generator: HyperLoRA, embedding: torch.Tensor) -> dict[str, 
 
 
 def write_adapter(
-    generator: HyperLoRA, tensors: dict[str, torch.Tensor], out: Path, info: dict[str, Any]
+    generator: nn.Module, tensors: dict[str, torch.Tensor], out: Path, info: dict[str, Any]
 ) -> Path:
     """An ordinary PEFT LoRA folder; `info` (description, generator, timings) goes to edgeadapt.json."""
     from peft import LoraConfig
@@ -93,7 +94,7 @@ def write_adapter(
     out.mkdir(parents=True, exist_ok=True)
     LoraConfig(
         r=cfg.rank,
-        lora_alpha=cfg.alpha,
+        lora_alpha=cfg.scaling * cfg.rank,  # the pool materializes k experts at k times their rank
         target_modules=sorted(cfg.modules),
         lora_dropout=0.0,
         bias="none",
@@ -102,6 +103,33 @@ def write_adapter(
     ).save_pretrained(str(out))
     save_file(tensors, str(out / "adapter_model.safetensors"))
     (out / ADAPTER_INFO).write_text(
-        json.dumps({"method": "lora", "base_model": cfg.base_model, **info}, indent=1)
+        json.dumps(
+            {"method": "lora", "base_model": cfg.base_model, "generator_kind": cfg.kind, **info}, indent=1
+        )
     )
     return out
+
+
+def target_modules(model: nn.Module, names: list[str]) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """The base model's linear layers named `names` (q_proj, v_proj), one per decoder layer, in order."""
+    from edgeadapt.models.structure import decoder_layers
+
+    layers = decoder_layers(model)
+    prefix = {id(layer): i for i, layer in enumerate(layers)}
+    full = {module: name for name, module in model.named_modules()}
+    shapes: dict[str, list[int]] = {}
+    paths: dict[str, list[str]] = {n: [""] * len(layers) for n in names}
+    for layer in layers:
+        index = prefix[id(layer)]
+        for sub_name, sub in layer.named_modules():
+            short = sub_name.rsplit(".", 1)[-1]
+            if short in names and isinstance(sub, nn.Linear):
+                shapes[short] = [sub.in_features, sub.out_features]
+                paths[short][index] = full[sub]
+    missing = [n for n in names if n not in shapes or "" in paths[n]]
+    if missing:
+        raise UserError(
+            f"loragen.targets: the model has no linear '{missing[0]}' in every decoder layer "
+            "(SmolLM2 and Gemma: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)."
+        )
+    return shapes, paths

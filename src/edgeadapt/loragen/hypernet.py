@@ -15,19 +15,22 @@ a freshly initialized LoRA is.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.loragen.encoders import DescriptionEncoder, open_encoder
+from edgeadapt.loragen.registry import GeneratorSetup, read_generator, register_generator, save_generator
 
 
 @dataclass
 class HyperConfig:
+    kind: ClassVar[str] = "hypernet"
     encoder: str
     """The description encoder (`minilm`, or `model:NAME` for a model's mean hidden state)."""
     encoder_dim: int
@@ -55,9 +58,10 @@ class HyperConfig:
 
 
 class HyperLoRA(nn.Module):
-    def __init__(self, cfg: HyperConfig):
+    def __init__(self, cfg: HyperConfig, encoder: DescriptionEncoder | None = None):
         super().__init__()
         self.cfg = cfg
+        self.encoder = encoder
         h = cfg.hidden
         self.task = nn.Sequential(
             nn.Linear(cfg.encoder_dim, h),
@@ -98,54 +102,71 @@ class HyperLoRA(nn.Module):
             out[name] = (a, b)
         return out
 
-    def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
+    # The generator interface (loragen.registry): the description is read by the frozen encoder once.
+    def check(self, text: str, where: str = "description") -> str:
+        return self.encoder.check(text, where)
 
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS))
-        (folder / CONFIG).write_text(json.dumps(asdict(self.cfg), indent=1))
+    @torch.no_grad()
+    def read(self, texts: list[str]) -> torch.Tensor:
+        return self.encoder(texts)
+
+    def weights(self, read: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self(read.float())
+
+    def fingerprint(self, read: torch.Tensor) -> torch.Tensor:
+        return read  # the encoders' embeddings are L2-normalized already
+
+    def for_descriptions(self, indices: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return self(self.descriptions[indices])
+
+    def save(self, folder: Path) -> None:
+        save_generator(self, folder)
 
     @classmethod
-    def load(cls, folder: Path) -> HyperLoRA:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+    def load(cls, folder: Path, base_dir: str = "", encoder: DescriptionEncoder | None = None) -> HyperLoRA:
+        cfg, state = read_generator(folder, HyperConfig)
+        encoder = encoder or open_encoder(cfg.encoder, base_dir)
+        if encoder.dim != cfg.encoder_dim:
             raise UserError(
-                f"{folder}: not a generator ({CONFIG} and {WEIGHTS}); `edgeadapt loragen train CONFIG` makes one."
+                f"{folder}: the generator reads {cfg.encoder_dim}-d embeddings, not {encoder.dim}."
             )
-        try:
-            cfg = HyperConfig(**json.loads((folder / CONFIG).read_text()))
-        except (ValueError, TypeError) as exc:
-            raise UserError(f"{folder / CONFIG}: not a generator config ({exc}).") from None
-        model = cls(cfg)
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        model = cls(cfg, encoder)
+        model.load_state_dict(state)
         return model.eval()
 
 
-WEIGHTS, CONFIG = "generator.safetensors", "generator.json"
+def build(setup: GeneratorSetup) -> HyperLoRA:
+    """An untrained hypernetwork over the setup's encoder, every training description encoded once."""
+    from edgeadapt.loragen.generated import target_modules
+
+    g = setup.cfg
+    encoder = setup.encoder_object or open_encoder(setup.encoder, setup.base_dir)
+    texts = [encoder.check(text, "a training description") for text in setup.texts]
+    shapes, paths = target_modules(setup.base, g.targets)
+    cfg = HyperConfig(
+        encoder=setup.encoder,
+        encoder_dim=encoder.dim,
+        modules=shapes,
+        module_paths=paths,
+        rank=g.rank,
+        alpha=g.alpha,
+        hidden=g.hidden,
+        dropout=g.dropout,
+        base_model=setup.base_model,
+        training_descriptions=texts,
+    )
+    from transformers import set_seed
+
+    set_seed(setup.seed)
+    model = HyperLoRA(cfg, encoder)
+    # not persistent: the folder keeps the embeddings apart (descriptions.safetensors), for familiarity
+    model.register_buffer("descriptions", encoder(texts).float(), persistent=False)
+    return model
 
 
-def target_modules(model: nn.Module, names: list[str]) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
-    """The base model's linear layers named `names` (q_proj, v_proj), one per decoder layer, in order."""
-    from edgeadapt.models.structure import decoder_layers
-
-    layers = decoder_layers(model)
-    prefix = {id(layer): i for i, layer in enumerate(layers)}
-    full = {module: name for name, module in model.named_modules()}
-    shapes: dict[str, list[int]] = {}
-    paths: dict[str, list[str]] = {n: [""] * len(layers) for n in names}
-    for layer in layers:
-        index = prefix[id(layer)]
-        for sub_name, sub in layer.named_modules():
-            short = sub_name.rsplit(".", 1)[-1]
-            if short in names and isinstance(sub, nn.Linear):
-                shapes[short] = [sub.in_features, sub.out_features]
-                paths[short][index] = full[sub]
-    missing = [n for n in names if n not in shapes or "" in paths[n]]
-    if missing:
-        raise UserError(
-            f"loragen.targets: the model has no linear '{missing[0]}' in every decoder layer "
-            "(SmolLM2 and Gemma: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)."
-        )
-    return shapes, paths
+register_generator(
+    name="hypernet",
+    description="Text-to-LoRA's M design: one MLP turns a sentence embedding into every layer's A and B",
+    build=build,
+    load=HyperLoRA.load,
+)

@@ -1,5 +1,6 @@
-"""`edgeadapt loragen make GENERATOR "description" --out DIR`: a trained generator, its encoder, and what it
-needs to judge a new description (the training descriptions' embeddings)."""
+"""`edgeadapt loragen make GENERATOR "description" --out DIR`: a trained generator of any registered kind
+(its folder's generator.json says which), its reader, and what it needs to judge a new description (the
+training descriptions' fingerprints)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 
 import torch
 
-from edgeadapt.core.errors import UserError
-from edgeadapt.loragen.encoders import DescriptionEncoder, open_encoder
+from edgeadapt.loragen.encoders import DescriptionEncoder
 from edgeadapt.loragen.generated import adapter_tensors, write_adapter
-from edgeadapt.loragen.hypernet import WEIGHTS, HyperLoRA
+from edgeadapt.loragen.registry import WEIGHTS, generator_kind_of
 
 DESCRIPTIONS = "descriptions.safetensors"
 
@@ -30,26 +30,25 @@ def nearest_other_task(embeddings: torch.Tensor, task_of: list[int]) -> float:
 @dataclass
 class Generator:
     folder: Path
-    hypernet: HyperLoRA
-    encoder: DescriptionEncoder
-    training_embeddings: torch.Tensor
+    net: Any
+    """The generator module (its kind's class: `hypernet.HyperLoRA`, `pool.PoolLoRA`)."""
+    training_embeddings: torch.Tensor | None
 
     @classmethod
     def open(cls, folder: Path, base_dir: str = "", encoder: DescriptionEncoder | None = None) -> Generator:
         from safetensors.torch import load_file
 
-        hypernet = HyperLoRA.load(folder)
-        encoder = encoder or open_encoder(hypernet.cfg.encoder, base_dir)
-        if encoder.dim != hypernet.cfg.encoder_dim:
-            raise UserError(
-                f"{folder}: the generator reads {hypernet.cfg.encoder_dim}-d embeddings, not {encoder.dim}."
-            )
+        net = generator_kind_of(folder).load(Path(folder), base_dir, encoder)
         known = (
             load_file(str(Path(folder) / DESCRIPTIONS))["embeddings"]
             if (Path(folder) / DESCRIPTIONS).is_file()
             else None
         )
-        return cls(Path(folder), hypernet, encoder, known)
+        return cls(Path(folder), net, known)
+
+    @property
+    def cfg(self) -> Any:
+        return self.net.cfg
 
     def familiarity(self, embedding: torch.Tensor) -> dict[str, Any]:
         """How close a description is to the ones the generator trained on."""
@@ -59,19 +58,26 @@ class Generator:
         index = int(sims.argmax())
         similarity = float(sims[index])
         return {
-            "nearest": self.hypernet.cfg.training_descriptions[index],
+            "nearest": self.cfg.training_descriptions[index],
             "similarity": round(similarity, 4),
-            "familiar": similarity >= self.hypernet.cfg.familiar_similarity,
+            "familiar": similarity >= self.cfg.familiar_similarity,
         }
 
     def generate(self, description: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, float]:
-        """(PEFT tensors, the description's embedding, seconds): encoding and the hypernetwork's forward pass
-        timed together, as a device would run them."""
-        text = self.encoder.check(description)
+        """(PEFT tensors, the description's fingerprint, seconds): reading the description and the
+        generator's forward pass timed together, as a server would run them."""
+        text = self.net.check(description)
         start = time.perf_counter()
-        embedding = self.encoder([text])[0]
-        tensors = adapter_tensors(self.hypernet, embedding)
-        return tensors, embedding, time.perf_counter() - start
+        read = self.net.read([text])
+        tensors = adapter_tensors(self.net, read)
+        seconds = time.perf_counter() - start
+        return tensors, self.net.fingerprint(read)[0], seconds
+
+    def read_seconds(self, description: str) -> float:
+        """Seconds the reader (or encoder) alone takes on a description: its share of `generate`."""
+        start = time.perf_counter()
+        self.net.read([description])
+        return time.perf_counter() - start
 
     def make(self, description: str, out: Path, log=print) -> dict[str, Any]:
         tensors, embedding, seconds = self.generate(description)
@@ -79,16 +85,16 @@ class Generator:
         if not near["familiar"]:
             log(
                 f"warning: this description is unlike every one the generator was trained on (nearest, at "
-                f"similarity {near['similarity']:.2f} < {self.hypernet.cfg.familiar_similarity:.2f}: "
+                f"similarity {near['similarity']:.2f} < {self.cfg.familiar_similarity:.2f}: "
                 f'"{near["nearest"][:80]}"); expect an adapter that does little for it.'
             )
         info = {
             "made_by": "loragen",
             "description": description.strip(),
-            "encoder": self.hypernet.cfg.encoder,
+            "encoder": self.cfg.encoder,
             "generator_sha256": hashlib.sha256((self.folder / WEIGHTS).read_bytes()).hexdigest(),
             "generation_ms": round(seconds * 1000, 2),
             "familiarity": near,
         }
-        write_adapter(self.hypernet, tensors, Path(out), info)
+        write_adapter(self.net, tensors, Path(out), info)
         return info

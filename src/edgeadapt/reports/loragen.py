@@ -91,6 +91,15 @@ def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
                 f"| {label} | {fmt(f.get('general_ppl'), '{:.2f}')} | {fmt(f.get('on_topic_rate'), '{:.2f}')} "
                 f"| {fmt(f.get('domain_leakage'), '{:.2f}')} | {fmt(f.get('fact_recall'), '{:.2f}')} |"
             )
+    lines += ["", "## The in-context gain recovered", ""]
+    for spec, by_group in s.get("in_context_gain", {}).items():
+        for group, gain in by_group.items():
+            share = gain["mean_share"]
+            lines.append(
+                f"- {spec}, {group}: {gain['tasks_with_gain']} of {gain['tasks']} tasks gain from the description "
+                f"in context; the generated adapter recovers {pct(share)}% "
+                "of that gain on average ((generated - zero-shot) / (in-context - zero-shot))"
+            )
     lines += ["", "## Goals", ""]
     for spec, g in s["goals"].items():
         lines.append(

@@ -1,10 +1,10 @@
 """`edgeadapt loragen train CONFIG`: the generator, and the two baselines it is judged against, all trained by
 the one training loop on the collection's training tasks.
 
-- the generator (RUN/generators/ENCODER/): for each training row, one of its task's training descriptions
-  (the description and `loragen.train_paraphrases` paraphrases) is encoded, the hypernetwork turns it into a
-  LoRA, and the frozen edge model with that LoRA is scored on the row's answer (the multi-task SFT loss);
-  only the hypernetwork learns;
+- the generator (RUN/generators/SPEC/, of the design `loragen.kind` or the one its spec names): for each
+  training row, one of its task's training descriptions (the description and `loragen.train_paraphrases`
+  paraphrases) is read, the generator turns it into a LoRA, and the frozen edge model with that LoRA is
+  scored on the row's answer (the multi-task SFT loss); only the generator learns;
 - `multitask` (RUN/multitask/): one ordinary LoRA on the same rows, for the same steps (no description);
 - `per-task` (RUN/per-task/TASK/): a LoRA on one task's own rows, for every held-out task and the training
   tasks of `loragen.per_task` (the upper bound: it needs that task's data, the generator does not).
@@ -27,10 +27,10 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import file_name
 from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.tasks import Collection, Task, open_collection
-from edgeadapt.loragen.encoders import DescriptionEncoder, open_encoder
+from edgeadapt.loragen.encoders import DescriptionEncoder
 from edgeadapt.loragen.generated import GeneratedLoRAModel
-from edgeadapt.loragen.hypernet import HyperConfig, HyperLoRA, target_modules
 from edgeadapt.loragen.make import DESCRIPTIONS, nearest_other_task
+from edgeadapt.loragen.registry import GeneratorSetup, get_generator, split_spec
 from edgeadapt.runs.run import Run
 from edgeadapt.studies.train import train_variant
 from edgeadapt.training.loop import TrainResult, train
@@ -100,49 +100,45 @@ def train_generator(
     log: Callable[[str], None] = print,
     encoder: DescriptionEncoder | None = None,
 ) -> Path:
-    """Train (or reuse) the generator with this encoder; return its folder."""
+    """Train (or reuse) the generator of this spec (`[KIND:]ENCODER`, kind `loragen.kind` when not named);
+    return its folder."""
     from safetensors.torch import save_file
-    from transformers import set_seed
 
     folder = generator_dir(cfg, encoder_spec)
     done = TrainResult.load(folder) if resume else None
     if done is not None:
         log(f"[generator {encoder_spec}] already trained ({done.steps} steps): reusing {folder}")
         return folder
+    kind_name, encoder_name = split_spec(encoder_spec, cfg.loragen.kind)
+    kind = get_generator(kind_name, "loragen.kind")
     run, g = base_run(cfg), cfg.loragen
     tasks = collection.by_role("train")
     if len(tasks) < 2:
         raise UserError(f"{collection.folder}: the generator needs at least two training tasks.")
     texts, task_of = training_texts(tasks, g.train_paraphrases)
-    encoder = encoder or open_encoder(encoder_spec, cfg.base_dir)
-    for text in texts:
-        encoder.check(text, "a training description")
-    embeddings = encoder(texts)
     base = run.load_model(torch.float32)
-    shapes, paths = target_modules(base, g.targets)
-    hyper_cfg = HyperConfig(
-        encoder=encoder_spec,
-        encoder_dim=encoder.dim,
-        modules=shapes,
-        module_paths=paths,
-        rank=g.rank,
-        alpha=g.alpha,
-        hidden=g.hidden,
-        dropout=g.dropout,
-        base_model=cfg.model.name,
-        training_descriptions=texts,
-        familiar_similarity=nearest_other_task(embeddings, task_of),
+    setup = GeneratorSetup(
+        g,
+        encoder_name,
+        texts,
+        task_of,
+        base,
+        cfg.model.name,
+        cfg.train.seed,
+        cfg.base_dir,
+        run.device,
+        encoder,
     )
-    set_seed(cfg.train.seed)
-    generator = HyperLoRA(hyper_cfg)
-    model = GeneratedLoRAModel(base, generator, embeddings)
+    generator = kind.build(setup)
+    model = GeneratedLoRAModel(base, generator)
     train_rows, val_rows = generator_rows(
         collection, tasks, task_of, run.tokenizer, cfg.data.max_length, cfg.train.seed
     )
     general = general_curve(run, len(texts))
     log(
-        f"[generator {encoder_spec}] {len(tasks)} tasks, {len(texts)} descriptions, {len(train_rows)} rows; "
-        f"{sum(p.numel() for p in generator.parameters()):,} parameters; lr {g.lr}, {g.steps} steps"
+        f"[generator {encoder_spec}] {kind.name}: {len(tasks)} tasks, {len(texts)} descriptions, "
+        f"{len(train_rows)} rows; {sum(p.numel() for p in generator.parameters()):,} parameters; lr {g.lr}, "
+        f"{g.steps} steps"
     )
     result = train(
         model,
@@ -155,10 +151,16 @@ def train_generator(
         folder,
         run.device,
         resume=resume,
+        regularizers=kind.regularizers(generator, g),
     )
     model.remove_hooks()
+    generator.eval()
+    # how far apart the tasks' descriptions end up, as the trained generator reads them: a new description
+    # less similar to every training one than this is unfamiliar (`loragen make` warns)
+    fingerprints = generator.fingerprint(generator.read(texts))
+    generator.cfg.familiar_similarity = nearest_other_task(fingerprints, task_of)
     generator.save(folder)
-    save_file({"embeddings": embeddings.contiguous()}, str(folder / DESCRIPTIONS))
+    save_file({"embeddings": fingerprints.contiguous()}, str(folder / DESCRIPTIONS))
     result.save(folder)  # last: its presence means the generator is complete
     return folder
 
@@ -227,6 +229,8 @@ def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:
 
 def train_all(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Path]:
     """The generator for every encoder, the multi-task LoRA and the per-task LoRAs."""
+    for spec in encoders_of(cfg):  # an unknown design stops here, before anything trains
+        get_generator(split_spec(spec, cfg.loragen.kind)[0], "loragen.kind")
     collection = collection_of(cfg, log)
     folders = {spec: train_generator(cfg, collection, spec, resume, log) for spec in encoders_of(cfg)}
     train_lora(

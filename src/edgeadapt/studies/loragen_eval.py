@@ -180,7 +180,7 @@ class Evaluation:
         """Row 3 for one encoder: held-out and unseen-concept tasks from their description (and each
         paraphrase, for the spread), seen tasks from their unseen paraphrases; controls on held-out and seen."""
         generator = Generator.open(generator_dir(self.cfg, spec), self.cfg.base_dir)
-        scaling, k = generator.hypernet.cfg.scaling, self.cfg.loragen.train_paraphrases
+        scaling, k = generator.cfg.scaling, self.cfg.loragen.train_paraphrases
         out: dict[str, Any] = {"tasks": {}, "paraphrases": {}, "controls": {}, "familiarity": {}}
         for group, tasks in self.groups.items():
             for task in tasks:
@@ -239,14 +239,12 @@ class Evaluation:
 
 
 def generation_ms(generator: Generator, description: str, repeats: int) -> dict[str, float]:
-    """Median milliseconds to turn a description into adapter weights (encoder + hypernetwork), on one thread
-    count as configured; the first call (warm-up) is left out."""
+    """Median milliseconds to turn a description into adapter weights (the encoder or reader, and the
+    generator), on one thread count as configured; the first call (warm-up) is left out."""
     generator.generate(description)
     total, encode = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        generator.encoder([description])
-        encode.append(time.perf_counter() - start)
+        encode.append(generator.read_seconds(description))
         total.append(generator.generate(description)[2])
     return {"total_ms": 1000 * statistics.median(total), "encoder_ms": 1000 * statistics.median(encode)}
 

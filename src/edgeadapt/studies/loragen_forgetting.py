@@ -54,9 +54,7 @@ def forgetting(evaluation: Any, generated: dict[str, Any]) -> dict[str, Any]:
         generator = Generator.open(generator_dir(cfg, spec), cfg.base_dir)
         points = []
         for task in tasks:
-            with merged(
-                evaluation.model, generator.generate(task.description)[0], generator.hypernet.cfg.scaling
-            ):
+            with merged(evaluation.model, generator.generate(task.description)[0], generator.cfg.scaling):
                 points.append(general(f"generated {task.name}"))
         out[f"generated[{spec}]"] = mean_dicts(points)
     points = []
