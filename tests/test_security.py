@@ -329,7 +329,7 @@ def test_one_apply_at_a_time_and_none_lost(opened, keyring, tmp_path):
     pub = str(keyring["update"][1])
     v1 = export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0])
     v2 = export(opened, "sft", tmp_path / "v2.eaupd", 2, keyring["update"][0])
-    for pair in range(3):
+    for pair in range(2):  # two races: either order may win, neither may lose an update
         dev = fresh_device(tmp_path, f"dev{pair}")
         cmds = [
             [
@@ -458,7 +458,7 @@ def test_a_training_run_killed_at_any_moment_resumes_to_the_same_update(tmp_path
     assert clean.returncode == 0, clean.stderr[-2000:]
     killed_dir = tmp_path / "killed"
     kills = 0
-    for delay in (4.0, 5.5, 7.0, 8.5, 10.0, 11.5):  # kill at different moments, checkpoint writes included
+    for delay in (4.0, 6.0, 8.5, 11.5):  # kill at different moments, checkpoint writes included
         proc = subprocess.Popen(
             args + [f"out_dir={killed_dir}", "--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
