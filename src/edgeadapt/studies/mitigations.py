@@ -92,7 +92,8 @@ def cached_rows(path, key: dict[str, Any]) -> list[dict[str, str]] | None:
 
 
 def generate_rows(run, prompts: list[str], answers: str, max_new_tokens: int, log) -> list[dict[str, str]]:
-    log(f"[self-replay] the base model answers {len(prompts)} general requests ({answers})")
+    # one set of rows for self-replay and for the regularizers' `prompts` source: the label names neither
+    log(f"[base answers] the base model answers {len(prompts)} general requests ({answers})")
     temperature = SAMPLE_TEMPERATURE if answers == "sampled" else 0.0
     texts = base_answers(run, prompts, max_new_tokens, "self-replay", temperature)
     # An empty answer stays: ending at once is what the base does there, and what the row teaches.
