@@ -208,3 +208,24 @@ def test_the_share_of_the_in_context_gain_counts_only_tasks_where_the_base_gains
     gap = paired_gap({"a": 0.4, "b": 0.9, "c": 0.4}, {"a": 0.2, "b": 0.9, "c": 0.5})
     assert gap["gap_points"] == pytest.approx(10 / 3) and gap["wins_losses"] == [1, 1]
     assert gap["gap_stderr"] == pytest.approx(torch.tensor([20.0, 0.0, -10.0]).std().item() / 3**0.5)
+
+
+def test_a_pool_adapter_ships_like_a_trained_lora(trained, tmp_path):
+    from edgeadapt.deploy.build import verify
+
+    out, package = tmp_path / "adapter", tmp_path / "reverse.eaupd"
+    assert (
+        main(["loragen", "make", str(trained), "Write the letters in reverse order.", "--out", str(out)]) == 0
+    )
+    assert main(["package", "export", str(out), "--out", str(package)]) == 0
+    verified = verify(package, allow_unsigned=True)
+    verified.opened.close()
+    assert verified.manifest["description"] == "Write the letters in reverse order."
+    assert verified.manifest["method"] == "lora" and verified.manifest["rank"] == 4  # 2 experts of rank 2
+    device = tmp_path / "device"
+    assert main(["device", "init", "--device-dir", str(device), "--model", "tiny-random"]) == 0
+    assert main(["device", "apply", str(package), "--device-dir", str(device), "--allow-unsigned"]) == 0
+    gguf = tmp_path / "a.gguf"
+    assert (
+        main(["export", "gguf", str(out), "--adapter", "--out", str(gguf)]) == 0 and gguf.stat().st_size > 0
+    )
