@@ -134,11 +134,10 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
     controls = summary["controls"][spec]["all"]
     seen_controls = summary["controls"][spec]["seen"]
     ms = results["generated"][spec]["generation_ms"]["total_ms"]
-    seen_scores = {n: results["generated"][spec]["tasks"][n]["score"] for n in results["groups"]["seen"]}
+    generated = results["generated"][spec]["tasks"]  # a seen task with no unseen paraphrase has no row
+    seen_scores = {n: generated[n]["score"] for n in results["groups"]["seen"] if n in generated}
     multitask = {n: r["score"] for n, r in results["lora"]["multitask"].items()}
-    vs_multitask = paired_gap(
-        {n: v for n, v in seen_scores.items() if n in results["generated"][spec]["tasks"]}, multitask
-    )
+    vs_multitask = paired_gap(seen_scores, multitask)
     gain = summary["in_context_gain"][spec]["heldout"]
 
     def ratio(a, b):
