@@ -27,13 +27,8 @@ KEEP = ("domain_accuracy", "general_degradation_pct", "topic_retention", "fact_r
 
 
 def interpolate(points: list[dict], target: float, key: str) -> float | None:
-    """`key` where accuracy first reaches `target` along points sorted by accuracy (None: never)."""
-    ordered = sorted(points, key=lambda p: p["accuracy"])
-    for low, high in zip(ordered, ordered[1:]):
-        if high["accuracy"] >= target > low["accuracy"] or (high["accuracy"] == target == low["accuracy"]):
-            share = (target - low["accuracy"]) / ((high["accuracy"] - low["accuracy"]) or 1)
-            return low[key] + share * (high[key] - low[key])
-    return None
+    """`key` where accuracy first reaches `target`, along the points in order of accuracy (None: never)."""
+    return degradation_at(sorted(points, key=lambda p: p["accuracy"]), target, key)
 
 
 def setting_runs(folder: Path, setting: str) -> dict[str, dict]:

@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
 def built():
     """An untrained pool over the tiny model, three descriptions read."""
     cfg = config.load(SMOKE, POOL).loragen
-    setup = GeneratorSetup(cfg, "model:tiny-random", DESCRIPTIONS, [0, 1, 2], tiny_base(), "tiny-random")
+    setup = GeneratorSetup(cfg, "model:tiny-random", DESCRIPTIONS, tiny_base(), "tiny-random")
     return get_generator("pool").build(setup)
 
 
@@ -132,7 +132,6 @@ def test_the_pool_trains_through_the_reader_and_makes_a_plain_lora(trained, tmp_
             config.load(SMOKE, POOL).loragen,
             "model:tiny-random",
             generator.cfg.training_descriptions,
-            list(range(len(generator.cfg.training_descriptions))),
             tiny_base(),
             "tiny-random",
         )
@@ -186,7 +185,7 @@ def test_training_refuses_an_unknown_design_before_anything_trains(tmp_path, cap
 
 def test_a_pool_reads_with_a_causal_model_only():
     cfg = config.load(SMOKE, POOL).loragen
-    setup = GeneratorSetup(cfg, "minilm", DESCRIPTIONS, [0, 1, 2], tiny_base(), "tiny-random")
+    setup = GeneratorSetup(cfg, "minilm", DESCRIPTIONS, tiny_base(), "tiny-random")
     with pytest.raises(UserError, match="reads with a causal model"):
         get_generator("pool").build(setup)
 

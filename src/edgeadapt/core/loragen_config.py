@@ -117,4 +117,4 @@ def encoder_spec_ok(spec: object) -> bool:
     if spec == "minilm" or (spec.startswith("model:") and len(spec) > len("model:")):
         return True
     head, _, rest = spec.partition(":")
-    return bool(head) and head != "model" and rest != spec and encoder_spec_ok(rest) and ":" not in head
+    return bool(head) and head != "model" and encoder_spec_ok(rest)

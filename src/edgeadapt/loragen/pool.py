@@ -117,7 +117,6 @@ class PoolLoRA(nn.Module):
         object.__setattr__(self, "reader", reader)  # frozen and not ours: never checkpointed
         self.prefixes: list[Prefix] = []
         self.last_balance: torch.Tensor | None = None
-        self.last_gates: dict[str, torch.Tensor] = {}
 
     # --- reading
     def check(self, text: str, where: str = "description") -> str:
@@ -185,7 +184,6 @@ class PoolLoRA(nn.Module):
                 b.permute(0, 1, 3, 2, 4).reshape(n, layers, b.shape[3], k * r),
             )
             balance.append(balance_term(probs, chosen, cfg.experts))
-            self.last_gates[name] = chosen.detach()
         self.last_balance = torch.stack(balance).mean()
         return out
 

@@ -46,7 +46,6 @@ class GeneratorSetup:
     """`core.loragen_config.LoraGenConfig`."""
     encoder: str
     texts: list[str]
-    task_of: list[int]
     base: Any
     base_model: str
     seed: int = 0

@@ -121,7 +121,6 @@ def train_generator(
         g,
         encoder_name,
         texts,
-        task_of,
         base,
         cfg.model.name,
         cfg.train.seed,
