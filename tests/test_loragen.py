@@ -212,7 +212,8 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
 
     for name in ("prompting_rows", "generated_rows", "lora_rows"):
         monkeypatch.setattr(loragen_eval.Evaluation, name, measure_again)
-    monkeypatch.setattr(loragen_eval, "forgetting", measure_again)
+    for name in ("baselines", "generated"):
+        monkeypatch.setattr(loragen_eval.Forgetting, name, measure_again)
     resumed = loragen_eval.evaluate(cfg_of(trained), resume=True)
     assert json.loads(json.dumps(resumed["summary"])) == evaluated["summary"]
     parts = sum(json.loads(p.read_text())["seconds"] for p in (trained / "loragen-parts").glob("*.json"))
@@ -220,9 +221,69 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
     # a setting no part reads changes nothing; parts measured under other settings are measured again
     unrelated = config.load(SMOKE, [f"out_dir={trained.parent}", "edge.prompt=Say hi.", "router.layer=2"])
     assert loragen_eval.evaluate(unrelated, resume=True)["summary"] == resumed["summary"]
+    # so does a setting only generators read, until a generator is retrained under it
+    generator_only = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.hidden=8", "loragen.lr=0.5"])
+    assert loragen_eval.evaluate(generator_only, resume=True)["summary"] == resumed["summary"]
     other = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.eval_rows=5"])
     with pytest.raises(AssertionError, match="measured again"):
         loragen_eval.evaluate(other, resume=True)
+
+
+def test_a_retrained_generator_measures_its_own_rows_again_and_nothing_else(evaluated, trained, monkeypatch):
+    from edgeadapt.loragen.registry import WEIGHTS
+    from edgeadapt.studies import loragen_eval
+
+    cfg = cfg_of(trained)
+    spec = loragen_eval.encoders_of(cfg)[-1]
+    weights = loragen_eval.generator_dir(cfg, spec) / WEIGHTS
+    kept = {p: p.read_bytes() for p in [weights, *(trained / "loragen-parts").glob("*.json")]}
+    measured = []
+
+    def measure(kind, value):
+        def again(self, *args):
+            measured.append((kind, *args))
+            return value
+
+        return again
+
+    for name in ("prompting_rows", "lora_rows"):
+        monkeypatch.setattr(loragen_eval.Evaluation, name, measure(name, None))
+    monkeypatch.setattr(loragen_eval.Forgetting, "baselines", measure("baselines", None))
+    monkeypatch.setattr(
+        loragen_eval.Evaluation, "generated_rows", measure("generated", evaluated["generated"][spec])
+    )
+    monkeypatch.setattr(
+        loragen_eval.Forgetting,
+        "generated",
+        measure("forgetting", evaluated["forgetting"][f"generated[{spec}]"]),
+    )
+    try:
+        weights.write_bytes(kept[weights] + b" ")  # retrained: other bytes, the same settings
+        loragen_eval.evaluate(cfg, resume=True)
+    finally:
+        for path, data in kept.items():
+            path.write_bytes(data)
+    assert measured == [("generated", spec), ("forgetting", spec)]
+
+
+def test_a_part_measured_before_a_setting_existed_holds_its_default():
+    from edgeadapt.studies.parts import comparable, differences
+
+    cfg = config.load(SMOKE)
+    reads = ("model", "loragen.eval_rows")
+    defaults = comparable(config.RunConfig(), reads)
+    saved = comparable(cfg, reads)
+    del saved["model"]["dtype"]  # measured before the setting was added
+    assert differences(saved, comparable(cfg, reads), defaults) == []
+    cfg.model.dtype = "bfloat16"
+    assert differences(saved, comparable(cfg, reads), defaults) == ["model.dtype"]
+    # parts saved whole sections before single settings were read: the setting is found in its section
+    whole = {"model": saved["model"], "loragen": {"eval_rows": cfg.loragen.eval_rows}}
+    assert differences(whole, comparable(config.load(SMOKE), reads), defaults) == []
+    assert differences({"model": saved["model"]}, comparable(cfg, reads), defaults) == [
+        "model.dtype",
+        "loragen.eval_rows",
+    ]
 
 
 def test_a_generated_adapter_ships_like_a_trained_lora(trained, generator, tmp_path):

@@ -36,6 +36,7 @@ from edgeadapt.studies.train import train_variant
 from edgeadapt.training.loop import TrainResult, train
 
 VAL_PER_TASK = 2  # rows of each training task kept out of training for the curve
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's name for a LoRA's weights
 
 
 def collection_of(cfg: RunConfig, log: Callable[[str], None] = print) -> Collection:
@@ -254,8 +255,8 @@ def encoders_of(cfg: RunConfig) -> list[str]:
 def trained_per_task(cfg: RunConfig, name: str) -> Path | None:
     """The per-task LoRA's update folder, or None when training stopped before that task."""
     folder = lora_update_dir(cfg, f"per-task/{name}")
-    return folder if (folder / "adapter_model.safetensors").is_file() else None
+    return folder if (folder / ADAPTER_WEIGHTS).is_file() else None
 
 
 def adapter_bytes(folder) -> int:
-    return (folder / "adapter_model.safetensors").stat().st_size
+    return (folder / ADAPTER_WEIGHTS).stat().st_size

@@ -30,8 +30,10 @@ from edgeadapt.inference.predictor import ModelPredictor
 from edgeadapt.inference.timing import timed_answer
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
+from edgeadapt.loragen.registry import WEIGHTS
 from edgeadapt.runs import schema
 from edgeadapt.studies.loragen import (
+    ADAPTER_WEIGHTS,
     adapter_bytes,
     base_run,
     collection_of,
@@ -41,13 +43,28 @@ from edgeadapt.studies.loragen import (
     per_task_names,
     trained_per_task,
 )
-from edgeadapt.studies.loragen_forgetting import forgetting
-from edgeadapt.studies.parts import part
+from edgeadapt.studies.loragen_forgetting import Forgetting
+from edgeadapt.studies.parts import digest, part
 
 GROUPS = ("heldout", "seen", "unseen-concept")
-READS = ("model", "data", "train", "eval", "tasks", "loragen")
-"""The config sections every part of the study reads (the LoRA rows and forgetting add methods); a change
-elsewhere (edge, router, library, sweep) measures nothing again."""
+READS = (
+    "model",
+    "data",
+    "eval",
+    "tasks",
+    "train.seed",
+    "loragen.seen_tasks",
+    "loragen.per_task",
+    "loragen.train_paraphrases",
+    "loragen.eval_rows",
+    "loragen.shots",
+    "loragen.latency_requests",
+    "loragen.generation_repeats",
+    "loragen.forgetting_tasks",
+)
+"""The settings every part of the study reads: the model, its evaluation, the tasks and rows scored. What was
+trained enters a part as the digest of its files (`identities`), so retraining one generator measures its
+rows again and a change to a generator's settings alone measures nothing until it is retrained."""
 
 
 def test_rows(collection: Collection, task: Task, cap: int) -> list[dict]:
@@ -249,6 +266,15 @@ def generation_ms(generator: Generator, description: str, repeats: int) -> dict[
     return {"total_ms": 1000 * statistics.median(total), "encoder_ms": 1000 * statistics.median(encode)}
 
 
+def identities(cfg: RunConfig, evaluation: Evaluation) -> dict[str, str | None]:
+    """The digest of what each part measures: every generator's weights, the multi-task and per-task LoRAs'."""
+    ids = {spec: digest(generator_dir(cfg, spec) / WEIGHTS) for spec in encoders_of(cfg)}
+    ids["multitask"] = digest(lora_update_dir(cfg, "multitask") / ADAPTER_WEIGHTS)
+    for name in per_task_names(cfg, evaluation.collection):
+        ids[f"per-task/{name}"] = digest(lora_update_dir(cfg, f"per-task/{name}") / ADAPTER_WEIGHTS)
+    return ids
+
+
 def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """Every part of the study (with `resume`, those an earlier invocation finished are read back); the
     results with their summary in RUN/loragen.json. `seconds` adds up the parts' measured times."""
@@ -258,9 +284,11 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
     evaluation = Evaluation(cfg, log)
     seconds = [time.perf_counter() - start]
 
-    def run_part(name: str, compute: Callable[[], Any], heading: str, reads=READS) -> Any:
+    ids = identities(cfg, evaluation)
+
+    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
         log(heading)
-        result, took = part(cfg, "loragen-parts", name, compute, resume, log, reads)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
         seconds.append(took)
         return result
 
@@ -270,6 +298,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
             "prompting",
             evaluation.prompting_rows,
             "rows 1-2: the base model, zero-shot, in-context and few-shot",
+            {},
         ),
     }
     results["generated"] = {
@@ -277,18 +306,25 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
             f"generated-{spec}",
             lambda spec=spec: evaluation.generated_rows(spec),
             f"row 3: adapters generated with encoder {spec}",
+            {"generator": ids[spec]},
         )
         for spec in encoders_of(cfg)
     }
+    loras = {k: v for k, v in ids.items() if k not in results["generated"]}
     results["lora"] = run_part(
-        "lora", evaluation.lora_rows, "rows 4-5: the multi-task and per-task LoRAs", (*READS, "methods")
+        "lora", evaluation.lora_rows, "rows 4-5: the multi-task and per-task LoRAs", {"adapters": loras}
     )
+    general = Forgetting(evaluation)
     results["forgetting"] = run_part(
-        "forgetting",
-        lambda: forgetting(evaluation, results["generated"]),
-        "forgetting of general ability",
-        (*READS, "methods"),
+        "forgetting", general.baselines, "forgetting of general ability: base and LoRAs", {"adapters": loras}
     )
+    for spec in results["generated"]:
+        results["forgetting"][f"generated[{spec}]"] = run_part(
+            f"forgetting-{spec}",
+            lambda spec=spec: general.generated(spec),
+            f"forgetting of general ability: adapters generated with encoder {spec}",
+            {"generator": ids[spec]},
+        )
     results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
     results["task_info"] = {
         n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}

@@ -1,8 +1,11 @@
 """A long study in parts: each finished part is kept in the run (`RUN/PARTS/NAME.json`, with the settings it
 was measured under), so a killed study resumed with `--resume` loses at most the part it was in.
 
-A part is keyed on the config sections it reads (`reads`), not on the whole config: a change to a setting
-no part reads (`edge.prompt`, `router.*`) does not measure a two-hour study again.
+A part is keyed on what it reads, not on the whole config: whole sections (`model`) or single settings
+(`loragen.eval_rows`) in `reads`, and an `identity` of the files it measures (a trained generator's or
+adapter's digest). A change to a setting no part reads (`edge.prompt`, `router.*`) measures nothing again;
+retraining a generator measures its rows again, and only those. A setting added to a section after a part
+was measured is the same setting when it holds its default.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.config import RunConfig, to_dict
-from edgeadapt.core.files import file_name, write_json_atomic
+from edgeadapt.core.files import file_name, sha256_file, write_json_atomic
 
 
 def part(
@@ -24,20 +28,19 @@ def part(
     resume: bool,
     log: Callable[[str], None],
     reads: tuple[str, ...],
+    identity: dict[str, Any] | None = None,
 ) -> tuple[Any, float]:
     """(result, seconds) of one part of the study: measured now, or with `resume` read back from what an
-    earlier invocation measured under the same settings of the sections in `reads`."""
+    earlier invocation measured under the same `reads` settings and file `identity`."""
     path = cfg.run_dir() / folder / f"{file_name(name)}.json"
-    settings = comparable(cfg, reads)
+    settings = {**comparable(cfg, reads), **(identity or {})}
     if resume and path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("config") == settings:
+        changed = differences(saved.get("config") or {}, settings, comparable(RunConfig(), reads))
+        if not changed:
             log(f"{name}: measured earlier ({saved['seconds']:.0f} s), reusing {path}")
             return saved["result"], saved["seconds"]
-        changed = sorted(k for k in settings if (saved.get("config") or {}).get(k) != settings[k])
-        log(
-            f"{name}: {path} was measured under other settings ({', '.join(changed) or 'older format'}); measuring again"
-        )
+        log(f"{name}: {path} was measured under other settings ({', '.join(changed)}); measuring again")
     start = time.perf_counter()
     result = compute()
     seconds = round(time.perf_counter() - start, 1)
@@ -47,6 +50,36 @@ def part(
 
 
 def comparable(cfg: RunConfig, reads: tuple[str, ...]) -> dict:
-    """The config sections a part reads, as JSON reads them back."""
+    """What a part reads, as JSON reads it back: `section` -> the section, `section.key` -> that setting."""
     data = json.loads(json.dumps(to_dict(cfg)))
-    return {k: data[k] for k in reads}
+    return {key: lookup(data, key) for key in reads}
+
+
+def lookup(data: dict, key: str) -> Any:
+    """`data[key]`, or for `section.key` the nested setting (parts measured before settings were read one by
+    one saved whole sections); KeyError when absent."""
+    if key in data:
+        return data[key]
+    section, _, name = key.partition(".")
+    return data[section][name]
+
+
+def differences(saved: dict, settings: dict, defaults: dict) -> list[str]:
+    """The settings that differ from those a part was measured under (a section: its changed keys)."""
+    changed = []
+    for key, value in settings.items():
+        try:
+            old = lookup(saved, key)
+        except (KeyError, TypeError):
+            changed.append(key)
+            continue
+        if isinstance(value, dict) and isinstance(old, dict) and isinstance(defaults.get(key), dict):
+            changed += [f"{key}.{k}" for k, v in value.items() if old.get(k, defaults[key].get(k)) != v]
+        elif old != value:
+            changed.append(key)
+    return changed
+
+
+def digest(path: Path) -> str | None:
+    """A file's identity for `part` (None when it does not exist)."""
+    return sha256_file(path) if path.is_file() else None
