@@ -150,6 +150,34 @@ def test_the_pool_trains_through_the_reader_and_makes_a_plain_lora(trained, tmp_
     assert one.keys() == other.keys() and any(not torch.equal(one[k], other[k]) for k in one)
 
 
+def test_resume_trains_again_only_a_generator_whose_own_settings_changed(trained, monkeypatch):
+    from edgeadapt.studies import loragen
+
+    def train_again(*args, **kwargs):
+        raise RuntimeError("trained again")
+
+    monkeypatch.setattr(loragen, "train", train_again)
+    runs = f"out_dir={trained.parents[2]}"
+    lines: list[str] = []
+    for edit in ([], ["loragen.hidden=8", "loragen.eval_rows=3"]):  # the hypernetwork's, the evaluation's
+        cfg = config.load(SMOKE, [*POOL, runs, *edit])
+        assert loragen.train_generator(
+            cfg, loragen.collection_of(cfg), cfg.loragen.encoder, True, lines.append
+        )
+    assert all("already trained" in line for line in lines)
+    kept = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    try:
+        cfg = config.load(SMOKE, [*POOL, runs, "loragen.experts=3"])
+        with pytest.raises(RuntimeError, match="trained again"):
+            loragen.train_generator(cfg, loragen.collection_of(cfg), cfg.loragen.encoder, True, lines.append)
+        assert any("trained under other settings (loragen.experts): training again" in line for line in lines)
+        assert not (trained / "train_result.json").exists()  # neither the result nor checkpoints are resumed
+    finally:
+        for path, data in kept.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

@@ -169,4 +169,5 @@ register_generator(
     description="Text-to-LoRA's M design: one MLP turns a sentence embedding into every layer's A and B",
     build=build,
     load=HyperLoRA.load,
+    reads=("hidden", "dropout"),
 )

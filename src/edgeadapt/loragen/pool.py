@@ -275,4 +275,5 @@ register_generator(
     build=build,
     load=PoolLoRA.load,
     regularizers=regularizers,
+    reads=("experts", "top_k", "meta_tokens", "balance_weight"),
 )

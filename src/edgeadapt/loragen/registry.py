@@ -9,7 +9,8 @@ A generator kind provides:
   ready to train through `GeneratedLoRAModel` (its reader or encoder opened, every description read);
 - `load(folder, base_dir, encoder) -> generator`: a trained one, in eval mode, with its reader or encoder;
 - `regularizers(generator, cfg) -> tuple`: terms of its own the training loop adds to the loss (the pool's
-  load balancing), empty when it has none.
+  load balancing), empty when it has none;
+- `reads`: the `loragen` settings only this design uses.
 
 A generator object (an `nn.Module`; `hypernet.HyperLoRA`, `pool.PoolLoRA`) has a `cfg` with `kind`, `encoder`,
 `rank`, `scaling`, `modules`, `module_paths`, `base_model`, `training_descriptions` and
@@ -63,6 +64,9 @@ class GeneratorKind:
     build: Callable[[GeneratorSetup], Any]
     load: Callable[..., Any]
     regularizers: Callable[[Any, Any], tuple] = lambda generator, cfg: ()
+    reads: tuple[str, ...] = ()
+    """The `loragen` settings of this design alone (`experts`, `hidden`): changing one retrains generators
+    of this kind, and only those, under `loragen train --resume`."""
 
 
 GENERATORS: dict[str, GeneratorKind] = {}

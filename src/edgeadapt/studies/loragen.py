@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 
 from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
-from edgeadapt.core.files import file_name
+from edgeadapt.core.files import file_name, write_json_atomic
 from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.tasks import Collection, Task, open_collection
 from edgeadapt.loragen.encoders import DescriptionEncoder
@@ -32,10 +33,31 @@ from edgeadapt.loragen.generated import GeneratedLoRAModel
 from edgeadapt.loragen.make import DESCRIPTIONS, nearest_other_task
 from edgeadapt.loragen.registry import GeneratorSetup, get_generator, split_spec
 from edgeadapt.runs.run import Run
-from edgeadapt.studies.train import train_variant
+from edgeadapt.studies.parts import comparable, differences
+from edgeadapt.studies.train import forget_training, train_variant
 from edgeadapt.training.loop import TrainResult, train
 
 VAL_PER_TASK = 2  # rows of each training task kept out of training for the curve
+GENERATOR_READS = (
+    "model",
+    "data.max_length",
+    "tasks",
+    "train.seed",
+    "train.grad_accum",
+    "train.scheduler",
+    "train.weight_decay",
+    "loragen.targets",
+    "loragen.rank",
+    "loragen.alpha",
+    "loragen.steps",
+    "loragen.batch_size",
+    "loragen.lr",
+    "loragen.warmup_steps",
+    "loragen.train_paraphrases",
+)
+"""The settings every generator is trained under (each design adds its own, `GeneratorKind.reads`): under
+`--resume`, a generator trained under others is trained again."""
+TRAINED_UNDER = "trained_under.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's name for a LoRA's weights
 
 
@@ -106,12 +128,17 @@ def train_generator(
     from safetensors.torch import save_file
 
     folder = generator_dir(cfg, encoder_spec)
+    kind_name, encoder_name = split_spec(encoder_spec, cfg.loragen.kind)
+    kind = get_generator(kind_name, "loragen.kind")
+    settings = comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
+    if resume and not same_training(folder, settings, f"[generator {encoder_spec}]", log):
+        forget_training(folder)
     done = TrainResult.load(folder) if resume else None
     if done is not None:
         log(f"[generator {encoder_spec}] already trained ({done.steps} steps): reusing {folder}")
         return folder
-    kind_name, encoder_name = split_spec(encoder_spec, cfg.loragen.kind)
-    kind = get_generator(kind_name, "loragen.kind")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / TRAINED_UNDER, settings)
     run, g = base_run(cfg), cfg.loragen
     tasks = collection.by_role("train")
     if len(tasks) < 2:
@@ -163,6 +190,20 @@ def train_generator(
     save_file({"embeddings": fingerprints.contiguous()}, str(folder / DESCRIPTIONS))
     result.save(folder)  # last: its presence means the generator is complete
     return folder
+
+
+def same_training(folder: Path, settings: dict, label: str, log: Callable[[str], None]) -> bool:
+    """Whether what `folder` holds (a finished generator, or checkpoints to resume) was trained under these
+    settings. A folder from before settings were recorded is taken as it is, with a line saying so."""
+    path = folder / TRAINED_UNDER
+    if not path.is_file():
+        if (folder / "checkpoints").is_dir() or TrainResult.load(folder) is not None:
+            log(f"{label} {folder} does not record the settings it was trained under: taken as it is")
+        return True
+    changed = differences(json.loads(path.read_text()), settings, comparable(RunConfig(), tuple(settings)))
+    if changed:
+        log(f"{label} {folder} was trained under other settings ({', '.join(changed)}): training again")
+    return not changed
 
 
 def general_curve(run: Run, descriptions: int) -> list[dict]:
