@@ -314,3 +314,18 @@ def test_make_refuses_to_overwrite_and_needs_a_generator(trained, tmp_path):
     assert main(["loragen", "make", str(folder), "Reverse it.", "--out", str(tmp_path / "full")]) == 2
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     assert main(["loragen", "make", str(tmp_path), "Reverse it.", "--out", str(tmp_path / "new")]) == 2
+
+
+def test_the_equal_length_speedup_charges_the_adapter_for_the_answer_the_base_wrote():
+    from edgeadapt.studies.loragen_summary import equal_length_speedup
+
+    context = {
+        "a": {"total_ms": 1000.0, "prefill_ms": 200.0, "new_tokens": 10},
+        "b": {"total_ms": 500.0, "prefill_ms": 200.0, "new_tokens": 4},
+    }
+    generated = {
+        "a": {"total_ms": 300.0, "prefill_ms": 150.0, "new_tokens": 2},  # 75 ms a token: 150 + 10 x 75
+        "b": {"total_ms": 150.0, "prefill_ms": 150.0, "new_tokens": 0},  # no answer to measure a token by
+    }
+    assert equal_length_speedup(context, generated, ["a", "b", "missing"]) == pytest.approx(1000 / 900)
+    assert equal_length_speedup(context, generated, ["b"]) is None
