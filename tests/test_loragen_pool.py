@@ -211,11 +211,32 @@ def test_training_refuses_an_unknown_design_before_anything_trains(tmp_path, cap
     assert not (tmp_path / "smoke-loragen" / "generators").exists()
 
 
-def test_a_pool_reads_with_a_causal_model_only():
+def test_a_pool_reads_with_a_causal_model_or_a_sentence_embedder(tmp_path):
     cfg = config.load(SMOKE, POOL).loragen
-    setup = GeneratorSetup(cfg, "minilm", DESCRIPTIONS, tiny_base(), "tiny-random")
-    with pytest.raises(UserError, match="reads with a causal model"):
+    setup = GeneratorSetup(cfg, "bert:tiny", DESCRIPTIONS, tiny_base(), "tiny-random")
+    with pytest.raises(UserError, match="reads with a causal model .* or the sentence embedder minilm"):
         get_generator("pool").build(setup)
+    # over MiniLM: no meta tokens, every gate reads the description's embedding, kept from the start
+    pool = get_generator("pool").build(
+        GeneratorSetup(cfg, "minilm", DESCRIPTIONS, tiny_base(), "tiny-random")
+    )
+    assert pool.meta is None and pool.cfg.meta_tokens == 1 and set(pool.cfg.meta_of_layers()) == {0}
+    with torch.no_grad():
+        for b in pool.lora_B.values():
+            b.normal_(std=0.1)
+    pool.eval()
+    read = pool.read(DESCRIPTIONS)
+    assert read.shape == (3, 1, pool.cfg.reader_dim)
+    for (a, b), (a2, b2) in zip(
+        pool.for_descriptions(torch.tensor([2, 0])).values(), pool.weights(read[[2, 0]]).values()
+    ):
+        torch.testing.assert_close(a, a2)
+        torch.testing.assert_close(b, b2)
+    pool.save(tmp_path)
+    again = Generator.open(tmp_path)
+    torch.testing.assert_close(
+        again.generate(DESCRIPTIONS[1])[0], Generator(tmp_path, pool, None).generate(DESCRIPTIONS[1])[0]
+    )
 
 
 def test_the_share_of_the_in_context_gain_counts_only_tasks_where_the_base_gains():

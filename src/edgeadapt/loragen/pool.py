@@ -11,6 +11,10 @@ which is itself a LoRA of rank k·r: A = [A_j stacked], B = [g_j B_j side by sid
 a plain PEFT LoRA folder (r = k·r, alpha scaled to keep the experts' scaling), and packaging, GGUF export and
 the device take it as they take any LoRA; the description leaves the prompt.
 
+The reader may instead be a sentence embedder (`loragen.encoder: minilm`, the hypernetwork's): then there are
+no meta tokens, and every layer's gate reads the one embedding, computed once per training description. It
+is not LoRA-Gen's design; it tells apart what the reader contributes from what the gated pool does.
+
 Only the meta tokens, the gates and the experts learn; the reader's weights do not, but the gradient flows
 back through it to the meta tokens. The reader is causal, so the description's keys and values do not
 depend on the meta tokens: each distinct description is read once (`prefixes`), and a training step runs
@@ -31,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.loragen.encoders import ModelEncoder
+from edgeadapt.loragen.encoders import DescriptionEncoder, ModelEncoder, open_encoder
 from edgeadapt.loragen.registry import GeneratorSetup, read_generator, register_generator, save_generator
 from edgeadapt.training.regularizers import Regularizer
 
@@ -43,7 +47,7 @@ Prefix = tuple[list[tuple[torch.Tensor, torch.Tensor]], int]
 class PoolConfig:
     kind: ClassVar[str] = "pool"
     encoder: str
-    """The reader, `model:NAME`."""
+    """The reader: `model:NAME` (a causal LM, with meta tokens) or `minilm` (a sentence embedding)."""
     reader_dim: int
     modules: dict[str, list[int]]
     module_paths: dict[str, list[str]]
@@ -71,6 +75,11 @@ class PoolConfig:
     def scaling(self) -> float:
         return self.alpha / self.expert_rank
 
+    @property
+    def causal(self) -> bool:
+        """Whether the reader is a causal LM read through meta tokens (else a sentence embedder)."""
+        return self.encoder.startswith("model:")
+
     def meta_of_layers(self) -> list[int]:
         return [layer * self.meta_tokens // self.layers for layer in range(self.layers)]
 
@@ -92,11 +101,14 @@ def top_k_gates(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.T
 
 
 class PoolLoRA(nn.Module):
-    def __init__(self, cfg: PoolConfig, reader: ModelEncoder | None = None, meta_std: float = 0.02):
+    def __init__(self, cfg: PoolConfig, reader: DescriptionEncoder | None = None, meta_std: float = 0.02):
         super().__init__()
         self.cfg = cfg
         layers, experts, r, dim = cfg.layers, cfg.experts, cfg.expert_rank, cfg.reader_dim
-        self.meta = nn.Parameter(torch.randn(cfg.meta_tokens, dim) * meta_std)
+        if cfg.causal:
+            self.meta = nn.Parameter(torch.randn(cfg.meta_tokens, dim) * meta_std)
+        else:
+            self.register_parameter("meta", None)
         self.norm = nn.LayerNorm(dim)
         self.gates = nn.ParameterDict(
             {m: nn.Parameter(torch.randn(layers, experts, dim) * 0.02) for m in cfg.modules}
@@ -161,6 +173,9 @@ class PoolLoRA(nn.Module):
 
     @torch.no_grad()
     def read(self, texts: list[str]) -> torch.Tensor:
+        """(n, M, dim): the meta-token states, or a sentence reader's embedding as one state (M = 1)."""
+        if not self.cfg.causal:
+            return self.reader(texts).float()[:, None]
         return self.meta_states([self.prefix(text) for text in texts])
 
     def fingerprint(self, read: torch.Tensor) -> torch.Tensor:
@@ -189,6 +204,8 @@ class PoolLoRA(nn.Module):
 
     def for_descriptions(self, indices: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Training: each distinct description of the batch read once (meta tokens on its cached prefix)."""
+        if not self.cfg.causal:  # a frozen embedding per description, computed once (`build`)
+            return self.weights(self.descriptions[indices])
         distinct, inverse = torch.unique(indices, return_inverse=True)
         states = self.meta_states([self.prefixes[int(i)] for i in distinct])
         return self.weights(states[inverse])
@@ -197,7 +214,7 @@ class PoolLoRA(nn.Module):
         save_generator(self, folder)
 
     @classmethod
-    def load(cls, folder: Path, base_dir: str = "", encoder: ModelEncoder | None = None) -> PoolLoRA:
+    def load(cls, folder: Path, base_dir: str = "", encoder: DescriptionEncoder | None = None) -> PoolLoRA:
         cfg, state = read_generator(folder, PoolConfig)
         reader = encoder or open_reader(cfg.encoder, base_dir)
         if reader.dim != cfg.reader_dim:
@@ -207,11 +224,13 @@ class PoolLoRA(nn.Module):
         return model.eval()
 
 
-def open_reader(spec: str, base_dir: str = "") -> ModelEncoder:
+def open_reader(spec: str, base_dir: str = "") -> DescriptionEncoder:
+    if spec == "minilm":
+        return open_encoder(spec)
     if not spec.startswith("model:") or len(spec) == len("model:"):
         raise UserError(
-            f"loragen.encoder: the pool generator reads with a causal model (model:NAME, e.g. model:gemma3-270m), "
-            f"not '{spec}'."
+            f"loragen.encoder: the pool generator reads with a causal model (model:NAME, e.g. model:gemma3-270m) "
+            f"or the sentence embedder minilm, not '{spec}'."
         )
     reader = ModelEncoder(spec[len("model:") :], base_dir)
     for p in reader.model.parameters():
@@ -229,12 +248,13 @@ class BalanceTerm(Regularizer):
 
 
 def build(setup: GeneratorSetup) -> PoolLoRA:
-    """An untrained pool over the setup's reader, every training description read once (its prefix cached)."""
+    """An untrained pool over the setup's reader, every training description read once (its prefix cached, or
+    its sentence embedding kept)."""
     from edgeadapt.loragen.generated import target_modules
 
     g = setup.cfg
     reader = setup.encoder_object or open_reader(setup.encoder, setup.base_dir)
-    if setup.device is not None:
+    if setup.device is not None and isinstance(reader, ModelEncoder):  # a sentence reader runs once, here
         reader.model.to(setup.device)
     texts = [reader.check(text, "a training description") for text in setup.texts]
     shapes, paths = target_modules(setup.base, g.targets)
@@ -248,16 +268,21 @@ def build(setup: GeneratorSetup) -> PoolLoRA:
         expert_rank=g.rank,
         top_k=g.top_k,
         alpha=g.alpha,
-        meta_tokens=g.meta_tokens or layers,
+        meta_tokens=(g.meta_tokens or layers) if setup.encoder.startswith("model:") else 1,
         balance_weight=g.balance_weight,
         base_model=setup.base_model,
         training_descriptions=texts,
     )
+    from transformers import set_seed
+
+    if not cfg.causal:
+        set_seed(setup.seed)
+        model = PoolLoRA(cfg, reader)
+        model.register_buffer("descriptions", reader(texts).float()[:, None], persistent=False)
+        return model
     with torch.no_grad():  # meta tokens start at the scale of the reader's own input embeddings
         ids = reader.tokenizer(texts[0], return_tensors="pt")["input_ids"]
         scale = float(reader.model.get_input_embeddings()(ids).std())
-    from transformers import set_seed
-
     set_seed(setup.seed)
     model = PoolLoRA(cfg, reader, meta_std=scale)
     model.prefixes = [model.prefix(text) for text in texts]
