@@ -51,15 +51,12 @@ def responses(net, read: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def gate_weights(net, read: torch.Tensor) -> torch.Tensor | None:
     """The pool's gate weights per text, (n, modules·layers, K), zero off the top k; None for other designs."""
-    if not hasattr(net, "gates"):
+    if not hasattr(net, "gate_choices"):
         return None
-    from edgeadapt.loragen.pool import top_k_gates
-
-    states = net.norm(read[:, net.cfg.meta_of_layers()])
-    mixes = []
-    for gate in net.gates.values():
-        _, gates, chosen = top_k_gates(torch.einsum("nld,lkd->nlk", states, gate), net.cfg.top_k)
-        mixes.append(torch.zeros(*chosen.shape[:2], net.cfg.experts).scatter(-1, chosen, gates))
+    mixes = [
+        torch.zeros(*chosen.shape[:2], net.cfg.experts).scatter(-1, chosen, gates)
+        for _, gates, chosen in net.gate_choices(read).values()
+    ]
     return torch.cat(mixes, dim=1)
 
 

@@ -43,6 +43,11 @@ Prefix = tuple[list[tuple[torch.Tensor, torch.Tensor]], int]
 """A description read by the reader: its keys and values per reader layer, and its token count."""
 
 
+def reads_with_meta_tokens(encoder: str) -> bool:
+    """Whether a reader spec is a causal LM read through meta tokens (`model:NAME`; else a sentence embedder)."""
+    return encoder.startswith("model:")
+
+
 @dataclass
 class PoolConfig:
     kind: ClassVar[str] = "pool"
@@ -77,8 +82,7 @@ class PoolConfig:
 
     @property
     def causal(self) -> bool:
-        """Whether the reader is a causal LM read through meta tokens (else a sentence embedder)."""
-        return self.encoder.startswith("model:")
+        return reads_with_meta_tokens(self.encoder)
 
     def meta_of_layers(self) -> list[int]:
         return [layer * self.meta_tokens // self.layers for layer in range(self.layers)]
@@ -182,15 +186,21 @@ class PoolLoRA(nn.Module):
         return F.normalize(read.mean(1), dim=-1)
 
     # --- the adapter
+    def gate_choices(self, read: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per module, each layer's gate over its experts: `top_k_gates`' (probabilities, top-k gates, their
+        expert indices), each (n, layers, ...)."""
+        states = self.norm(read[:, self.cfg.meta_of_layers()])  # (n, layers, dim)
+        return {
+            name: top_k_gates(torch.einsum("nld,lkd->nlk", states, self.gates[name]), self.cfg.top_k)
+            for name in self.cfg.modules
+        }
+
     def weights(self, read: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per module, the gated sums as LoRA pairs: A (n, layers, k·r, in), B (n, layers, out, k·r)."""
         cfg = self.cfg
-        states = self.norm(read[:, cfg.meta_of_layers()])  # (n, layers, dim)
         layer = torch.arange(cfg.layers, device=read.device)[None, :, None]
         out, balance = {}, []
-        for name in cfg.modules:
-            logits = torch.einsum("nld,lkd->nlk", states, self.gates[name])
-            probs, gates, chosen = top_k_gates(logits, cfg.top_k)
+        for name, (probs, gates, chosen) in self.gate_choices(read).items():
             a = self.lora_A[name][layer, chosen]  # (n, layers, k, r, in)
             b = self.lora_B[name][layer, chosen] * gates[..., None, None]  # (n, layers, k, out, r)
             n, layers, k, r, fan_in = a.shape
@@ -254,7 +264,8 @@ def build(setup: GeneratorSetup) -> PoolLoRA:
 
     g = setup.cfg
     reader = setup.encoder_object or open_reader(setup.encoder, setup.base_dir)
-    if setup.device is not None and isinstance(reader, ModelEncoder):  # a sentence reader runs once, here
+    causal = reads_with_meta_tokens(setup.encoder)
+    if setup.device is not None and causal:  # a sentence reader runs once, here
         reader.model.to(setup.device)
     texts = [reader.check(text, "a training description") for text in setup.texts]
     shapes, paths = target_modules(setup.base, g.targets)
@@ -268,14 +279,14 @@ def build(setup: GeneratorSetup) -> PoolLoRA:
         expert_rank=g.rank,
         top_k=g.top_k,
         alpha=g.alpha,
-        meta_tokens=(g.meta_tokens or layers) if setup.encoder.startswith("model:") else 1,
+        meta_tokens=(g.meta_tokens or layers) if causal else 1,
         balance_weight=g.balance_weight,
         base_model=setup.base_model,
         training_descriptions=texts,
     )
     from transformers import set_seed
 
-    if not cfg.causal:
+    if not causal:
         set_seed(setup.seed)
         model = PoolLoRA(cfg, reader)
         model.register_buffer("descriptions", reader(texts).float()[:, None], persistent=False)
