@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from peft.utils import SAFETENSORS_WEIGHTS_NAME as ADAPTER_WEIGHTS  # PEFT's name for a LoRA's weights
 
 from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
@@ -58,7 +59,6 @@ GENERATOR_READS = (
 """The settings every generator is trained under (each design adds its own, `GeneratorKind.reads`): under
 `--resume`, a generator trained under others is trained again."""
 TRAINED_UNDER = "trained_under.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's name for a LoRA's weights
 
 
 def collection_of(cfg: RunConfig, log: Callable[[str], None] = print) -> Collection:
@@ -200,7 +200,7 @@ def same_training(folder: Path, settings: dict, label: str, log: Callable[[str],
         if (folder / "checkpoints").is_dir() or TrainResult.load(folder) is not None:
             log(f"{label} {folder} does not record the settings it was trained under: taken as it is")
         return True
-    changed = differences(json.loads(path.read_text()), settings, comparable(RunConfig(), tuple(settings)))
+    changed = differences(json.loads(path.read_text()), settings)
     if changed:
         log(f"{label} {folder} was trained under other settings ({', '.join(changed)}): training again")
     return not changed

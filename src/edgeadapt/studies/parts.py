@@ -36,7 +36,7 @@ def part(
     settings = {**comparable(cfg, reads), **(identity or {})}
     if resume and path.is_file():
         saved = json.loads(path.read_text())
-        changed = differences(saved.get("config") or {}, settings, comparable(RunConfig(), reads))
+        changed = differences(saved.get("config") or {}, settings)
         if not changed:
             log(f"{name}: measured earlier ({saved['seconds']:.0f} s), reusing {path}")
             return saved["result"], saved["seconds"]
@@ -51,8 +51,13 @@ def part(
 
 def comparable(cfg: RunConfig, reads: tuple[str, ...]) -> dict:
     """What a part reads, as JSON reads it back: `section` -> the section, `section.key` -> that setting."""
-    data = json.loads(json.dumps(to_dict(cfg)))
+    data = as_data(cfg)
     return {key: lookup(data, key) for key in reads}
+
+
+def as_data(cfg: RunConfig) -> dict:
+    """The config as JSON reads it back."""
+    return json.loads(json.dumps(to_dict(cfg)))
 
 
 def lookup(data: dict, key: str) -> Any:
@@ -64,8 +69,11 @@ def lookup(data: dict, key: str) -> Any:
     return data[section][name]
 
 
-def differences(saved: dict, settings: dict, defaults: dict) -> list[str]:
-    """The settings that differ from those a part was measured under (a section: its changed keys)."""
+def differences(saved: dict, settings: dict) -> list[str]:
+    """The settings that differ from those something was measured or trained under (a section: its changed
+    keys; a key the saved section lacks counts as its default). Keys that are not config settings (file
+    digests) compare as they are."""
+    defaults = as_data(RunConfig())  # only whole sections are compared key by key
     changed = []
     for key, value in settings.items():
         try:
@@ -73,8 +81,9 @@ def differences(saved: dict, settings: dict, defaults: dict) -> list[str]:
         except (KeyError, TypeError):
             changed.append(key)
             continue
-        if isinstance(value, dict) and isinstance(old, dict) and isinstance(defaults.get(key), dict):
-            changed += [f"{key}.{k}" for k, v in value.items() if old.get(k, defaults[key].get(k)) != v]
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and isinstance(default, dict):
+            changed += [f"{key}.{k}" for k, v in value.items() if old.get(k, default.get(k)) != v]
         elif old != value:
             changed.append(key)
     return changed
