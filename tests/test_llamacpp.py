@@ -13,6 +13,7 @@ from edgeadapt.cli import main
 from edgeadapt.core.errors import UserError
 from edgeadapt.deploy.gguf import export_run
 from edgeadapt.deploy.llamacpp import LlamaCpp
+from edgeadapt.inference.predictor import ModelPredictor
 from edgeadapt.runs.run import reopen
 
 PROMPTS = ["hello world, this is a test", "ICD-10-CM category of: fracture of the wrist", "zq 17 + 25"]
@@ -72,6 +73,24 @@ def test_a_gguf_lora_on_the_base_answers_as_the_merged_model(smoke_run, exported
             applied_ids, applied_lp = applied.greedy(prompt, TOKENS)
             assert applied_ids == merged_ids and applied_lp == pytest.approx(merged_lp, abs=1e-3), text
     assert exported[f"{variant}-adapter"].stat().st_size < exported[variant].stat().st_size / 2
+
+
+@pytest.mark.parametrize("variant", ["base", "lora"])
+def test_the_llamacpp_predictor_scores_as_the_transformers_one(smoke_run, exported, variant):
+    run, _ = reopen(str(smoke_run), [], "test")
+    reference = ModelPredictor(
+        run.open(None if variant == "base" else variant, torch.float32).model, run.tokenizer
+    )
+    prompts = [run.tokenizer(text)["input_ids"] for text in PROMPTS]
+    rows = [{"input_ids": ids, "labels": [-100] * 4 + ids[4:]} for ids in prompts]
+    lora = None if variant == "base" else exported["lora-adapter"]
+    with LlamaCpp(exported["base"], lora=lora) as llama:
+        predictor = llama.predictor(run.tokenizer)
+        assert predictor.generate(prompts, TOKENS) == reference.generate(prompts, TOKENS, 4)
+        got, expected = predictor.loglikelihood(rows), reference.loglikelihood(rows, 4)
+    assert [n for _, n in got] == [n for _, n in expected] == [len(ids) - 4 for ids in prompts]
+    assert [nll for nll, _ in got] == pytest.approx([nll for nll, _ in expected], abs=1e-2)
+    assert len({round(nll, 3) for nll, _ in got}) == len(got)  # three different rows, three different scores
 
 
 def test_quantized_export_loads_in_llamacpp_and_is_smaller(smoke_run, exported, tmp_path):

