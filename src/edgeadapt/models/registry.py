@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from edgeadapt.core.errors import UserError, did_you_mean
+from edgeadapt.core.files import atomic_write
 from edgeadapt.core.paths import edgeadapt_home, package_path
 from edgeadapt.models.loading import INFO_FILE, count_parameters
 from edgeadapt.models.tiny import save_tiny_random
@@ -72,20 +73,17 @@ def assemble_parts(parts: list[Path], target: Path, sha256: str) -> Path:
         raise UserError(f"Missing part of the model file: {missing[0]}")
     digest = hashlib.sha256()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with partial.open("wb") as out:
+    with atomic_write(target) as out:  # an error inside leaves no file behind
         for part in parts:
             with part.open("rb") as source:
                 while chunk := source.read(1 << 24):
                     digest.update(chunk)
                     out.write(chunk)
-    if digest.hexdigest() != sha256:
-        partial.unlink()
-        raise UserError(
-            f"The parts assembled into {target.name} do not match its SHA-256 ({digest.hexdigest()[:12]}..., "
-            f"expected {sha256[:12]}...): reinstall the packages and fetch again."
-        )
-    partial.replace(target)
+        if digest.hexdigest() != sha256:
+            raise UserError(
+                f"The parts assembled into {target.name} do not match its SHA-256 ({digest.hexdigest()[:12]}..., "
+                f"expected {sha256[:12]}...): reinstall the packages and fetch again."
+            )
     return target
 
 
