@@ -2,8 +2,10 @@
 answer as the transformers device does? Every domain test question of the run and the 50 fact questions,
 greedy, for each update given; the share of identical answers and each runtime's score.
 
-Run: `python bench/device_parity.py runs/demo [--methods lora hlora sft] [--out docs/results/device-parity.json]
-[--section]` (a few minutes on two cores: each device serves one update at a time, loaded once).
+Run: `python bench/device_parity.py runs/demo [--methods lora hlora sft] [--adapters DIR ...]
+[--out docs/results/device-parity.json] [--section]` (a few minutes on two cores: each device serves one update
+at a time, loaded once). `--adapters` adds adapter folders `loragen make` wrote (for the run's base model),
+shipped as `package export ADAPTER_DIR` ships them and asked the same questions.
 """
 
 from __future__ import annotations
@@ -20,19 +22,38 @@ def answers(server, prompts: list[str], tokens: int) -> list[str]:
     return [server.generate(p, tokens)[0] for p in prompts]
 
 
+def exporters(args, run, results) -> dict:
+    """Per update to compare, a function that exports it for a runtime: out, runtime, release -> package."""
+    from edgeadapt.deploy import adapter_folders, run_packages
+
+    made = {
+        m: lambda out, runtime, release, m=m: run_packages.export(
+            run, results, m, out, "fp32", None, release=release, runtime=runtime
+        )
+        for m in args.methods
+    }
+    for folder in args.adapters:
+        made[f"generated: {Path(folder).name}"] = lambda out, runtime, release, f=folder: (
+            adapter_folders.export_package(Path(f), out, "fp32", None, False, release, runtime)
+        )
+    return made
+
+
 def main() -> int:
     from edgeadapt.data.format import prompt_text, reference
-    from edgeadapt.deploy import build, device, run_packages
+    from edgeadapt.deploy import build, device
     from edgeadapt.evaluation.metrics import contains_answer, exact_match
     from edgeadapt.runs.run import reopen
 
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
-    parser.add_argument("--methods", nargs="+", default=["lora", "hlora", "sft"])
+    parser.add_argument("--methods", nargs="*", default=["lora", "hlora", "sft"])
+    parser.add_argument("--adapters", nargs="*", default=[], help="adapter folders from `loragen make`")
     parser.add_argument("--out", default="docs/results/device-parity.json")
     parser.add_argument("--section", action="store_true")
     args = parser.parse_args()
     run, results = reopen(args.run_dir, [], "bench")
+    updates = exporters(args, run, results)
     questions = [prompt_text(r) for r in run.data.test]
     references = [reference(r) for r in run.data.test]
     facts = run.data.facts  # prompt/response rows (eval.facts)
@@ -44,12 +65,11 @@ def main() -> int:
             device.init(
                 devices[runtime], run.model_path, runtime=runtime, options={"model": run.cfg.model.name}
             )
-        for version, method in enumerate(args.methods, 1):
+        for version, (method, export) in enumerate(updates.items(), 1):
             said = {}
             for runtime, dev in devices.items():
-                out = Path(tmp) / f"{method}-{runtime}.eaupd"
-                release = build.release(version)
-                run_packages.export(run, results, method, out, "fp32", None, release=release, runtime=runtime)
+                out = Path(tmp) / f"{version}-{runtime}.eaupd"
+                export(out, runtime, build.release(version))
                 device.apply(out, dev, None, allow_unsigned=True)
                 server = device.active_server(dev)
                 said[runtime] = {
