@@ -58,10 +58,13 @@ def main() -> int:
     references = [reference(r) for r in run.data.test]
     facts = run.data.facts  # prompt/response rows (eval.facts)
     report = {"date": str(datetime.now(timezone.utc).date()), "run": args.run_dir, "methods": {}}
-    if args.adapters:  # what each generated adapter was made from
+    if args.adapters:  # what each generated adapter was made from: its edgeadapt.json, timing aside
         from edgeadapt.deploy.adapter_folders import read_info
 
-        report["adapters"] = {Path(f).name: read_info(Path(f)).get("description") for f in args.adapters}
+        report["adapters"] = {
+            Path(f).name: {k: v for k, v in read_info(Path(f)).items() if k != "generation_ms"}
+            for f in args.adapters
+        }
     with tempfile.TemporaryDirectory(prefix="edgeadapt-parity-") as tmp:
         devices = {}
         for runtime in ("transformers", "llamacpp"):

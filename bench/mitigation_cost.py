@@ -8,8 +8,8 @@ KL on prompts, the SDFT rewrites), each method's seconds per step, and those aga
 
     .venv/bin/python bench/mitigation_cost.py [configs/mitigation-frontier.yaml] [--steps 16] [--section]
 
-Nothing else should run on the machine meanwhile: a timing taken under load is meaningless. About 30 minutes
-on two cores at 16 steps (the SDFT rewrites alone about 5).
+Nothing else should run on the machine meanwhile: a timing taken under load is meaningless. 40 minutes on
+two cores at 16 steps (2026-12-03; the SDFT rewrites about 4 of them, EWC's two Fishers about 4).
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ def time_setting(cfg, log) -> dict:
     results = train_run(run, resume=False, log=log)
     wall = time.perf_counter() - started
     trained = sum(r.seconds for r in results.values())
+    prepared = wall - trained  # data, model loads, self-replay answers, rewrites, EWC's Fisher
     return {
-        "prepare_seconds": round(
-            wall - trained, 1
-        ),  # data, model loads, self-replay answers, rewrites, Fisher
+        "prepare_seconds": round(prepared, 1),
         "methods": {
             name: {
                 "steps": r.steps,
@@ -65,8 +64,12 @@ def main() -> int:
     parser.add_argument("--section", action="store_true")
     args = parser.parse_args()
     # the forgetting curve measured at the start and the end only: its evaluations are not the setting's cost
-    overrides = [f"train.steps={args.steps}", f"train.eval_every={args.steps}", f"sweep.seeds=[{args.seed}]"]
-    overrides.append("sweep.lr_factors=[1]")
+    overrides = [
+        f"train.steps={args.steps}",
+        f"train.eval_every={args.steps}",
+        f"sweep.seeds=[{args.seed}]",
+        "sweep.lr_factors=[1]",
+    ]
     cfg = load(args.config, overrides)
     report = {
         "date": str(datetime.now(timezone.utc).date()),
