@@ -16,31 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 from edgeadapt.evaluation.frontier import degradation_at, pareto_frontier
 
+sys.path.insert(0, str(Path(__file__).parent))
+from mitigation_scale import run_figures  # noqa: E402  (the one reader of a sweep folder's runs)
+
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "docs" / "results" / "sweep.json"
 SIGNALS = ("topic_retention", "fact_recall")
-KEEP = ("domain_accuracy", "general_degradation_pct", "topic_retention", "fact_recall", "train_seconds", "lr")
 
 
 def interpolate(points: list[dict], target: float, key: str) -> float | None:
     """`key` where accuracy first reaches `target`, along the points in order of accuracy (None: never)."""
     return degradation_at(sorted(points, key=lambda p: p["accuracy"]), target, key)
-
-
-def setting_runs(folder: Path, setting: str) -> dict[str, dict]:
-    runs = {}
-    for path in sorted(folder.glob(f"{setting}-steps*-seed*/results.json")):
-        results = json.loads(path.read_text())
-        seed = path.parent.name.rsplit("-seed", 1)[1]
-        runs[f"seed{seed}"] = {
-            name: {k: m.get(k) for k in KEEP} | {"regularizers": m.get("regularizers")}
-            for name, m in results["methods"].items()
-        } | {"base": {k: results["base"].get(k) for k in ("domain_accuracy", "general_ppl", "fact_recall")}}
-    return runs
 
 
 def mean_points(runs: dict[str, dict], method: str) -> list[dict]:
@@ -124,7 +115,7 @@ def main() -> None:
     sweep = json.loads(SWEEP.read_text())
     sweep["sweep_targets"] = [row["share_of_best"] for row in sweep["matched"]]
     out = ROOT / "docs" / "results" / f"mitigation-frontier-{args.setting}.json"
-    runs = setting_runs(Path(args.runs), args.setting)
+    runs = run_figures(Path(args.runs)).get(args.setting, {})
     if not runs and out.is_file():  # the runs are gone (another machine): the figures kept in docs/
         runs = json.loads(out.read_text())["runs"]
     if not runs:
