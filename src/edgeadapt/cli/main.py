@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -239,12 +238,10 @@ THIRD_PARTY_NOISE = (
 
 
 def quiet_third_party() -> None:
-    """Silence what libraries print that a user cannot act on (and nothing else): bitsandbytes asks the hub
-    for an optional CPU kernel on every start and warns when it cannot (nothing here downloads at run time),
-    and the warnings in THIRD_PARTY_NOISE."""
+    """Silence the warnings in THIRD_PARTY_NOISE, which a user cannot act on (bitsandbytes' import-time
+    kernel lookup is kept local and quiet by the package itself: core/hub_kernels.py)."""
     import warnings
 
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     for category, message in THIRD_PARTY_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category)
 

@@ -167,6 +167,7 @@ MORPHOLOGY_TASKS = {
 def build_morphology(seed: int, test: int = 100, val: int = 32) -> dict[str, list[dict]]:
     """BIG-bench's linguistic mappings: the plural of a noun or the past tense of a verb, regular and
     irregular (the rules carry over to held-out words; the exceptions must be known)."""
+    tasks = downloads.bigbench_tasks(list(MORPHOLOGY_TASKS))  # both in one pass over the archive
     rows = [
         {
             "prompt": template.format(e["input"].strip()),
@@ -174,7 +175,7 @@ def build_morphology(seed: int, test: int = 100, val: int = 32) -> dict[str, lis
             "form": e.get("comment", ""),
         }
         for task, template in MORPHOLOGY_TASKS.items()
-        for e in downloads.bigbench_tasks([task])[task]["examples"]
+        for e in tasks[task]["examples"]
     ]
     unique = {r["prompt"]: r for r in rows}  # a word listed twice keeps one answer
     return _split(
