@@ -242,12 +242,30 @@ def test_resume_continues_an_interrupted_method_from_its_checkpoint(tmp_path, ca
     method_dir = tmp_path / "smoke" / "lora"
     # no checkpoint at the last step (the update is what it saves); the one before it is kept
     assert [p.name for p in (method_dir / "checkpoints").iterdir()] == ["checkpoint-2"]
+    # the checkpoint carries the seconds trained up to it, inside the Trainer's own state file
+    state_file = method_dir / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    clock = state["stateful_callbacks"]["TrainingClock"]["attributes"]
+    first = json.loads((method_dir / "train_result.json").read_text())
+    assert 0 < clock["seconds"] < first["seconds"]
+    clock["seconds"] = 1000.0  # as if the first two steps had taken that long: the resumed run must add it
+    state_file.write_text(json.dumps(state))
     (method_dir / "train_result.json").unlink()  # as if the run had died while saving its update
     capsys.readouterr()
     assert main(["train", *args, "train.steps=6", "--resume"]) == 0
     assert "resum" in capsys.readouterr().out.lower()
     result = json.loads((method_dir / "train_result.json").read_text())
     assert result["steps"] == 6
+    assert 1000 < result["seconds"] < 1000 + 300  # the time before the checkpoint, and the resumed steps
+    # A checkpoint written before the clock existed: resumed all the same, and the shortfall said
+    state_file = method_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["stateful_callbacks"]["TrainingClock"]
+    state_file.write_text(json.dumps(state))
+    (method_dir / "train_result.json").unlink()
+    assert main(["train", *args, "train.steps=6", "--resume"]) == 0
+    assert "no clock reading" in capsys.readouterr().out
+    assert json.loads((method_dir / "train_result.json").read_text())["seconds"] < 1000
     assert [p["step"] for p in result["curve"] if "general_loss" in p][-1] == 6
 
 

@@ -28,6 +28,9 @@ from edgeadapt.reports.run import render
 from edgeadapt.runs.run import reopen
 
 FUZZ_CASES = int(os.environ.get("EDGEADAPT_FUZZ_CASES", "300"))
+# The long fuzz: 3,000 cases in `make test` (about 10 s); EDGEADAPT_FUZZ_CASES=10000 for the 10,000-case run
+# (30-40 s on two cores, which kept the suite over its 15 minutes).
+LONG_FUZZ_CASES = max(FUZZ_CASES, 3_000)
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +410,8 @@ def test_fuzzed_packages_are_all_rejected_cleanly(packages, keys, tmp_path):
 
 
 @pytest.mark.slow
-def test_fuzz_ten_thousand_cases(packages, keys, tmp_path):
-    assert sum(fuzz(packages["lora"], keys, max(FUZZ_CASES, 10_000), tmp_path).values()) >= 10_000
+def test_fuzz_thousands_of_cases(packages, keys, tmp_path):
+    assert sum(fuzz(packages["lora"], keys, LONG_FUZZ_CASES, tmp_path).values()) == LONG_FUZZ_CASES
 
 
 def test_keys_are_never_overwritten_and_private_key_is_private(tmp_path):

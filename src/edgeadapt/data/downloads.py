@@ -112,23 +112,24 @@ def wheel_text_lines(name: str, member: str) -> list[str]:
 BIGBENCH_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 
-def bigbench_tasks(names: list[str] | None = None) -> dict[str, dict]:
+def bigbench_tasks(names: list[str] | None = None, extract_too: tuple[str, ...] = ()) -> dict[str, dict]:
     """BIG-bench task.json files by task path (e.g. `color/hex`), from the source archive. Only the tasks asked
     for are extracted (into downloads/bigbench/, once each): all ~1,040 would take 1.7 GB. `names`: only
-    these (None: every task)."""
+    these (None: every task). `extract_too`: tasks extracted as well (not loaded) when the archive has to be
+    read anyway, for a caller that will ask for them next: each pass over it takes about 10 s."""
     folder = downloads_dir() / "bigbench"
     index_file = folder / "index.json"  # every task path in the archive -> its file name here
     if index_file.is_file():
         index = json.loads(index_file.read_text())
     else:
-        index = _extract_bigbench(folder, None if names is None else set(names))
+        index = _extract_bigbench(folder, None if names is None else {*names, *extract_too})
     wanted = list(index) if names is None else names
     missing = [n for n in wanted if n not in index]
     if missing:
         raise UserError(f"No BIG-bench task '{missing[0]}'.{did_you_mean(missing[0], index)}")
     absent = {n for n in wanted if not (folder / index[n]).is_file()}
     if absent:
-        _extract_bigbench(folder, absent)
+        _extract_bigbench(folder, absent | {n for n in extract_too if n in index})
     return {n: json.loads((folder / index[n]).read_text()) for n in wanted}
 
 

@@ -126,6 +126,37 @@ def no_final_checkpoint():
     return NoFinalCheckpoint()
 
 
+def training_clock():
+    """Seconds of training across resumes. The clock's reading is saved inside each checkpoint (the Trainer
+    writes an `ExportableState` callback's state into the checkpoint's trainer_state.json, atomically with
+    the step it belongs to) and read back from the resumed state, so a run killed and resumed reports all
+    the time it trained, less only what it lost after its last checkpoint. A checkpoint written before the
+    clock existed holds no reading: the time before it is then not counted (`resumed_unclocked`)."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
+
+    class TrainingClock(TrainerCallback, ExportableState):
+        def __init__(self, seconds_before: float = 0.0):
+            self.seconds_before, self.started = seconds_before, time.perf_counter()
+            self.resumed_unclocked = False
+
+        def seconds(self) -> float:
+            return self.seconds_before + time.perf_counter() - self.started
+
+        def state(self) -> dict:
+            return {"args": {}, "attributes": {"seconds": round(self.seconds(), 2)}}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            # A resumed state holds the reading saved with its checkpoint (a fresh one, the clock's own state)
+            saved = state.stateful_callbacks.get(type(self).__name__) if state.global_step > 0 else None
+            self.seconds_before = saved["attributes"]["seconds"] if isinstance(saved, dict) else 0.0
+            self.resumed_unclocked = state.global_step > 0 and not isinstance(saved, dict)
+            state.stateful_callbacks.setdefault(type(self).__name__, {})  # the Trainer fills it at a save
+            self.started = time.perf_counter()
+
+    return TrainingClock()
+
+
 def tensorboard_callback(out_dir: Path):
     """`train.report_to: tensorboard`: the Trainer's scalars (train loss, the curve's domain and general
     losses) under RUN/VARIANT/tensorboard/, written offline."""
@@ -242,14 +273,19 @@ def train(
     if cfg.forgetting_budget_pct > 0:
         budget = ForgettingBudget(model, cfg.forgetting_budget_pct, cfg.budget_patience)
         trainer.add_callback(budget)
+    clock = training_clock()
+    trainer.add_callback(clock)
     checkpoint = latest_complete_checkpoint(out_dir / "checkpoints") if resume else None
     if checkpoint is not None:
         log(f"[{variant}] resuming from {checkpoint} (step {checkpoint.name.rsplit('-', 1)[-1]})")
     elif resume:
         log(f"[{variant}] no complete checkpoint to resume from: training from the start")
-    start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    seconds = time.perf_counter() - start
+    seconds = clock.seconds()
+    if clock.resumed_unclocked:
+        log(
+            f"[{variant}] its checkpoint holds no clock reading: {seconds:.0f} s counts the resumed part only"
+        )
     if budget is not None and budget.snapshot:
         budget.restore()
     return TrainResult(
