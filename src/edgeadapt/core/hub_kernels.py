@@ -15,7 +15,7 @@ installed when `edgeadapt.core` is imported that acts on the first `import bitsa
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -52,8 +52,8 @@ class _BitsandbytesWithoutHub(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != "bitsandbytes":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        sys.meta_path.remove(self)  # before asking the other finders, which would otherwise ask this one
+        spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
