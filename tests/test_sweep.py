@@ -133,6 +133,13 @@ def test_bad_sweep_settings_are_named():
 def test_sweep_cli_writes_the_frontier_and_resumes(tmp_path, capsys):
     args = ["sweep", str(SMOKE_SWEEP), f"out_dir={tmp_path}", "methods={lora: {lr: 1.0e-3}}"]
     assert main(args) == 0
+    # the base is evaluated once: the second seed's run shares the first's (same model, data and eval)
+    out = capsys.readouterr().out
+    assert out.count("[base] evaluating") == 1 and out.count("[base] the evaluation of") == 1
+    bases = [
+        json.loads(p.read_text()) for p in sorted((tmp_path / "smoke-sweep").glob("*/eval_metrics.json"))
+    ]
+    assert len(bases) == 2 and bases[0] == bases[1]
     sweep = json.loads((tmp_path / "smoke-sweep" / "sweep.json").read_text())
     assert len(sweep["points"]) == 2 and all(q["seeds"] == 2 for q in sweep["points"])
     assert all(q["fact_recall"] is not None for q in sweep["points"])

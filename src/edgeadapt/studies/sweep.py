@@ -15,13 +15,15 @@ import itertools
 import json
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edgeadapt.core.config import RunConfig, apply_override, parse, to_dict
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.evaluation.frontier import compare_at_target, pareto_frontier
+from edgeadapt.runs import results as results_io
 from edgeadapt.runs.run import Run
-from edgeadapt.studies.evaluate import evaluate_run
+from edgeadapt.studies.evaluate import eval_key, evaluate_run
 from edgeadapt.studies.train import train_run
 from edgeadapt.updates import method_of, parse_configs
 
@@ -168,7 +170,7 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
     out_dir.mkdir(parents=True, exist_ok=True)
     # the previous summary stays until the new one replaces it whole: a stopped study loses nothing
     runs = {key: Run(sub) for key, sub in configs.items()}  # every run's inputs are checked first
-    results = {}
+    results, base_evaluated_in = {}, {}
     for (point, steps, seed), run in runs.items():
         where = ", ".join(f"{k} {v}" for k, v in point)
         unit, amount = budget(run.cfg, steps)
@@ -176,7 +178,9 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
             f"== {len(run.method_cfgs)} points at {where + ', ' if where else ''}{unit} {amount}, seed {seed}"
         )
         train_run(run, resume=True, log=log)
+        share_base_evaluation(run, base_evaluated_in, log)
         results[(point, steps, seed)] = evaluate_run(run, log, reuse=True)
+        base_evaluated_in.setdefault(eval_key(run.cfg), run.dir)
     first = next(iter(results.values()))
     points = collect_points(cfg, results)
     sweep = {
@@ -197,6 +201,20 @@ def sweep_run(cfg: RunConfig, log: Callable[[str], None] = print) -> dict[str, A
         sweep["curves"] = grid_curves(points, list(cfg.sweep.grid))
     write_json_atomic(out_dir / RESULTS, sweep)
     return sweep
+
+
+def share_base_evaluation(run: Run, evaluated_in: dict[str, Path], log: Callable[[str], None]) -> None:
+    """The base model's evaluation, taken from an earlier run of this sweep measured under the same model,
+    data and eval settings (`eval_key`: seeds and settings that change only training share it) instead of
+    measured again: a few minutes per run on the real model, the same numbers."""
+    key = eval_key(run.cfg)
+    if key not in evaluated_in or results_io.read_cache(run.dir, key) is not None:
+        return
+    base = results_io.read_cache(evaluated_in[key], key)
+    if base is not None:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        results_io.write_cache(run.dir, key, base)
+        log(f"[base] the evaluation of {evaluated_in[key].name}, same model, data and eval settings")
 
 
 def grid_curves(points: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
