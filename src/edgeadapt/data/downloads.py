@@ -129,7 +129,8 @@ def bigbench_tasks(names: list[str] | None = None, extract_too: tuple[str, ...] 
         raise UserError(f"No BIG-bench task '{missing[0]}'.{did_you_mean(missing[0], index)}")
     absent = {n for n in wanted if not (folder / index[n]).is_file()}
     if absent:
-        _extract_bigbench(folder, absent | {n for n in extract_too if n in index})
+        also = {n for n in extract_too if n in index and not (folder / index[n]).is_file()}
+        _extract_bigbench(folder, absent | also)
     return {n: json.loads((folder / index[n]).read_text()) for n in wanted}
 
 

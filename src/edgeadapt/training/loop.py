@@ -136,9 +136,8 @@ def training_clock():
     from transformers.trainer_callback import ExportableState
 
     class TrainingClock(TrainerCallback, ExportableState):
-        def __init__(self, seconds_before: float = 0.0):
-            self.seconds_before, self.started = seconds_before, time.perf_counter()
-            self.resumed_unclocked = False
+        def __init__(self):
+            self.seconds_before, self.started, self.resumed_unclocked = 0.0, time.perf_counter(), False
 
         def seconds(self) -> float:
             return self.seconds_before + time.perf_counter() - self.started
