@@ -6,7 +6,9 @@ table RESULTS shows, with the mean and standard deviation across seeds of every 
 
 Writes docs/results/<the sweep's name>.json (every run's figures, so the table can be rebuilt where the runs
 are gone) and prints the Markdown table. A setting's row appears once any seed of it has finished; the
-seeds behind each row are named, so a partial sweep cannot pass for a finished one.
+seeds behind each row are named, so a partial sweep cannot pass for a finished one. Runs kept in that file
+and absent from the folder (a sweep finished over sessions on machines whose runs/ did not survive) stay in
+it; a run in the folder replaces its kept figures.
 """
 
 from __future__ import annotations
@@ -77,9 +79,9 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.runs)
     out = Path(args.out) if args.out else ROOT / "docs" / "results" / f"{folder.name}.json"
-    settings = run_figures(folder)
-    if not settings and out.is_file():  # the runs are gone (another machine): the figures kept in docs/
-        settings = json.loads(out.read_text())["runs"]
+    settings = json.loads(out.read_text())["runs"] if out.is_file() else {}
+    for setting, seeds in run_figures(folder).items():
+        settings.setdefault(setting, {}).update(seeds)
     if not settings:
         raise SystemExit(f"no finished run (results.json) under {folder}")
     lines = table(settings)
