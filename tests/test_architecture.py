@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from edgeadapt import updates
@@ -126,3 +128,14 @@ def test_every_module_is_under_400_lines():
         str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) >= 400
     }
     assert not long, long
+
+
+def test_verifying_and_unpacking_a_package_imports_no_torch():
+    """What a device runs to verify and unpack any package (the archive) and what a llama.cpp device judges
+    its health check by stay light: torch or transformers there would cost seconds per device command."""
+    code = (
+        "import sys, edgeadapt.deploy.archive, edgeadapt.deploy.health_rules; "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import build, device, library_packages
 from edgeadapt.deploy import keys as keymod
 from edgeadapt.deploy.archive import PackageError
-from edgeadapt.deploy.health import degenerate
+from edgeadapt.deploy.health_rules import degenerate
 from edgeadapt.deploy.trust import iso, now
 from edgeadapt.routing.scar import ScarRouter
 from edgeadapt.updates.library import Expert, Library

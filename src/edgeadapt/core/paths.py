@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from edgeadapt.core.errors import UserError
+
+ROUTER_FILE = re.compile(r"router[A-Za-z0-9_-]{0,32}\.(json|safetensors)")
+"""Every file a router may keep in a library (and a package may carry under library/): JSON or safetensors,
+never anything a reader would unpickle. Here, not beside the routers, so a device that only verifies and
+unpacks packages never imports torch."""
 
 
 def edgeadapt_home() -> Path:

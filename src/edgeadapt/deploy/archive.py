@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import atomic_write
-from edgeadapt.routing.registry import ROUTER_FILE
+from edgeadapt.core.paths import ROUTER_FILE
 
 MAX_MANIFEST_BYTES = 1 << 20  # the manifest and its signature are read whole before anything is trusted
 

@@ -20,22 +20,15 @@ import torch
 
 from edgeadapt import models, updates
 from edgeadapt.deploy.archive import PackageError
+from edgeadapt.deploy.health_rules import (
+    HEALTH_PROMPTS,
+    HEALTH_TEXT,
+    HEALTH_TOKENS,
+    degenerate,
+    health_ids,
+    max_ppl_ratio,
+)
 from edgeadapt.inference.predictor import ModelPredictor
-
-HEALTH_PROMPTS = (
-    "Say hello in one short sentence.",
-    "What is the capital of France?",
-    "Name three colours.",
-)
-HEALTH_TOKENS = 8
-HEALTH_TEXT = (
-    "The town library opens at nine in the morning and closes at six in the evening. On weekends it keeps "
-    "shorter hours, and in the summer it runs a reading club for children. Most people come to borrow novels, "
-    "read the newspapers or use the computers, and the staff are glad to help anyone find what they need."
-)
-DEFAULT_MAX_PPL_RATIO = 2.0
-"""The bound a package without `health.max_ppl_ratio` is held to: its perplexity on HEALTH_TEXT at most
-twice the base model's."""
 
 
 def predictor_for(manifest: dict[str, Any], folder: Path, base, tokenizer):
@@ -105,16 +98,6 @@ def check_installed(folder: Path, manifest: dict[str, Any], base_dir: Path) -> N
         ) from None
 
 
-def max_ppl_ratio(manifest: dict[str, Any]) -> float:
-    return float((manifest.get("health") or {}).get("max_ppl_ratio", DEFAULT_MAX_PPL_RATIO))
-
-
-def health_ids(tokenizer, prompt: str = HEALTH_PROMPTS[0]) -> list[int]:
-    from edgeadapt.data.format import prompt_ids
-
-    return prompt_ids(tokenizer, [{"role": "user", "content": prompt}])
-
-
 def answers(predictor) -> list[str]:
     prompts = [health_ids(predictor.tokenizer, p) for p in HEALTH_PROMPTS]
     return predictor.generate(prompts, HEALTH_TOKENS, len(prompts), "health check")
@@ -130,15 +113,6 @@ def baseline(predictor) -> dict[str, Any]:
     """The base model's figures the update is compared with."""
     said = answers(predictor)
     return {"ppl": text_perplexity(predictor), "answers": said, "degenerate": any(map(degenerate, said))}
-
-
-def degenerate(answer: str) -> bool:
-    """Empty, or one character or one word over and over ("XXXXXXXX", "the the the the")."""
-    text = answer.strip()
-    if not text:
-        return True
-    chars, words = set(text.replace(" ", "")), text.split()
-    return (len(chars) == 1 and len(text) >= 4) or (len(words) >= 4 and len(set(words)) == 1)
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from edgeadapt.core.errors import UserError, unknown
-from edgeadapt.updates.library import ROUTER_FILE
+from edgeadapt.core.paths import ROUTER_FILE
 
 ROUTER_SPEC = "router.json"
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import write_json_atomic
+from edgeadapt.core.paths import ROUTER_FILE
 from edgeadapt.models.fingerprint import fingerprint
 from edgeadapt.updates.registry import get
 
@@ -32,9 +33,6 @@ FORMAT_VERSION = 1
 EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a PEFT adapter name: no dots
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 GGUF_FILES = ("adapter.gguf",)  # an expert of a library shipped to a llama.cpp device
-ROUTER_FILE = re.compile(r"router[A-Za-z0-9_-]{0,32}\.(json|safetensors)")
-"""Every file a router may keep in a library (and a package may carry under library/): JSON or safetensors,
-never anything a reader would unpickle."""
 
 
 @dataclass

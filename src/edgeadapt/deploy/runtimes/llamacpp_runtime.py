@@ -114,7 +114,7 @@ def router_layer_problems(folder: Path) -> list[str]:
 
 def job(folder: Path, manifest: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """What the child process checks: files, token ids (the parent tokenizes), the scale."""
-    from edgeadapt.deploy.health import HEALTH_PROMPTS, HEALTH_TEXT, health_ids
+    from edgeadapt.deploy.health_rules import HEALTH_PROMPTS, HEALTH_TEXT, health_ids
     from edgeadapt.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(base_dir)
@@ -160,7 +160,7 @@ def run_check(spec: dict[str, Any]) -> dict[str, Any]:
 
 def judge(report: dict[str, Any], manifest: dict[str, Any]) -> None:
     """The same rules as the transformers runtime's health check, on llama.cpp's numbers."""
-    from edgeadapt.deploy.health import degenerate, max_ppl_ratio
+    from edgeadapt.deploy.health_rules import degenerate, max_ppl_ratio
 
     base, update = report["base"], report["update"]
     for name, finite in report.get("experts", {}).items():
