@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeadapt.data.format import prompt_ids
+
 HEALTH_PROMPTS = (
     "Say hello in one short sentence.",
     "What is the capital of France?",
@@ -26,8 +28,6 @@ def max_ppl_ratio(manifest: dict[str, Any]) -> float:
 
 
 def health_ids(tokenizer, prompt: str = HEALTH_PROMPTS[0]) -> list[int]:
-    from edgeadapt.data.format import prompt_ids
-
     return prompt_ids(tokenizer, [{"role": "user", "content": prompt}])
 
 
