@@ -3,9 +3,16 @@ batch 1, after a warm-up), prompt processing time, the process's peak resident m
 holds, at 1, 2 and 4 threads; and a routed request (two GGUF LoRAs loaded, one applied per request, as a
 library serves it) against the same update merged into one GGUF.
 
-Run alone on the machine (these are timings): `python bench/device_speed.py runs/demo [--threads 1 2 4]
-[--out docs/results/device-speed.json] [--section]`. Each configuration runs in a fresh process. What a
-transformers device runs: the base, a LoRA update unmerged (PEFT, as `device` serves it), SFT's weights;
+With `--library LIB` (a library `edgeadapt library build` made), its experts as a llama.cpp device holds
+them: one expert as a GGUF LoRA alone, the same expert merged into one f16 GGUF, every expert loaded with
+one applied (a routed request), and every expert loaded at scale 0 (the base route) against the base GGUF:
+what a request pays for the adapters it does not use.
+
+Run alone on the machine (these are timings): `python bench/device_speed.py [runs/demo] [--library LIB]
+[--threads 1 2 4] [--rounds R] [--out docs/results/device-speed.json] [--section]`. Each configuration runs
+in a fresh process, R rounds in turn (the figure: the median over rounds; one configuration's rounds are
+spread over the whole run, so a slow minute of the machine does not fall on one configuration alone). What
+a transformers device runs: the base, a LoRA update unmerged (PEFT, as `device` serves it), SFT's weights;
 what a llama.cpp device runs: base.gguf (f16), base.gguf + adapter.gguf, model.gguf (f16).
 """
 
@@ -106,6 +113,53 @@ def files(run_dir: Path, folder: Path) -> dict[str, Path]:
     return {k: Path(v["path"]) for k, v in out.items()}
 
 
+def library_files(library_dir: Path, folder: Path) -> dict[str, Path]:
+    """A library's experts as GGUF LoRAs (as its llama.cpp package carries them), the base GGUF, and the
+    first expert merged into one f16 GGUF."""
+    import torch
+
+    from edgeadapt import models
+    from edgeadapt.deploy.gguf import source_pre_tokenizer, write
+    from edgeadapt.deploy.gguf_packages import library_sources
+    from edgeadapt.deploy.library_packages import library_folder
+    from edgeadapt.updates.library import Library
+
+    library = Library.read(library_folder(library_dir))
+    experts = [p for _, p in library_sources(library, folder / "library") if p.name == "adapter.gguf"]
+    base_dir = models.resolve(library.base_name)
+    pre = source_pre_tokenizer(library.base_name)
+    model, tokenizer = models.load(base_dir, torch.float32, torch.device("cpu"))
+    out = {"library-base": write(model, tokenizer, folder / "library-base.gguf", "f16", "base", pre)}
+    first = next(iter(library.experts))
+    merged = library.load(model, [first]).merge_and_unload()
+    out["expert-merged"] = write(merged, tokenizer, folder / "expert-merged.gguf", "f16", first, pre)
+    out |= {f"expert-{i}": path for i, path in enumerate(experts)}
+    out["tokenizer"] = base_dir
+    return out
+
+
+def library_configurations(gguf: dict[str, Path], threads: list[int]) -> list[tuple[str, dict]]:
+    experts = [str(p) for k, p in gguf.items() if k.startswith("expert-") and k != "expert-merged"]
+    n_experts, out = len(experts), []
+    for n in threads:
+        common = {"threads": n, "tokenizer": str(gguf["tokenizer"]), "runtime": "llamacpp"}
+        base = {**common, "model": str(gguf["library-base"])}
+        out += [
+            (f"library: base GGUF @{n}", base),
+            (f"library: 1 expert (GGUF LoRA) @{n}", {**base, "adapters": experts[:1], "scales": [1.0]}),
+            (f"library: the expert merged @{n}", {**common, "model": str(gguf["expert-merged"])}),
+            (
+                f"library routed: {n_experts} LoRAs, 1 applied @{n}",
+                {**base, "adapters": experts, "scales": [1.0] + [0.0] * (n_experts - 1)},
+            ),
+            (
+                f"library routed: {n_experts} LoRAs, all at 0 (base route) @{n}",
+                {**base, "adapters": experts, "scales": [0.0] * n_experts},
+            ),
+        ]
+    return out
+
+
 def configurations(run_dir: Path, gguf: dict[str, Path], threads: list[int]) -> list[tuple[str, dict]]:
     from edgeadapt.runs.run import reopen
 
@@ -183,7 +237,11 @@ def configurations(run_dir: Path, gguf: dict[str, Path], threads: list[int]) -> 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir", nargs="?")
+    parser.add_argument(
+        "--library", help="a library folder (or its run folder) to time as a device serves it"
+    )
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", default="docs/results/device-speed.json")
     parser.add_argument("--section", action="store_true", help="write the table into docs/BENCHMARKS.md")
     parser.add_argument("--child")
@@ -191,19 +249,24 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
+    if not args.run_dir and not args.library:
+        parser.error("give a run folder, --library, or both")
     with tempfile.TemporaryDirectory(prefix="edgeadapt-bench-") as tmp:
-        gguf = files(Path(args.run_dir), Path(tmp))
+        gguf, specs = {}, []
+        if args.run_dir:
+            gguf = files(Path(args.run_dir), Path(tmp))
+            specs += configurations(Path(args.run_dir), gguf, args.threads)
+        if args.library:
+            made = library_files(Path(args.library), Path(tmp))
+            specs += library_configurations(made, args.threads)
+            gguf |= {k: p for k, p in made.items() if k != "tokenizer"}
         sizes = {k: p.stat().st_size for k, p in gguf.items()}
-        rows = {}
-        for name, spec in configurations(Path(args.run_dir), gguf, args.threads):
-            rows[name] = run_child(spec)
-            print(
-                f"{name:42} {rows[name]['ms_per_token']:7.1f} ms/token  prompt {rows[name]['prompt_ms']:7.1f} ms  peak {rows[name]['peak_rss_bytes'] / 2**20:6.0f} MiB",
-                flush=True,
-            )
+        rows = timed_rounds(specs, args.rounds)
     report = {
         "date": str(datetime.now(timezone.utc).date()),
         "run": args.run_dir,
+        "library": args.library,
+        "rounds": args.rounds,
         "new_tokens": NEW_TOKENS,
         "cpus": os.cpu_count(),
         "gguf_bytes": sizes,
@@ -215,36 +278,99 @@ def main() -> int:
     return 0
 
 
+def timed_rounds(specs: list[tuple[str, dict]], rounds: int) -> dict[str, dict]:
+    """Every configuration once per round, in turn; each figure the median over rounds (all kept)."""
+    runs: dict[str, list[dict]] = {}
+    for r in range(rounds):
+        for name, spec in specs:
+            runs.setdefault(name, []).append(run_child(spec))
+            row = runs[name][-1]
+            print(
+                f"[{r + 1}/{rounds}] {name:48} {row['ms_per_token']:7.1f} ms/token  prompt {row['prompt_ms']:7.1f} ms  peak {row['peak_rss_bytes'] / 2**20:6.0f} MiB",
+                flush=True,
+            )
+    return {name: median_row(parts) for name, parts in runs.items()}
+
+
+def median_row(parts: list[dict]) -> dict:
+    ms = statistics.median(p["ms_per_token"] for p in parts)
+    return {
+        "ms_per_token": ms,
+        "tokens_per_s": 1000 / ms,
+        "prompt_ms": statistics.median(p["prompt_ms"] for p in parts),
+        "peak_rss_bytes": max(p["peak_rss_bytes"] for p in parts),
+        "ms_per_token_rounds": [p["ms_per_token"] for p in parts],
+    }
+
+
 def write(report: dict, threads: list[int]) -> None:
+    """The run's table (section device_speed) and the library's (device_speed_library), each on its own."""
     sys.path.insert(0, str(Path(__file__).parent))
     from sections import write_section
 
     rows = report["rows"]
+    ratio = lambda a, b: rows[a]["tokens_per_s"] / rows[b]["tokens_per_s"]  # noqa: E731
+    if report["run"]:
+        lines = table(report, "Device runtimes side by side (`bench/device_speed.py`)", "", False)
+        if 2 in threads:
+            lines.append(
+                f"At 2 threads llama.cpp gives {ratio('llamacpp lora (GGUF LoRA) @2', 'transformers lora (unmerged) @2'):.1f}x the "
+                f"transformers device's tokens/s for the LoRA update and {ratio('llamacpp sft @2', 'transformers sft @2'):.1f}x for SFT; "
+                f"a routed request (two LoRAs loaded, one applied) runs at {ratio('llamacpp routed: 2 LoRAs, 1 applied @2', 'llamacpp lora merged @2'):.0%} "
+                "of the same update merged into one GGUF."
+            )
+            lines.append("")
+        write_section("device_speed", lines)
+    if report["library"]:
+        lines = table(report, "A library on llama.cpp (`bench/device_speed.py --library`)", "library", True)
+        if 2 in threads:
+            routed = next(n for n in rows if n.startswith("library routed") and "1 applied @2" in n)
+            idle = next(
+                n for n in rows if n.startswith("library routed") and "all at 0" in n and n.endswith("@2")
+            )
+            lines += [
+                f"At 2 threads a routed request runs at {ratio(routed, 'library: the expert merged @2'):.0%} of the same "
+                f"expert merged into one GGUF and at {ratio(routed, 'library: 1 expert (GGUF LoRA) @2'):.0%} of that "
+                f"expert loaded alone; the base route with every expert at scale 0 at {ratio(idle, 'library: base GGUF @2'):.0%} "
+                "of the base GGUF alone.",
+                "",
+            ]
+        write_section("device_speed_library", lines)
+
+
+def table(report: dict, title: str, prefix: str, with_rounds: bool) -> list[str]:
+    """The rows whose name starts (or, with an empty prefix, does not start) with `prefix`."""
+    rows = {
+        n: r
+        for n, r in report["rows"].items()
+        if (n.startswith(prefix) if prefix else not n.startswith("library"))
+    }
+    sizes = {
+        k: v for k, v in report["gguf_bytes"].items() if k.startswith(("library", "expert")) == bool(prefix)
+    }
+    source = f"the library `{report['library']}`" if prefix else f"the run `{report['run']}`"
     lines = [
-        "## Device runtimes side by side (`bench/device_speed.py`)",
+        f"## {title}",
         "",
-        f"- Date: {report['date']}; {report['cpus']} cores; the run `{report['run']}` (SmolLM2-135M-Instruct); greedy, "
-        f"batch 1, {report['new_tokens']} tokens after a warm-up, median over {len(PROMPTS)} prompts; each row in a fresh process. "
-        "GGUF bytes: " + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in report["gguf_bytes"].items()) + ".",
+        f"- Date: {report['date']}; {report['cpus']} cores; {source} (SmolLM2-135M-Instruct); greedy, batch 1, "
+        f"{report['new_tokens']} tokens after a warm-up, median over {len(PROMPTS)} prompts; each row in a fresh process"
+        + (f", {report['rounds']} rounds in turn (median; the range in brackets)" if with_rounds else "")
+        + ". GGUF bytes: "
+        + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sizes.items())
+        + ".",
         "",
         "| configuration | ms/token | tokens/s | prompt ms | peak memory MiB |",
         "|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {n} | {r['ms_per_token']:.1f} | {r['tokens_per_s']:.1f} | {r['prompt_ms']:.1f} | {r['peak_rss_bytes'] / 2**20:,.0f} |"
-        for n, r in rows.items()
-    ]
-    ratio = lambda a, b: rows[a]["tokens_per_s"] / rows[b]["tokens_per_s"]  # noqa: E731
-    lines += [""]
-    if 2 in threads:
-        lines.append(
-            f"At 2 threads llama.cpp gives {ratio('llamacpp lora (GGUF LoRA) @2', 'transformers lora (unmerged) @2'):.1f}x the "
-            f"transformers device's tokens/s for the LoRA update and {ratio('llamacpp sft @2', 'transformers sft @2'):.1f}x for SFT; "
-            f"a routed request (two LoRAs loaded, one applied) runs at {ratio('llamacpp routed: 2 LoRAs, 1 applied @2', 'llamacpp lora merged @2'):.0%} "
-            "of the same update merged into one GGUF."
+    for n, r in rows.items():
+        spread = r.get("ms_per_token_rounds", [])
+        ms = f"{r['ms_per_token']:.1f}" + (
+            f" [{min(spread):.1f}-{max(spread):.1f}]" if with_rounds and len(spread) > 1 else ""
         )
-        lines.append("")
-    write_section("device_speed", lines)
+        lines.append(
+            f"| {n} | {ms} | {r['tokens_per_s']:.1f} | {r['prompt_ms']:.1f} | {r['peak_rss_bytes'] / 2**20:,.0f} |"
+        )
+    return lines + [""]
 
 
 if __name__ == "__main__":

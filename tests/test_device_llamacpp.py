@@ -192,6 +192,37 @@ def test_a_routed_library_keeps_the_base_route_byte_identical_to_the_base_gguf(o
     assert route is not None and set(route.experts) <= {"alpha", "beta"}
 
 
+def test_an_answer_on_llamacpp_does_not_depend_on_what_was_asked_before(opened, tmp_path):
+    """llama.cpp's server would reuse the cached prefix a prompt shares with earlier prompts (with it, this
+    sequence parts the third and the sixth answers' log-probabilities from their own; on the router study's
+    library 9 of 343 base-routed answers parted from the plain base GGUF's). Every request is computed
+    whole: a prompt at given scales answers as it does when asked first."""
+    dev = llama_device(tmp_path)
+    lib = small_library(opened, tmp_path / "lib")
+    library_packages.export_library(lib, tmp_path / "l.eaupd", release=build.release(1), runtime="llamacpp")
+    device.apply(tmp_path / "l.eaupd", dev, None, allow_unsigned=True)
+    active = dev / "updates" / device.status(dev)["active"]["id"]
+    experts = [active / "experts" / n / "adapter.gguf" for n in ("alpha", "beta")]
+    tokenizer = models.load_tokenizer(dev / "base")
+    clinic = "ICD-10-CM category of a fracture of the lower end of the radius, seen in clinic, case " * 3
+    paris = "What is the capital of France and why is it famous for its art museums? " * 3
+    asked = [  # prompts sharing long prefixes, on expert and base routes in turn
+        (f"{clinic} 1", [1.0, 0.0]),
+        (paris, [0.0, 0.0]),
+        (f"{clinic} 2", [0.0, 0.0]),
+        (f"{paris} x", [0.0, 1.0]),
+        (f"{clinic} 3", [0.0, 0.0]),
+        (f"{paris} y", [0.0, 0.0]),
+    ]
+    ids = [tokenizer(text)["input_ids"] for text, _ in asked]
+    first = []
+    for prompt, (_, scales) in zip(ids, asked):  # each asked first, in a server of its own
+        with LlamaCpp(dev / "base" / "base.gguf", experts) as alone:
+            first.append(alone.greedy(prompt, 6, scales))
+    with LlamaCpp(dev / "base" / "base.gguf", experts) as served:
+        assert [served.greedy(prompt, 6, scales) for prompt, (_, scales) in zip(ids, asked)] == first
+
+
 def test_an_expert_joins_the_library_a_llamacpp_device_holds(opened, tmp_path):
     dev = llama_device(tmp_path)
     held = tmp_path / "lib.eaupd"
@@ -300,3 +331,14 @@ def test_two_llamacpp_applies_at_once_land_in_version_order_or_the_lower_is_refu
         "default": 2
     }
     assert codes in ([0, 0], [2, 0]), [p.stderr.read()[-500:] for p in procs]
+
+
+def test_every_llamacpp_request_computes_its_prompt_whole():
+    """With llama.cpp's prompt cache, 9 of 343 base-routed answers on the router study's library parted from
+    the plain base GGUF's (bench/device_library.py); every request turns it off, scored texts past their
+    first token aside (each extends its own prefix)."""
+    from types import SimpleNamespace
+
+    served = SimpleNamespace(adapters=[Path("a.gguf")], scales=[0.0])
+    body = LlamaCpp.request(served, [1, 2, 3], 4, [1.0])
+    assert body["cache_prompt"] is False and body["lora"] == [{"id": 0, "scale": 1.0}]

@@ -7,7 +7,8 @@ compared with transformers' token for token.
 LoRA adapters are loaded at scale 0 (`lora_init_without_apply`) and every request names every adapter's
 scale (llama.cpp's per-request `lora` field): a request without the field, after one that scaled an
 adapter, answered with neither the base's log-probabilities nor the adapter's (tests/test_llamacpp.py pins
-both behaviours). The log-probability of a given text comes from forcing each of its tokens in turn with a
+both behaviours). Every request asks for its prompt computed whole (`cache_prompt` off): with the prompt cache,
+answers depended on the requests before them. The log-probability of a given text comes from forcing each of its tokens in turn with a
 logit bias: llama.cpp reports the chosen token's log-probability before the bias (also pinned by a test).
 """
 
@@ -77,6 +78,11 @@ class LlamaCpp:
             "temperature": 0.0,
             "top_k": 1,
             "logprobs": 1,
+            # llama.cpp's server would reuse the KV cache of the prefix a prompt shares with earlier ones, and
+            # its README warns that this "can cause nondeterministic results": on the router study's library 9
+            # of 343 base-routed answers parted from the plain base GGUF's with it, none without
+            # (bench/device_library.py, docs/RESULTS.md).
+            "cache_prompt": False,
         }
         if self.adapters:  # every adapter named, every time (see the module's note)
             scales = self.scales if scales is None else scales
@@ -110,10 +116,15 @@ class LlamaCpp:
     ) -> list[float]:
         """log p(ids[i] | ids[:i]) for each i in `positions` (default: every i >= 1): each token forced in turn
         (a logit bias), its log-probability as the model gave it before the bias; the prefix is llama.cpp's
-        cached prompt, so each step reads one token."""
+        cached prompt, so each step reads one token (a whole prefix per token would cost the square of the
+        length)."""
         out = []
-        for i in range(1, len(ids)) if positions is None else positions:
-            choice = self.complete(ids[:i], 1, scales, logit_bias=[[int(ids[i]), 1000.0]])["choices"][0]
+        for step, i in enumerate(range(1, len(ids)) if positions is None else positions):
+            # the first step computes its prefix whole (see `request`); the others extend this text's own
+            # prefix, at these scales
+            choice = self.complete(
+                ids[:i], 1, scales, logit_bias=[[int(ids[i]), 1000.0]], cache_prompt=step > 0
+            )["choices"][0]
             token = choice["logprobs"]["content"][0]
             if token["id"] != ids[i]:
                 raise RuntimeError(f"llama.cpp did not take the forced token {ids[i]} (took {token['id']})")
