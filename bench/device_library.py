@@ -106,10 +106,15 @@ def scores(asked: list[dict], said: list[dict], experts: list[str]) -> dict:
     return report
 
 
+def base_routed(said: list[dict]) -> list[int]:
+    return [i for i, s in enumerate(said) if not s["route"]]
+
+
 def compare(asked: list[dict], said: dict[str, list[dict]], base_said: list[str]) -> dict:
+    """`base_said`: the plain base GGUF's answers to the requests llama.cpp routed to the base, in order."""
     a, b = said["transformers"], said["llamacpp"]
     kinds = list(dict.fromkeys(r["kind"] for r in asked))
-    on_base = [i for i, s in enumerate(b) if not s["route"]]
+    on_base = base_routed(b)
     return {
         "routes_identical": {
             k: statistics.mean(a[i]["route"] == b[i]["route"] for i, r in enumerate(asked) if r["kind"] == k)
@@ -173,7 +178,7 @@ def main() -> int:
         "overrides": args.overrides,
         "library": str(library.folder),
         "experts": list(library.experts),
-        "router": json.loads((library.folder / "library.json").read_text()).get("router_id"),
+        "router": library.router_id,
         "max_new_tokens": tokens,
         "requests": {k: sum(r["kind"] == k for r in asked) for k in dict.fromkeys(r["kind"] for r in asked)},
         "runtimes": {},
@@ -198,7 +203,7 @@ def main() -> int:
                     "p95": statistics.quantiles(ms, n=20)[-1],
                     "share_of_32_token_answer": statistics.median(ms) / statistics.median(answer_ms),
                 }
-                on_base = [r for r, s in zip(asked, said[runtime]) if not s["route"]]
+                on_base = [asked[i] for i in base_routed(said[runtime])]
                 del server
                 log(f"llamacpp: {len(on_base)} base-routed requests against the plain base GGUF")
                 base_said = plain_base_answers(dev, on_base, tokens)

@@ -311,7 +311,7 @@ def write(report: dict, threads: list[int]) -> None:
     rows = report["rows"]
     ratio = lambda a, b: rows[a]["tokens_per_s"] / rows[b]["tokens_per_s"]  # noqa: E731
     if report["run"]:
-        lines = table(report, "Device runtimes side by side (`bench/device_speed.py`)", "", False)
+        lines = table(report, "Device runtimes side by side (`bench/device_speed.py`)", "")
         if 2 in threads:
             lines.append(
                 f"At 2 threads llama.cpp gives {ratio('llamacpp lora (GGUF LoRA) @2', 'transformers lora (unmerged) @2'):.1f}x the "
@@ -322,7 +322,7 @@ def write(report: dict, threads: list[int]) -> None:
             lines.append("")
         write_section("device_speed", lines)
     if report["library"]:
-        lines = table(report, "A library on llama.cpp (`bench/device_speed.py --library`)", "library", True)
+        lines = table(report, "A library on llama.cpp (`bench/device_speed.py --library`)", "library")
         if 2 in threads:
             routed = next(n for n in rows if n.startswith("library routed") and "1 applied @2" in n)
             idle = next(
@@ -338,8 +338,9 @@ def write(report: dict, threads: list[int]) -> None:
         write_section("device_speed_library", lines)
 
 
-def table(report: dict, title: str, prefix: str, with_rounds: bool) -> list[str]:
-    """The rows whose name starts (or, with an empty prefix, does not start) with `prefix`."""
+def table(report: dict, title: str, prefix: str) -> list[str]:
+    """The rows whose name starts (or, with an empty prefix, does not start) with `prefix`; with more than
+    one round, each figure's range over the rounds beside it."""
     rows = {
         n: r
         for n, r in report["rows"].items()
@@ -354,7 +355,11 @@ def table(report: dict, title: str, prefix: str, with_rounds: bool) -> list[str]
         "",
         f"- Date: {report['date']}; {report['cpus']} cores; {source} (SmolLM2-135M-Instruct); greedy, batch 1, "
         f"{report['new_tokens']} tokens after a warm-up, median over {len(PROMPTS)} prompts; each row in a fresh process"
-        + (f", {report['rounds']} rounds in turn (median; the range in brackets)" if with_rounds else "")
+        + (
+            f", {report['rounds']} rounds in turn (median; the range in brackets)"
+            if report["rounds"] > 1
+            else ""
+        )
         + ". GGUF bytes: "
         + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sizes.items())
         + ".",
@@ -365,7 +370,7 @@ def table(report: dict, title: str, prefix: str, with_rounds: bool) -> list[str]
     for n, r in rows.items():
         spread = r.get("ms_per_token_rounds", [])
         ms = f"{r['ms_per_token']:.1f}" + (
-            f" [{min(spread):.1f}-{max(spread):.1f}]" if with_rounds and len(spread) > 1 else ""
+            f" [{min(spread):.1f}-{max(spread):.1f}]" if len(spread) > 1 else ""
         )
         lines.append(
             f"| {n} | {ms} | {r['tokens_per_s']:.1f} | {r['prompt_ms']:.1f} | {r['peak_rss_bytes'] / 2**20:,.0f} |"

@@ -7,9 +7,10 @@ compared with transformers' token for token.
 LoRA adapters are loaded at scale 0 (`lora_init_without_apply`) and every request names every adapter's
 scale (llama.cpp's per-request `lora` field): a request without the field, after one that scaled an
 adapter, answered with neither the base's log-probabilities nor the adapter's (tests/test_llamacpp.py pins
-both behaviours). Every request asks for its prompt computed whole (`cache_prompt` off): with the prompt cache,
-answers depended on the requests before them. The log-probability of a given text comes from forcing each of its tokens in turn with a
-logit bias: llama.cpp reports the chosen token's log-probability before the bias (also pinned by a test).
+both behaviours). Every request asks for its prompt computed whole (`cache_prompt` off): with the prompt
+cache, answers depended on the requests before them. The log-probability of a given text comes from forcing
+each of its tokens in turn with a logit bias: llama.cpp reports the chosen token's log-probability before
+the bias (also pinned by a test).
 """
 
 from __future__ import annotations
