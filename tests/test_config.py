@@ -85,7 +85,7 @@ def test_an_override_that_is_not_yaml_is_one_clear_error():
         ("library.expert_steps={math: 0}", r"library.expert_steps.math: a number of steps >= 1, got 0"),
         (
             "router.general_sources=[prosa]",
-            r"router.general_sources: any of builtin, bigbench, mmlu, prose, got \['prosa'\]. Did you mean 'prose'\?",
+            r"router.general_sources: any of builtin, bigbench, mmlu, prose, rewrites, got \['prosa'\]. Did you mean 'prose'\?",
         ),
     ],
 )

@@ -13,12 +13,13 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.data import downloads
 
 
-@pytest.fixture
-def archive(tmp_path, monkeypatch):
+def fake_archive(tmp_path, monkeypatch, tasks: dict[str, list[str]]) -> list[str]:
+    """A BIG-bench archive holding `tasks` (path -> example inputs); returns the list of passes over it."""
     path = tmp_path / "bigbench.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        for task in ("alpha", "beta/easy", "gamma"):
-            data = json.dumps({"name": task, "examples": [{"input": "1", "target": "2"}]}).encode()
+        for task, inputs in tasks.items():
+            examples = [{"input": text, "target": "2"} for text in inputs]
+            data = json.dumps({"name": task, "examples": examples}).encode()
             member = tarfile.TarInfo(f"{downloads.BIGBENCH_ROOT}{task}/task.json")
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
@@ -26,6 +27,11 @@ def archive(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEADAPT_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(downloads, "fetch", lambda name: passes.append(name) or path)
     return passes
+
+
+@pytest.fixture
+def archive(tmp_path, monkeypatch):
+    return fake_archive(tmp_path, monkeypatch, {task: ["1"] for task in ("alpha", "beta/easy", "gamma")})
 
 
 def test_only_the_tasks_asked_for_are_extracted(archive):
@@ -43,3 +49,17 @@ def test_an_unknown_task_says_which_it_meant(archive):
     downloads.bigbench_tasks(["alpha"])
     with pytest.raises(UserError, match="No BIG-bench task 'alpah'.*alpha"):
         downloads.bigbench_tasks(["alpah"])
+
+
+def test_rewrite_requests_quote_distinct_inputs_of_every_task_in_its_own_templates(tmp_path, monkeypatch):
+    from edgeadapt.data.general_prompts import REWRITE_TASKS, rewrite_requests
+
+    inputs = {task: [f"{task} {i}" for i in range(5)] + ["", f"{task} 0"] for task in REWRITE_TASKS}
+    fake_archive(tmp_path, monkeypatch, inputs)
+    requests = rewrite_requests(per_task=3)
+    assert len(requests) == 3 * len(REWRITE_TASKS) and len(set(requests)) == len(requests)
+    for task, templates in REWRITE_TASKS.items():
+        own = [r for r in requests if f"'{task} " in r]
+        assert len(own) == 3  # empty and repeated inputs left out, three per task
+        assert {t.split("'")[0] for t in templates} == {r.split("'")[0] for r in own}
+    assert rewrite_requests(per_task=3) == requests  # the same requests every time

@@ -192,6 +192,9 @@ def test_route_eval_reports_every_router_and_baseline(evaluated, built):
     assert evaluated["routing"]["arrow"]["general_to_adapter_rate"] == 1.0  # Arrow has no null expert
     assert evaluated["systems"]["oracle"]["routes"][NULL] > 0  # general requests stayed on the base
     scar = evaluated["routing"]["scar-seed0"]
+    general_to_adapter = [m for m in scar["to_adapter"] if m["kind"] == "general"]
+    assert len(general_to_adapter) == round(scar["general_to_adapter_rate"] * scar["by_kind"]["general"]["n"])
+    assert all(m["route"] and NULL in m["p"] for m in scar["to_adapter"])
     assert sum(map(sum, scar["confusion"]["matrix"])) == sum(
         k["n"] for kind, k in scar["by_kind"].items() if kind != "mixed"
     )

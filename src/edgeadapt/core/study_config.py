@@ -189,7 +189,7 @@ class LibraryConfig:
         return problems
 
 
-GENERAL_SOURCES = ("builtin", "bigbench", "mmlu", "prose")
+GENERAL_SOURCES = ("builtin", "bigbench", "mmlu", "prose", "rewrites")
 
 
 DEFAULT_BASELINES = (
@@ -231,7 +231,8 @@ class RouterConfig:
     general_sources: list[str] = field(default_factory=lambda: ["builtin"])
     """Null-class prompts: builtin (the project's general requests), bigbench (commonsense questions), mmlu
     (four-choice questions of subjects that are neither a library domain's nor in unknown_subjects), prose
-    (text from the half of the general pack no evaluation reads, as a text row is routed)."""
+    (text from the half of the general pack no evaluation reads, as a text row is routed), rewrites (requests
+    to change a quoted sentence: into a question, negated, with pronouns, gender-inclusive German)."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """`route eval` trains one router per seed (prompt sampling and splits) and reports the spread."""
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))

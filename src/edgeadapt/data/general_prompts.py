@@ -160,3 +160,44 @@ GENERAL_PROMPTS: list[str] = [
     "What are the main instruments in an orchestra?",
     "Describe how to make a paper snowflake.",
 ]
+
+
+# General requests in the morphology pack's form (an operation on a quoted word or sentence) that ask for
+# another operation: without them, a request that quotes text and asks to change it ("Rewrite this more
+# politely: '...'", "Translate '...' into Italian") reached the morphology expert at probability 0.65-0.71.
+# The sentences are BIG-bench's; each task's two templates are written here. Translation stays out on
+# purpose: the route study's `general_new` set keeps it as a kind no training source holds.
+REWRITE_TASKS: dict[str, tuple[str, ...]] = {
+    "linguistic_mappings/question_formation_json": (
+        "Turn this statement into a question: '{}'.",
+        "Rewrite '{}' as a yes/no question.",
+    ),
+    "linguistic_mappings/sentence_negation_json": (
+        "Make this sentence negative: '{}'.",
+        "Rewrite '{}' so that it says the opposite.",
+    ),
+    "linguistic_mappings/pronoun_replacement_json": (
+        "Replace the repeated names with pronouns: '{}'.",
+        "Rewrite '{}' using a pronoun where a name repeats.",
+    ),
+    "gender_inclusive_sentences_german": (
+        "Rewrite this German sentence in gender-inclusive language: '{}'",
+        "Make this sentence gender-inclusive: '{}'",
+    ),
+}
+
+
+def rewrite_requests(per_task: int) -> list[str]:
+    """`per_task` requests from each of REWRITE_TASKS: distinct inputs in a fixed shuffled order, the two
+    templates taking turns."""
+    import random
+
+    from edgeadapt.data.downloads import bigbench_tasks
+
+    requests = []
+    for name, task in bigbench_tasks(list(REWRITE_TASKS)).items():
+        inputs = sorted({e["input"].strip() for e in task["examples"] if e["input"].strip()})
+        random.Random(0).shuffle(inputs)
+        templates = REWRITE_TASKS[name]
+        requests += [templates[i % len(templates)].format(text) for i, text in enumerate(inputs[:per_task])]
+    return requests

@@ -5,7 +5,8 @@
 - General prompts (`null`): the project's written requests and, with `router.general_sources`, BIG-bench's
   commonsense questions (strategyqa, social_iqa), MMLU questions of subjects without an expert (and not
   held out as unknown) and general prose (the first tokens of text chunks from the half of the general pack
-  that no evaluation reads: a text row is routed on its first tokens, with no chat template). Every fifth
+  that no evaluation reads: a text row is routed on its first tokens, with no chat template) and requests to
+  rewrite a quoted sentence (the morphology pack's form, another operation). Every fifth
   is held out for test; of the rest, each seed puts three quarters in training and one quarter in
   calibration. Never the probes or facts.
 - Hard cases (`data.router_cases`) and questions from MMLU subjects the library has no expert for
@@ -23,7 +24,8 @@ import torch
 
 from edgeadapt.core.config import RunConfig
 from edgeadapt.data.format import prompt_ids, split_row, text_chunks
-from edgeadapt.data.general_prompts import GENERAL_PROMPTS
+from edgeadapt.data.format import prompt_text as row_prompt
+from edgeadapt.data.general_prompts import GENERAL_PROMPTS, rewrite_requests
 from edgeadapt.data.router_cases import cases_for, labels_of
 from edgeadapt.routing.predictor import routing_prompt
 from edgeadapt.routing.queries import prompt_queries
@@ -36,6 +38,7 @@ BIGBENCH_GENERAL = ("strategyqa", "social_iqa")
 PER_BIGBENCH_TASK = 400
 PER_UNKNOWN_SUBJECT = 10
 PER_MMLU_SUBJECT = 6
+PER_REWRITE_TASK = 100
 PROSE_CHUNKS = 240  # about all the unread half of the built-in general pack holds
 
 
@@ -46,6 +49,8 @@ class Prompt:
     label: str
     """An expert's name, `null`, or two names joined by `+` (a mixed request)."""
     kind: str
+    asked: str = ""
+    """What the user wrote (the text without the chat template), for reports."""
 
     def request(self) -> Request:
         return Request(self.ids, self.text)
@@ -85,7 +90,7 @@ class RouterData:
 
     def prompt(self, row: dict, label: str, kind: str) -> Prompt:
         ids = prompt_ids(self.tokenizer, split_row(row)[0])
-        return Prompt(ids, self.tokenizer.decode(ids, skip_special_tokens=True), label, kind)
+        return Prompt(ids, self.tokenizer.decode(ids, skip_special_tokens=True), label, kind, row_prompt(row))
 
     def prompt_text(self, text: str, label: str, kind: str) -> Prompt:
         return self.prompt({"prompt": text, "response": "-"}, label, kind)
@@ -95,7 +100,8 @@ class RouterData:
         general pack's half that no evaluation reads, so the perplexity set's own form has null examples."""
         chunks = text_chunks(self.tokenizer, run.data.unread_text(), self.cfg.eval.chunk_tokens, PROSE_CHUNKS)
         ids = [routing_prompt(chunk) for chunk in chunks]
-        return [Prompt(i, self.tokenizer.decode(i, skip_special_tokens=True), NULL, "general") for i in ids]
+        texts = [self.tokenizer.decode(i, skip_special_tokens=True) for i in ids]
+        return [Prompt(i, text, NULL, "general", text) for i, text in zip(ids, texts)]
 
     def split(self, name: str, seed: int) -> list[Prompt]:
         """`train` (domain prompts sampled per expert + three quarters of the general rest) or `calibration`."""
@@ -155,6 +161,8 @@ def general_texts(cfg: RunConfig, domains: list[str]) -> list[str]:
             texts += inputs[:PER_BIGBENCH_TASK]
     if "mmlu" in sources:
         texts += general_mmlu(cfg.router.unknown_subjects, domains)
+    if "rewrites" in sources:
+        texts += rewrite_requests(PER_REWRITE_TASK)
     return texts
 
 

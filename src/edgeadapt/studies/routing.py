@@ -182,8 +182,24 @@ def routing_report(router: ThresholdRouter, data: RouterData) -> dict[str, Any]:
     probs = router.probabilities([p.request() for p in prompts])
     routes = [r.experts for r in decide(probs, router.experts, router.tau, router.top_k, router.rule)]
     return routes_report([p.label for p in prompts], routes, [p.kind for p in prompts], data.experts) | {
-        "tau": router.tau
+        "tau": router.tau,
+        "to_adapter": base_prompts_to_adapter(prompts, routes, probs, [*router.experts, rm.NULL]),
     }
+
+
+def base_prompts_to_adapter(prompts, routes, probs, classes: list[str]) -> list[dict[str, Any]]:
+    """Every prompt that belongs on the base but reached an adapter, with the probabilities of the classes
+    that mattered (the chosen experts' and null's): what to read when a general rate misses its goal."""
+    return [
+        {
+            "kind": p.kind,
+            "text": p.asked,
+            "route": list(route),
+            "p": {c: round(float(probs[i, classes.index(c)]), 3) for c in (*route, rm.NULL)},
+        }
+        for i, (p, route) in enumerate(zip(prompts, routes))
+        if p.label == rm.NULL and route
+    ]
 
 
 def routes_report(
