@@ -79,6 +79,17 @@ def child(spec: dict) -> dict:
     }
 
 
+def cpu_name() -> str:
+    """The CPU's model name and its widest vector extension: llama.cpp's kernels pick AVX-512 when the CPU has
+    it, and the same benchmark ran 2-3x faster in llama.cpp on one machine than on another of two cores."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("flags", "").split()
+    vector = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no AVX")
+    return f"{fields.get('model name', 'unknown CPU')}, {vector}"
+
+
 def peak_rss() -> int:
     """This process's resident high-water mark since it started (VmHWM; getrusage's maxrss would also count
     the parent's peak, which a child keeps across exec on Linux)."""
@@ -269,6 +280,7 @@ def main() -> int:
         "rounds": args.rounds,
         "new_tokens": NEW_TOKENS,
         "cpus": os.cpu_count(),
+        "cpu": cpu_name(),
         "gguf_bytes": sizes,
         "rows": rows,
     }
@@ -350,10 +362,11 @@ def table(report: dict, title: str, prefix: str) -> list[str]:
         k: v for k, v in report["gguf_bytes"].items() if k.startswith(("library", "expert")) == bool(prefix)
     }
     source = f"the library `{report['library']}`" if prefix else f"the run `{report['run']}`"
+    cpu = f" ({report['cpu']})" if report.get("cpu") else ""  # reports from before it was recorded lack it
     lines = [
         f"## {title}",
         "",
-        f"- Date: {report['date']}; {report['cpus']} cores; {source} (SmolLM2-135M-Instruct); greedy, batch 1, "
+        f"- Date: {report['date']}; {report['cpus']} cores{cpu}; {source} (SmolLM2-135M-Instruct); greedy, batch 1, "
         f"{report['new_tokens']} tokens after a warm-up, median over {len(PROMPTS)} prompts; each row in a fresh process"
         + (
             f", {report['rounds']} rounds in turn (median; the range in brackets)"

@@ -6,9 +6,9 @@
   commonsense questions (strategyqa, social_iqa), MMLU questions of subjects without an expert (and not
   held out as unknown) and general prose (the first tokens of text chunks from the half of the general pack
   that no evaluation reads: a text row is routed on its first tokens, with no chat template) and requests to
-  rewrite a quoted sentence (the morphology pack's form, another operation). Every fifth
-  is held out for test; of the rest, each seed puts three quarters in training and one quarter in
-  calibration. Never the probes or facts.
+  rewrite a quoted sentence (the morphology pack's form, another operation). Every fifth is held out for
+  test; of the rest, each seed puts three quarters in training and one quarter in calibration. Never the
+  probes or facts.
 - Hard cases (`data.router_cases`) and questions from MMLU subjects the library has no expert for
   (`router.unknown_subjects`): test only.
 

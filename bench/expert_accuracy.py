@@ -1,0 +1,60 @@
+"""Each expert of a built library on its own domain's test questions (greedy, exact match, as the route
+study scores them) and perplexity of its domain's test responses: the skill of a library's experts without
+the router or a device, e.g. to compare two libraries trained with other LoRA targets.
+
+Run (a library built first; about a minute per expert on two cores):
+`python bench/expert_accuracy.py configs/router.yaml [KEY=VALUE ...] [--out docs/results/expert-accuracy.json]`
+The JSON keeps every library measured, keyed by its folder, so two invocations sit side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def main() -> int:
+    from edgeadapt.core import config
+    from edgeadapt.evaluation.sets import domain_sets
+    from edgeadapt.evaluation.suite import EvalSets, domain_scores
+    from edgeadapt.inference.predictor import ModelPredictor
+    from edgeadapt.studies.library import domain_runs, library_dir
+    from edgeadapt.updates.library import Library, expert_name
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--out", default="docs/results/expert-accuracy.json")
+    args = parser.parse_args()
+    cfg = config.load(args.config, args.overrides)
+    runs = domain_runs(cfg)
+    library = Library.read(library_dir(cfg))
+    experts = {}
+    for domain, run in runs.items():
+        name = expert_name(domain)
+        model = library.load(run.load_model(run.dtype), [name])
+        sets = domain_sets(run.data.test, run.tokenizer, cfg.data.max_length)
+        scores, _ = domain_scores(ModelPredictor(model, run.tokenizer), EvalSets(**sets), cfg.eval)
+        adapter_config = json.loads((library.expert_dir(name) / "adapter_config.json").read_text())
+        experts[name] = scores | {
+            "targets": sorted(adapter_config["target_modules"]),
+            "questions": len(run.data.test),
+        }
+        print(name, json.dumps(experts[name]), flush=True)
+    out = Path(args.out)
+    kept = json.loads(out.read_text()) if out.is_file() else {}
+    kept[str(library.folder)] = {
+        "date": str(datetime.now(timezone.utc).date()),
+        "config": args.config,
+        "overrides": args.overrides,
+        "experts": experts,
+    }
+    out.write_text(json.dumps(kept, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
