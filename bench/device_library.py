@@ -18,7 +18,6 @@ Run (a library built first; about 30 minutes on two cores):
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -143,27 +142,21 @@ def compare(asked: list[dict], said: dict[str, list[dict]], base_said: list[str]
     }
 
 
-def main() -> int:
-    from edgeadapt.core import config
-    from edgeadapt.deploy import build, device
-    from edgeadapt.deploy.library_packages import export_library
-    from edgeadapt.studies.library import domain_runs, library_dir
-    from edgeadapt.updates.library import Library
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", default="docs/results/device-library.json")
+def arguments(parser) -> None:
     parser.add_argument(
         "--limit", type=int, default=0, help="ask only the first N requests of each kind (a try)"
     )
     parser.add_argument("--section", action="store_true")
-    args = parser.parse_args()
+
+
+def main() -> int:
+    from edgeadapt.deploy import build, device
+    from edgeadapt.deploy.library_packages import export_library
+    from library_cli import open_library
+
+    args, cfg, runs, library = open_library("docs/results/device-library.json", arguments)
     log = lambda m: print(m, flush=True)  # noqa: E731
-    cfg = config.load(args.config, args.overrides)
-    runs = domain_runs(cfg)
     first = next(iter(runs.values()))
-    library = Library.read(library_dir(cfg))
     asked = requests(cfg, runs)
     if args.limit:
         asked = [

@@ -9,7 +9,6 @@ The JSON keeps every library measured, keyed by its folder, so two invocations s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import datetime, timezone
@@ -17,21 +16,13 @@ from pathlib import Path
 
 
 def main() -> int:
-    from edgeadapt.core import config
     from edgeadapt.evaluation.sets import domain_sets
     from edgeadapt.evaluation.suite import EvalSets, domain_scores
     from edgeadapt.inference.predictor import ModelPredictor
-    from edgeadapt.studies.library import domain_runs, library_dir
-    from edgeadapt.updates.library import Library, expert_name
+    from edgeadapt.updates.library import expert_name
+    from library_cli import open_library
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", default="docs/results/expert-accuracy.json")
-    args = parser.parse_args()
-    cfg = config.load(args.config, args.overrides)
-    runs = domain_runs(cfg)
-    library = Library.read(library_dir(cfg))
+    args, cfg, runs, library = open_library("docs/results/expert-accuracy.json")
     experts = {}
     for domain, run in runs.items():
         name = expert_name(domain)

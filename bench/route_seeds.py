@@ -11,7 +11,6 @@ Run: `python bench/route_seeds.py configs/router.yaml [KEY=VALUE ...] [--out doc
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -28,20 +27,12 @@ FIGURES = (
 
 
 def main() -> int:
-    from edgeadapt.core import config
-    from edgeadapt.studies.library import domain_runs, library_dir, train_router
+    from edgeadapt.studies.library import train_router
     from edgeadapt.studies.router_data import RouterData
     from edgeadapt.studies.routing import routing_report
-    from edgeadapt.updates.library import Library
+    from library_cli import open_library
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", default="docs/results/route-seeds.json")
-    args = parser.parse_args()
-    cfg = config.load(args.config, args.overrides)
-    runs = domain_runs(cfg)
-    library = Library.read(library_dir(cfg))
+    args, cfg, runs, library = open_library("docs/results/route-seeds.json")
     data = RouterData(cfg, runs, library)
     seeds = {}
     for seed in cfg.router.seeds:

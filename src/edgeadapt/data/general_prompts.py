@@ -187,17 +187,23 @@ REWRITE_TASKS: dict[str, tuple[str, ...]] = {
 }
 
 
-def rewrite_requests(per_task: int) -> list[str]:
-    """`per_task` requests from each of REWRITE_TASKS: distinct inputs in a fixed shuffled order, the two
-    templates taking turns."""
+def task_inputs(task: dict, count: int) -> list[str]:
+    """`count` distinct non-empty inputs of a BIG-bench task, in a fixed shuffled order."""
     import random
 
+    inputs = sorted({e["input"].strip() for e in task["examples"] if e["input"].strip()})
+    random.Random(0).shuffle(inputs)
+    return inputs[:count]
+
+
+def rewrite_requests(per_task: int) -> list[str]:
+    """`per_task` requests from each of REWRITE_TASKS (task_inputs), the two templates taking turns."""
     from edgeadapt.data.downloads import bigbench_tasks
 
     requests = []
     for name, task in bigbench_tasks(list(REWRITE_TASKS)).items():
-        inputs = sorted({e["input"].strip() for e in task["examples"] if e["input"].strip()})
-        random.Random(0).shuffle(inputs)
         templates = REWRITE_TASKS[name]
-        requests += [templates[i % len(templates)].format(text) for i, text in enumerate(inputs[:per_task])]
+        requests += [
+            templates[i % len(templates)].format(t) for i, t in enumerate(task_inputs(task, per_task))
+        ]
     return requests

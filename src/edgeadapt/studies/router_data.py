@@ -25,7 +25,7 @@ import torch
 from edgeadapt.core.config import RunConfig
 from edgeadapt.data.format import prompt_ids, split_row, text_chunks
 from edgeadapt.data.format import prompt_text as row_prompt
-from edgeadapt.data.general_prompts import GENERAL_PROMPTS, rewrite_requests
+from edgeadapt.data.general_prompts import GENERAL_PROMPTS, rewrite_requests, task_inputs
 from edgeadapt.data.router_cases import cases_for, labels_of
 from edgeadapt.routing.predictor import routing_prompt
 from edgeadapt.routing.queries import prompt_queries
@@ -156,9 +156,7 @@ def general_texts(cfg: RunConfig, domains: list[str]) -> list[str]:
         from edgeadapt.data.downloads import bigbench_tasks
 
         for task in bigbench_tasks(list(BIGBENCH_GENERAL)).values():
-            inputs = sorted({e["input"].strip() for e in task["examples"] if e["input"].strip()})
-            random.Random(0).shuffle(inputs)
-            texts += inputs[:PER_BIGBENCH_TASK]
+            texts += task_inputs(task, PER_BIGBENCH_TASK)
     if "mmlu" in sources:
         texts += general_mmlu(cfg.router.unknown_subjects, domains)
     if "rewrites" in sources:
