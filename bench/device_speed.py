@@ -43,8 +43,11 @@ def child(spec: dict) -> dict:
     from edgeadapt import models
     from edgeadapt.data.format import prompt_ids
 
-    tokenizer = models.load_tokenizer(Path(spec["tokenizer"]))
-    prompts = [prompt_ids(tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
+    if spec.get("tokenizer"):
+        tokenizer = models.load_tokenizer(Path(spec["tokenizer"]))
+        prompts = [prompt_ids(tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
+    else:  # a GGUF the project has no tokenizer of: plain text, llama.cpp tokenizes it
+        prompts = list(PROMPTS)
     if spec["runtime"] == "llamacpp":
         from edgeadapt.deploy.llamacpp import LlamaCpp
 

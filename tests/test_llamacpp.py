@@ -60,6 +60,16 @@ def test_llamacpp_generates_what_transformers_does(smoke_run, exported, variant)
             assert got_logprobs == pytest.approx(logprobs, abs=1e-3), text
 
 
+def test_a_text_prompt_is_tokenized_by_llamacpp_as_by_the_tokenizer(smoke_run, exported):
+    # bench/gguf_speed.py times GGUF files the project has no tokenizer of by sending text
+    run, _ = reopen(str(smoke_run), [], "test")
+    with LlamaCpp(exported["base"]) as llama:
+        for text in PROMPTS:
+            from_text = llama.greedy_ids(text, TOKENS)
+            assert from_text == llama.greedy_ids(run.tokenizer(text)["input_ids"], TOKENS), text
+            assert len(from_text) == TOKENS
+
+
 @pytest.mark.parametrize("variant", ["lora", "hlora"])
 def test_a_gguf_lora_on_the_base_answers_as_the_merged_model(smoke_run, exported, variant):
     run, _ = reopen(str(smoke_run), [], "test")

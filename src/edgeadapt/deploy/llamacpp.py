@@ -71,10 +71,12 @@ class LlamaCpp:
         self.server = xlc.Server(params)
 
     def request(
-        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None, **extra
+        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
     ) -> dict:
+        """The completion request; a text prompt (not ids) is tokenized by llama.cpp with the GGUF's own
+        vocabulary (for files the project has no tokenizer of)."""
         body = {
-            "prompt": list(prompt_ids),
+            "prompt": prompt_ids if isinstance(prompt_ids, str) else list(prompt_ids),
             "max_tokens": max_tokens,
             "temperature": 0.0,
             "top_k": 1,
@@ -91,7 +93,7 @@ class LlamaCpp:
         return {**body, **extra}
 
     def complete(
-        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None, **extra
+        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
     ) -> dict[str, Any]:
         response = self.server.handle_completions(self.request(prompt_ids, max_tokens, scales, **extra))
         if not isinstance(response, dict) or "choices" not in response:
@@ -99,7 +101,7 @@ class LlamaCpp:
         return response
 
     def greedy(
-        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None
+        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> tuple[list[int], list[float]]:
         """The token ids llama.cpp generates greedily (it stops early at end of generation), and the
         log-probability it gave each."""
@@ -108,7 +110,7 @@ class LlamaCpp:
         return [t["id"] for t in content], [float(t["logprob"]) for t in content]
 
     def greedy_ids(
-        self, prompt_ids: list[int], max_tokens: int, scales: list[float] | None = None
+        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> list[int]:
         return self.greedy(prompt_ids, max_tokens, scales)[0]
 

@@ -238,7 +238,9 @@ PEFT_ADAPTER = {
 
 register(
     name="lora",
-    description="PEFT LoRA (default r=8, alpha=16) on the attention and MLP projections; the update is the adapter",
+    description=(
+        "PEFT LoRA (by default r=8, alpha=16, on every attention and MLP projection); the update is the adapter"
+    ),
     Config=Config,
     **PEFT_ADAPTER,
 )
