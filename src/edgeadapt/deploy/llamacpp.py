@@ -71,12 +71,12 @@ class LlamaCpp:
         self.server = xlc.Server(params)
 
     def request(
-        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
+        self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
     ) -> dict:
         """The completion request; a text prompt (not ids) is tokenized by llama.cpp with the GGUF's own
         vocabulary (for files the project has no tokenizer of)."""
         body = {
-            "prompt": prompt_ids if isinstance(prompt_ids, str) else list(prompt_ids),
+            "prompt": prompt if isinstance(prompt, str) else list(prompt),
             "max_tokens": max_tokens,
             "temperature": 0.0,
             "top_k": 1,
@@ -93,26 +93,26 @@ class LlamaCpp:
         return {**body, **extra}
 
     def complete(
-        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
+        self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None, **extra
     ) -> dict[str, Any]:
-        response = self.server.handle_completions(self.request(prompt_ids, max_tokens, scales, **extra))
+        response = self.server.handle_completions(self.request(prompt, max_tokens, scales, **extra))
         if not isinstance(response, dict) or "choices" not in response:
             raise RuntimeError(f"llama.cpp answered {str(response)[:300]}")
         return response
 
     def greedy(
-        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None
+        self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> tuple[list[int], list[float]]:
         """The token ids llama.cpp generates greedily (it stops early at end of generation), and the
         log-probability it gave each."""
-        choice = self.complete(prompt_ids, max_tokens, scales)["choices"][0]
+        choice = self.complete(prompt, max_tokens, scales)["choices"][0]
         content = (choice.get("logprobs") or {}).get("content", [])
         return [t["id"] for t in content], [float(t["logprob"]) for t in content]
 
     def greedy_ids(
-        self, prompt_ids: list[int] | str, max_tokens: int, scales: list[float] | None = None
+        self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> list[int]:
-        return self.greedy(prompt_ids, max_tokens, scales)[0]
+        return self.greedy(prompt, max_tokens, scales)[0]
 
     def token_logprobs(
         self, ids: list[int], scales: list[float] | None = None, positions: list[int] | None = None
