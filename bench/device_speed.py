@@ -276,21 +276,25 @@ def main() -> int:
             gguf |= {k: p for k, p in made.items() if k != "tokenizer"}
         sizes = {k: p.stat().st_size for k, p in gguf.items()}
         rows = timed_rounds(specs, args.rounds)
-    report = {
+    report = timing_report(args.rounds, sizes, rows, run=args.run_dir, library=args.library)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    if args.section:
+        write(report, args.threads)
+    return 0
+
+
+def timing_report(rounds: int, sizes: dict[str, int], rows: dict[str, dict], **sources) -> dict:
+    """What every timing report holds: when, on which machine, how it was run, the files' bytes and the rows."""
+    return {
         "date": str(datetime.now(timezone.utc).date()),
-        "run": args.run_dir,
-        "library": args.library,
-        "rounds": args.rounds,
+        **sources,
+        "rounds": rounds,
         "new_tokens": NEW_TOKENS,
         "cpus": os.cpu_count(),
         "cpu": cpu_name(),
         "gguf_bytes": sizes,
         "rows": rows,
     }
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    if args.section:
-        write(report, args.threads)
-    return 0
 
 
 def timed_rounds(specs: list[tuple[str, dict]], rounds: int) -> dict[str, dict]:

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
-from device_speed import NEW_TOKENS, cpu_name, timed_rounds
+from device_speed import timed_rounds, timing_report
 
 
 def named_files(pairs: list[str]) -> dict[str, Path]:
@@ -46,15 +44,8 @@ def main() -> int:
         for n in args.threads
         for name, path in files.items()
     ]
-    report = {
-        "date": str(datetime.now(timezone.utc).date()),
-        "rounds": args.rounds,
-        "new_tokens": NEW_TOKENS,
-        "cpus": os.cpu_count(),
-        "cpu": cpu_name(),
-        "gguf_bytes": {name: path.stat().st_size for name, path in files.items()},
-        "rows": timed_rounds(specs, args.rounds),
-    }
+    sizes = {name: path.stat().st_size for name, path in files.items()}
+    report = timing_report(args.rounds, sizes, timed_rounds(specs, args.rounds))
     Path(args.out).write_text(json.dumps(report, indent=1))
     return 0
 
