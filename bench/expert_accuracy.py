@@ -29,9 +29,8 @@ def main() -> int:
         model = library.load(run.load_model(run.dtype), [name])
         sets = domain_sets(run.data.test, run.tokenizer, cfg.data.max_length)
         scores, _ = domain_scores(ModelPredictor(model, run.tokenizer), EvalSets(**sets), cfg.eval)
-        adapter_config = json.loads((library.expert_dir(name) / "adapter_config.json").read_text())
         experts[name] = scores | {
-            "targets": sorted(adapter_config["target_modules"]),
+            "targets": sorted(model.peft_config[name].target_modules),
             "questions": len(run.data.test),
         }
         print(name, json.dumps(experts[name]), flush=True)

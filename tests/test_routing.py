@@ -426,11 +426,13 @@ def test_a_router_saved_before_the_rule_keeps_the_threshold_rule(tmp_path):
     assert ScarRouter.load(tmp_path).rule == "threshold"
 
 
-def test_the_router_studys_summary_recomputes_identically_from_its_saved_parts():
+# routing-2026-11-29.json is a version 1 file (the all-projection experts); routing.json the current one
+@pytest.mark.parametrize("saved_file", ["routing-2026-11-29.json", "routing.json"])
+def test_the_router_studys_summary_recomputes_identically_from_its_saved_parts(saved_file):
     from edgeadapt.runs import schema
     from edgeadapt.studies.routing import summarize
     from edgeadapt.studies.routing_systems import summary_kinds
 
-    saved = schema.read(ROOT / "docs" / "results" / "routing.json", schema.RoutingResults)  # a version 1 file
+    saved = schema.read(ROOT / "docs" / "results" / saved_file, schema.RoutingResults)
     recomputed = summarize(saved.routing, saved.systems, saved.seeds, summary_kinds(saved.to_json()))
     assert json.loads(json.dumps(recomputed)) == saved.summary
