@@ -28,13 +28,14 @@ demo: $(STAMP)
 	$(BIN)/edgeadapt compare $(CONFIG)
 	$(MAKE) --no-print-directory demo-device
 
-# The run's SFT update (the method that learned the demo's skill), signed, shipped to a llama.cpp device,
-# applied there (verified, health-checked, switched) and asked one domain and one general question.
+# The run's SFT update (the method that learned the demo's skill), signed, shipped to a llama.cpp device
+# (the default runtime of `package export` and `device init`), applied there (verified, health-checked,
+# switched) and asked one domain and one general question.
 demo-device: $(STAMP)
 	rm -rf $(DEMO_RUN)/keys $(DEMO_RUN)/device $(DEMO_RUN)/sft-llamacpp.eaupd
 	$(BIN)/edgeadapt keys generate --out $(DEMO_RUN)/keys --name update
-	$(BIN)/edgeadapt package export $(DEMO_RUN) --method sft --runtime llamacpp --sign $(DEMO_RUN)/keys/update.key --out $(DEMO_RUN)/sft-llamacpp.eaupd
-	$(BIN)/edgeadapt device init --device-dir $(DEMO_RUN)/device --runtime llamacpp
+	$(BIN)/edgeadapt package export $(DEMO_RUN) --method sft --sign $(DEMO_RUN)/keys/update.key --out $(DEMO_RUN)/sft-llamacpp.eaupd
+	$(BIN)/edgeadapt device init --device-dir $(DEMO_RUN)/device
 	$(BIN)/edgeadapt device apply $(DEMO_RUN)/sft-llamacpp.eaupd --device-dir $(DEMO_RUN)/device --pubkey $(DEMO_RUN)/keys/update.pub > /dev/null
 	@echo "== the SFT update, signed, verified, health-checked and active on a llama.cpp device ($(DEMO_RUN)/device):"
 	$(BIN)/edgeadapt device generate --device-dir $(DEMO_RUN)/device --explain --max-new-tokens 24 "ICD-10-CM category (code and title) of: Acute appendicitis with localized peritonitis"

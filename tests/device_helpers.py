@@ -10,8 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from edgeadapt.deploy import build, device, run_packages
 from edgeadapt.deploy import keys as keymod
+from edgeadapt.deploy.runtime import RUNTIMES, UNNAMED_RUNTIME, get_runtime
 from edgeadapt.deploy.trust import make_keylist
 from edgeadapt.updates.sizes import adapter_rank
 
@@ -20,15 +23,27 @@ def release(version: int, **extra) -> dict:
     return build.release(version) | extra
 
 
-def export(opened, variant: str, out: Path, version: int, key: Path | None, **extra) -> Path:
+# The update-security tests that do not depend on a runtime's files run on every registered runtime; the
+# attacks that edit PyTorch files inside a package run on the transformers one (PYTORCH).
+PYTORCH = UNNAMED_RUNTIME
+get_runtime(PYTORCH)  # registers the built-in runtimes
+RUNTIME_NAMES = sorted(RUNTIMES)
+every_runtime = pytest.mark.parametrize("runtime", RUNTIME_NAMES)
+
+
+def export(
+    opened, variant: str, out: Path, version: int, key: Path | None, runtime: str = PYTORCH, **extra
+) -> Path:
     run, results = opened
-    run_packages.export(run, results, variant, out, "fp32", key, release=release(version, **extra))
+    run_packages.export(
+        run, results, variant, out, "fp32", key, release=release(version, **extra), runtime=runtime
+    )
     return out
 
 
-def fresh_device(tmp_path: Path, name: str = "dev", **init) -> Path:
+def fresh_device(tmp_path: Path, name: str = "dev", runtime: str = PYTORCH, **init) -> Path:
     folder = tmp_path / name
-    device.init(folder, reopen_model_path(), **init)
+    device.init(folder, reopen_model_path(), runtime=runtime, options={"model": "tiny-random"}, **init)
     return folder
 
 
@@ -72,8 +87,12 @@ def snapshot(dev: Path) -> tuple:
     return state, files
 
 
-def trusted_device(tmp_path: Path, keyring, threshold: int = 1, roots=("root",)) -> Path:
-    return fresh_device(tmp_path, root_pubkeys=[keyring[r][1] for r in roots], root_threshold=threshold)
+def trusted_device(
+    tmp_path: Path, keyring, threshold: int = 1, roots=("root",), runtime: str = PYTORCH
+) -> Path:
+    return fresh_device(
+        tmp_path, runtime=runtime, root_pubkeys=[keyring[r][1] for r in roots], root_threshold=threshold
+    )
 
 
 def keylist_file(

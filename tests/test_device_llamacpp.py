@@ -52,10 +52,33 @@ def test_a_llamacpp_device_holds_a_gguf_base_and_no_checkpoint(tmp_path):
     assert device.status(dev)["active"] is None
 
 
+def test_llamacpp_is_the_default_runtime_and_what_it_cannot_run_names_the_fix(opened, tmp_path, capsys):
+    """`device init` and `package export` with no --runtime make a llama.cpp device and a GGUF package that
+    it takes; adaptq, and a --dtype only PyTorch files have, are refused naming --runtime transformers, and
+    write nothing."""
+    from edgeadapt.cli import main
+
+    run, _ = opened
+    dev, out = tmp_path / "dev", tmp_path / "lora.eaupd"
+    assert main(["device", "init", "--device-dir", str(dev), "--model", "tiny-random"]) == 0
+    assert json.loads((dev / "device.json").read_text())["runtime"] == "llamacpp"
+    assert main(["package", "export", str(run.dir), "--method", "lora", "--out", str(out)]) == 0
+    assert cli_apply(out, dev, "--allow-unsigned").returncode == 0
+    active = device.status(dev)["active"]
+    assert active["runtime"] == "llamacpp" and (dev / "updates" / active["id"] / "adapter.gguf").is_file()
+    for extra in (["--method", "adaptq"], ["--method", "lora", "--dtype", "int8"]):
+        capsys.readouterr()
+        refused_out = tmp_path / "refused.eaupd"
+        code = main(["package", "export", str(run.dir), *extra, "--out", str(refused_out)])
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert code == 2 and len(lines) == 1 and "--runtime transformers" in lines[0], lines
+        assert not refused_out.exists()
+
+
 @pytest.mark.parametrize("variant", ["lora", "sft"])
 def test_an_update_answers_on_llamacpp_as_on_transformers(opened, tmp_path, variant):
     llama, torch_dev = llama_device(tmp_path), tmp_path / "torch"
-    device.init(torch_dev, models.resolve("tiny-random"))
+    device.init(torch_dev, models.resolve("tiny-random"), runtime="transformers")
     device.apply(package(opened, variant, tmp_path / "l.eaupd", 1), llama, None, allow_unsigned=True)
     device.apply(
         package(opened, variant, tmp_path / "t.eaupd", 1, "transformers"),
@@ -81,7 +104,7 @@ def test_a_package_for_the_other_runtime_or_base_is_one_line_and_changes_nothing
         "this device runs llamacpp",
     )
     torch_dev = tmp_path / "torch"
-    device.init(torch_dev, models.resolve("tiny-random"))
+    device.init(torch_dev, models.resolve("tiny-random"), runtime="transformers")
     refused(
         cli_apply(package(opened, "lora", tmp_path / "l.eaupd", 1), torch_dev, "--allow-unsigned"),
         "this device runs transformers",
@@ -234,7 +257,9 @@ def test_an_expert_joins_the_library_a_llamacpp_device_holds(opened, tmp_path):
     more = small_library(
         opened, tmp_path / "more", experts=(("alpha", "lora"), ("beta", "hlora"), ("gamma", "lora"))
     )
-    library_packages.export_expert(more, "gamma", tmp_path / "p.eaupd", release=build.release(2))
+    library_packages.export_expert(
+        more, "gamma", tmp_path / "p.eaupd", release=build.release(2), runtime="transformers"
+    )
     with pytest.raises(
         PackageError, match="a package for the transformers runtime; this device runs llamacpp"
     ):

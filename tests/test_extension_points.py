@@ -17,6 +17,7 @@ from edgeadapt.cli import main
 from edgeadapt.evaluation.registry import Metric, register_benchmark, unregister_benchmark
 from edgeadapt.routing.registry import RouterCapabilities, register_router, unregister_router
 from edgeadapt.routing.router import ThresholdRouter, read_spec, write_spec
+from tests.device_helpers import RUNTIME_NAMES
 from tests.helpers import CONFIGS, SMOKE
 
 # --- a router kind: the first expert whose keyword the prompt contains ---------------------------------
@@ -98,14 +99,16 @@ def test_a_router_registered_in_one_module_runs_the_study_the_report_and_a_devic
     assert set(routing["summary"]["routing"]) == {"keyword"} and "keyword-seed0" in routing["systems"]
     assert routing.get("new_expert") is None  # this kind takes no expert without retraining
     assert "The keyword router across 1 seeds" in (tmp_path / "smoke-router" / "routing.md").read_text()
-    package, device = tmp_path / "lib.eaupd", tmp_path / "device"
-    assert main(["package", "export", str(library), "--library", "--out", str(package)]) == 0
-    assert main(["device", "init", "--device-dir", str(device), "--model", "tiny-random"]) == 0
-    assert main(["device", "apply", str(package), "--device-dir", str(device), "--allow-unsigned"]) == 0
-    capsys.readouterr()
-    prompt = f"tell me about {spec['keywords']['legal']} please"
-    assert main(["device", "generate", "--device-dir", str(device), prompt, "--max-new-tokens", "3"]) == 0
-    assert capsys.readouterr().out.startswith("[expert: legal]")
+    for runtime in RUNTIME_NAMES:  # shipped to a device of every runtime, and routing there
+        package, device = tmp_path / f"lib-{runtime}.eaupd", tmp_path / f"device-{runtime}"
+        to = ["--runtime", runtime]
+        assert main(["package", "export", str(library), "--library", *to, "--out", str(package)]) == 0
+        assert main(["device", "init", "--device-dir", str(device), "--model", "tiny-random", *to]) == 0
+        assert main(["device", "apply", str(package), "--device-dir", str(device), "--allow-unsigned"]) == 0
+        capsys.readouterr()
+        prompt = f"tell me about {spec['keywords']['legal']} please"
+        assert main(["device", "generate", "--device-dir", str(device), prompt, "--max-new-tokens", "3"]) == 0
+        assert capsys.readouterr().out.startswith("[expert: legal]"), runtime
 
 
 # --- a benchmark: the mean length of the greedy answers to the general probes, in words --------------------

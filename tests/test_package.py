@@ -26,6 +26,7 @@ from edgeadapt.deploy.archive import PackageError
 from edgeadapt.models.fingerprint import fingerprint
 from edgeadapt.reports.run import render
 from edgeadapt.runs.run import reopen
+from tests.device_helpers import PYTORCH
 
 FUZZ_CASES = int(os.environ.get("EDGEADAPT_FUZZ_CASES", "300"))
 # The long fuzz: 3,000 cases in `make test` (about 10 s); EDGEADAPT_FUZZ_CASES=10000 for the 10,000-case run
@@ -55,7 +56,7 @@ def packages(opened, keys, tmp_path_factory):
         ("unsigned", "lora", None),
     ):
         out[name] = folder / f"{name}.eaupd"
-        ship.export(run, results, variant, out[name], "fp32", key)
+        ship.export(run, results, variant, out[name], "fp32", key, runtime=PYTORCH)
     return out
 
 
@@ -72,7 +73,9 @@ def tuned_from(run, variant: str, folder: Path):
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
 def test_export_verify_extract_round_trip(opened, keys, tmp_path, variant, dtype):
     run, results = opened
-    info = ship.export(run, results, variant, tmp_path / "u.eaupd", dtype, keys[0], compress=dtype == "int8")
+    info = ship.export(
+        run, results, variant, tmp_path / "u.eaupd", dtype, keys[0], compress=dtype == "int8", runtime=PYTORCH
+    )
     verified = build.verify(tmp_path / "u.eaupd", keys[1], run.model_path)
     build.extract(verified, tmp_path / "x")
     verified.opened.close()
@@ -239,8 +242,18 @@ def test_oversized_manifest_fields_are_rejected_even_when_signed(packages, keys,
 @pytest.fixture
 def device_dir(tmp_path, opened):
     run, _ = opened
-    device.init(tmp_path / "device", run.model_path)
+    device.init(tmp_path / "device", run.model_path, runtime=PYTORCH)
     return tmp_path / "device"
+
+
+def test_a_device_folder_and_a_package_that_name_no_runtime_are_transformers_ones(device_dir, packages, keys):
+    """Made before runtimes existed (no device.json) or by `--runtime transformers` (PyTorch packages name
+    none, so older devices take them): the switch of the default to llama.cpp changes neither."""
+    verified = build.verify(packages["lora"], keys[1])
+    verified.opened.close()
+    assert "runtime" not in verified.manifest
+    (device_dir / "device.json").unlink()
+    assert device.apply(packages["lora"], device_dir, keys[1])["active"]["runtime"] == "transformers"
 
 
 def test_device_apply_status_rollback_and_generate(device_dir, packages, keys, opened):

@@ -25,6 +25,7 @@ from tests.device_helpers import (
     cli_apply,
     edit_json,
     edit_tensor,
+    every_runtime,
     export,
     folder_bytes,
     fresh_device,
@@ -43,11 +44,12 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 # --- versions, replay, downgrade, expiry -------------------------------------------------------------
 
 
-def test_downgrade_and_replay_are_refused_and_the_device_is_unchanged(opened, keyring, tmp_path):
+@every_runtime
+def test_downgrade_and_replay_are_refused_and_the_device_is_unchanged(runtime, opened, keyring, tmp_path):
     pub = str(keyring["update"][1])
-    v1 = export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0])
-    v2 = export(opened, "sft", tmp_path / "v2.eaupd", 2, keyring["update"][0])
-    dev = fresh_device(tmp_path)
+    v1 = export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0], runtime=runtime)
+    v2 = export(opened, "sft", tmp_path / "v2.eaupd", 2, keyring["update"][0], runtime=runtime)
+    dev = fresh_device(tmp_path, runtime=runtime)
     assert cli_apply(v1, dev, "--pubkey", pub).returncode == 0
     assert cli_apply(v2, dev, "--pubkey", pub).returncode == 0
     before = snapshot(dev)
@@ -55,20 +57,27 @@ def test_downgrade_and_replay_are_refused_and_the_device_is_unchanged(opened, ke
     refused(cli_apply(v2, dev, "--pubkey", pub), "(replay of an accepted release)")
     assert snapshot(dev) == before
     # A release from another channel is refused whatever its version (a cross-channel downgrade) ...
-    other_channel = export(opened, "lora", tmp_path / "beta.eaupd", 1, keyring["update"][0], channel="beta")
+    other_channel = export(
+        opened, "lora", tmp_path / "beta.eaupd", 1, keyring["update"][0], channel="beta", runtime=runtime
+    )
     refused(cli_apply(other_channel, dev, "--pubkey", pub), "this device follows 'default'")
     assert snapshot(dev) == before
     # ... and taken by a device that follows that channel, whose versions rise on their own.
-    beta = fresh_device(tmp_path, "beta", channel="beta")
+    beta = fresh_device(tmp_path, "beta", runtime=runtime, channel="beta")
     assert cli_apply(other_channel, beta, "--pubkey", pub).returncode == 0
     assert device.status(beta)["highest"] == {"beta": 1} and device.status(beta)["channel"] == "beta"
 
 
-def test_the_operator_can_roll_back_but_no_package_can_follow(opened, keyring, tmp_path, capsys):
+@every_runtime
+def test_the_operator_can_roll_back_but_no_package_can_follow(runtime, opened, keyring, tmp_path, capsys):
     pub = keyring["update"][1]
-    dev = fresh_device(tmp_path)
-    device.apply(export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0]), dev, pub)
-    device.apply(export(opened, "sft", tmp_path / "v2.eaupd", 2, keyring["update"][0]), dev, pub)
+    dev = fresh_device(tmp_path, runtime=runtime)
+    device.apply(
+        export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0], runtime=runtime), dev, pub
+    )
+    device.apply(
+        export(opened, "sft", tmp_path / "v2.eaupd", 2, keyring["update"][0], runtime=runtime), dev, pub
+    )
     assert main(["device", "rollback", "--device-dir", str(dev)]) == 0  # a rollback that works exits 0
     state = json.loads((dev / "state.json").read_text())
     assert device.status(dev)["active"]["variant"] == "lora" and state["highest"] == {"default": 2}
@@ -77,10 +86,11 @@ def test_the_operator_can_roll_back_but_no_package_can_follow(opened, keyring, t
         device.apply(tmp_path / "v1.eaupd", dev, pub)
 
 
-def test_an_expired_package_is_refused(opened, keyring, tmp_path):
+@every_runtime
+def test_an_expired_package_is_refused(runtime, opened, keyring, tmp_path):
     past = {"created": iso(now() - timedelta(days=10)), "expires": iso(now() - timedelta(days=1))}
-    stale = export(opened, "lora", tmp_path / "stale.eaupd", 5, keyring["update"][0], **past)
-    dev = fresh_device(tmp_path)
+    stale = export(opened, "lora", tmp_path / "stale.eaupd", 5, keyring["update"][0], **past, runtime=runtime)
+    dev = fresh_device(tmp_path, runtime=runtime)
     refused(cli_apply(stale, dev, "--pubkey", str(keyring["update"][1])), "expired on")
     refused(
         subprocess.run(
@@ -104,12 +114,13 @@ def test_an_expired_package_is_refused(opened, keyring, tmp_path):
 # --- signatures and keys ------------------------------------------------------------------------------
 
 
+@every_runtime
 def test_allow_unsigned_never_passes_a_bad_signature_and_never_records_one_unchecked(
-    opened, keyring, tmp_path
+    runtime, opened, keyring, tmp_path
 ):
-    good = export(opened, "lora", tmp_path / "good.eaupd", 1, keyring["update"][0])
-    forged = export(opened, "lora", tmp_path / "forged.eaupd", 2, keyring["rogue"][0])
-    dev = fresh_device(tmp_path)
+    good = export(opened, "lora", tmp_path / "good.eaupd", 1, keyring["update"][0], runtime=runtime)
+    forged = export(opened, "lora", tmp_path / "forged.eaupd", 2, keyring["rogue"][0], runtime=runtime)
+    dev = fresh_device(tmp_path, runtime=runtime)
     refused(
         cli_apply(forged, dev, "--pubkey", str(keyring["update"][1]), "--allow-unsigned"), "bad signature"
     )
@@ -117,10 +128,11 @@ def test_allow_unsigned_never_passes_a_bad_signature_and_never_records_one_unche
     assert device.status(dev)["active"]["signed"] is False  # so it is not recorded as signed
 
 
-def test_keys_rotate_and_revoke_through_root_signed_key_lists(opened, keyring, tmp_path):
-    dev = trusted_device(tmp_path, keyring)
-    by_update = export(opened, "lora", tmp_path / "a.eaupd", 1, keyring["update"][0])
-    by_update2 = export(opened, "sft", tmp_path / "b.eaupd", 2, keyring["update2"][0])
+@every_runtime
+def test_keys_rotate_and_revoke_through_root_signed_key_lists(runtime, opened, keyring, tmp_path):
+    dev = trusted_device(tmp_path, keyring, runtime=runtime)
+    by_update = export(opened, "lora", tmp_path / "a.eaupd", 1, keyring["update"][0], runtime=runtime)
+    by_update2 = export(opened, "sft", tmp_path / "b.eaupd", 2, keyring["update2"][0], runtime=runtime)
     refused(cli_apply(by_update, dev), "holds no key list yet")
     assert main(["device", "trust", str(keylist_file(tmp_path, keyring, 1)), "--device-dir", str(dev)]) == 0
     assert cli_apply(by_update, dev).returncode == 0
@@ -140,7 +152,7 @@ def test_keys_rotate_and_revoke_through_root_signed_key_lists(opened, keyring, t
         == 0
     )
     assert cli_apply(by_update2, dev).returncode == 0
-    revoked = export(opened, "lora", tmp_path / "c.eaupd", 3, keyring["update"][0])
+    revoked = export(opened, "lora", tmp_path / "c.eaupd", 3, keyring["update"][0], runtime=runtime)
     before = snapshot(dev)
     refused(cli_apply(revoked, dev), "bad signature")
     assert snapshot(dev) == before
@@ -148,8 +160,9 @@ def test_keys_rotate_and_revoke_through_root_signed_key_lists(opened, keyring, t
     assert main(["device", "trust", str(keylist_file(tmp_path, keyring, 1)), "--device-dir", str(dev)]) == 2
 
 
-def test_a_key_list_needs_the_root_and_its_threshold(keyring, tmp_path, capsys):
-    dev = trusted_device(tmp_path, keyring, threshold=2, roots=("root", "root2", "root3"))
+@every_runtime
+def test_a_key_list_needs_the_root_and_its_threshold(runtime, keyring, tmp_path, capsys):
+    dev = trusted_device(tmp_path, keyring, runtime=runtime, threshold=2, roots=("root", "root2", "root3"))
     for version, roots, message in ((1, ("rogue",), "signed by 0 of"), (1, ("root",), "signed by 1 of")):
         assert (
             main(
@@ -190,15 +203,20 @@ def test_a_key_list_needs_the_root_and_its_threshold(keyring, tmp_path, capsys):
     assert "expired" in capsys.readouterr().err
 
 
-def test_a_package_can_carry_a_newer_key_list(opened, keyring, tmp_path, capsys):
-    dev = trusted_device(tmp_path, keyring)
+@every_runtime
+def test_a_package_can_carry_a_newer_key_list(runtime, opened, keyring, tmp_path, capsys):
+    dev = trusted_device(tmp_path, keyring, runtime=runtime)
     main(["device", "trust", str(keylist_file(tmp_path, keyring, 1)), "--device-dir", str(dev)])
     carried = json.loads(keylist_file(tmp_path, keyring, 2, update=("update2",)).read_text())
-    package = export(opened, "lora", tmp_path / "p.eaupd", 1, keyring["update2"][0], keylist=carried)
+    package = export(
+        opened, "lora", tmp_path / "p.eaupd", 1, keyring["update2"][0], keylist=carried, runtime=runtime
+    )
     assert cli_apply(package, dev).returncode == 0
     assert device.status(dev)["trust"]["keylist_version"] == 2
     forged = dict(carried, signed={**carried["signed"], "version": 3})  # its root signature no longer holds
-    bad = export(opened, "sft", tmp_path / "q.eaupd", 2, keyring["update2"][0], keylist=forged)
+    bad = export(
+        opened, "sft", tmp_path / "q.eaupd", 2, keyring["update2"][0], keylist=forged, runtime=runtime
+    )
     refused(cli_apply(bad, dev), "needs 1")
 
 
@@ -259,13 +277,14 @@ def test_an_update_that_does_not_fit_the_base_is_refused_before_activation(opene
 
 
 @pytest.mark.parametrize("method", ["evil", "../../lora"])
-def test_an_unknown_method_is_refused(opened, keyring, tmp_path, method):
-    good = export(opened, "lora", tmp_path / "good.eaupd", 1, keyring["update"][0])
+@every_runtime
+def test_an_unknown_method_is_refused(runtime, opened, keyring, tmp_path, method):
+    good = export(opened, "lora", tmp_path / "good.eaupd", 1, keyring["update"][0], runtime=runtime)
     package = resigned_manifest(
         good, tmp_path / "m.eaupd", keyring["update"][0], lambda m: m.update(method=method)
     )
     refused(
-        cli_apply(package, fresh_device(tmp_path), "--pubkey", str(keyring["update"][1])),
+        cli_apply(package, fresh_device(tmp_path, runtime=runtime), "--pubkey", str(keyring["update"][1])),
         "method is not one this version knows",
     )
 
@@ -358,15 +377,20 @@ def test_one_apply_at_a_time_and_none_lost(opened, keyring, tmp_path):
             assert codes == [2, 0] and "downgrade" in errors[0], errors
 
 
+@every_runtime
 def test_an_apply_makes_room_by_dropping_what_rollback_no_longer_needs(
-    opened, keyring, tmp_path, monkeypatch
+    runtime, opened, keyring, tmp_path, monkeypatch
 ):
     pub = keyring["update"][1]
-    dev = fresh_device(tmp_path)
-    device.apply(export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0]), dev, pub)
-    device.apply(export(opened, "hlora", tmp_path / "v2.eaupd", 2, keyring["update"][0]), dev, pub)
+    dev = fresh_device(tmp_path, runtime=runtime)
+    device.apply(
+        export(opened, "lora", tmp_path / "v1.eaupd", 1, keyring["update"][0], runtime=runtime), dev, pub
+    )
+    device.apply(
+        export(opened, "hlora", tmp_path / "v2.eaupd", 2, keyring["update"][0], runtime=runtime), dev, pub
+    )
     real, updates = shutil.disk_usage, dev / "updates"
-    v3 = export(opened, "lora", tmp_path / "v3.eaupd", 3, keyring["update"][0])
+    v3 = export(opened, "lora", tmp_path / "v3.eaupd", 3, keyring["update"][0], runtime=runtime)
     previous = updates / device.read_state(dev)["previous"]
     # A disk whose free space is exactly what the update needs once the update rollback will no longer
     # reach is gone: refused as it is, accepted after dropping that one.
@@ -382,15 +406,18 @@ def test_an_apply_makes_room_by_dropping_what_rollback_no_longer_needs(
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=0))
     before = snapshot(dev)
     with pytest.raises(PackageError, match="free"):
-        device.apply(export(opened, "sft", tmp_path / "v4.eaupd", 4, keyring["update"][0]), dev, pub)
+        device.apply(
+            export(opened, "sft", tmp_path / "v4.eaupd", 4, keyring["update"][0], runtime=runtime), dev, pub
+        )
     assert snapshot(dev) == before
 
 
 # --- every failure is a message -----------------------------------------------------------------------
 
 
-def test_os_and_state_errors_are_one_line_with_the_fix(opened, keyring, tmp_path, capsys):
-    dev = fresh_device(tmp_path)
+@every_runtime
+def test_os_and_state_errors_are_one_line_with_the_fix(runtime, opened, keyring, tmp_path, capsys):
+    dev = fresh_device(tmp_path, runtime=runtime)
     (dev / "state.json").write_text("{not json")
     done = subprocess.run(
         [sys.executable, "-m", "edgeadapt.cli", "device", "status", "--device-dir", str(dev)],

@@ -24,6 +24,7 @@ from edgeadapt.deploy.trust import iso, now
 from edgeadapt.routing.scar import ScarRouter
 from edgeadapt.updates.library import Expert, Library
 from tests.device_helpers import (
+    PYTORCH,
     cli_apply,
     edit_json,
     edit_tensor,
@@ -146,7 +147,7 @@ def library_package(opened, keyring, tmp_path: Path, edit=None, name: str = "lib
         edit(folder)
     out = tmp_path / f"{name}.eaupd"
     library_packages.export_library(
-        folder, out, sign_key=keyring["update"][0], release=build.release(version)
+        folder, out, sign_key=keyring["update"][0], release=build.release(version), runtime=PYTORCH
     )
     return out
 
@@ -179,7 +180,9 @@ def test_a_signed_library_whose_router_names_other_experts_is_refused(opened, ke
 
 def test_an_expert_package_names_a_plain_name_and_its_router(opened, keyring, tmp_path):
     lib = make_library(opened, tmp_path / "lib")
-    package = library_packages.export_expert(lib, "beta", tmp_path / "e.eaupd", sign_key=keyring["update"][0])
+    package = library_packages.export_expert(
+        lib, "beta", tmp_path / "e.eaupd", sign_key=keyring["update"][0], runtime=PYTORCH
+    )
     for change, message in (
         (lambda m: m["experts"][0].update(name="/abs/path"), "not a plain name"),
         (lambda m: m.update(experts=[]), "lists one expert"),
@@ -209,7 +212,12 @@ def test_an_expert_from_a_library_with_another_router_does_not_join(opened, keyr
     router["experts"] = ["alpha", "gamma"]
     (other / "router.json").write_text(json.dumps(router))
     package = library_packages.export_expert(
-        other, "gamma", tmp_path / "g.eaupd", sign_key=keyring["update"][0], release=build.release(2)
+        other,
+        "gamma",
+        tmp_path / "g.eaupd",
+        sign_key=keyring["update"][0],
+        release=build.release(2),
+        runtime=PYTORCH,
     )
     before = files_of(dev)
     refused(
@@ -374,7 +382,12 @@ def test_an_expert_does_not_join_a_damaged_library(opened, keyring, tmp_path):
     assert cli_apply(library_package(opened, keyring, tmp_path), dev, "--pubkey", pub).returncode == 0
     lib = make_library(opened, tmp_path / "same")
     library_packages.export_expert(
-        lib, "beta", tmp_path / "e.eaupd", sign_key=keyring["update"][0], release=build.release(2)
+        lib,
+        "beta",
+        tmp_path / "e.eaupd",
+        sign_key=keyring["update"][0],
+        release=build.release(2),
+        runtime=PYTORCH,
     )
     active = device.read_state(dev)["active"]
     (dev / "updates" / active / "experts" / "alpha" / "adapter_model.safetensors").write_bytes(b"damaged")
@@ -563,7 +576,9 @@ def test_a_thirty_expert_library_exports_and_applies(opened, keyring, tmp_path):
     library.router, library.router_id = router.save(folder), router.identity()
     library.save()
     out = tmp_path / "big.eaupd"
-    library_packages.export_library(folder, out, sign_key=keyring["update"][0], release=build.release(1))
+    library_packages.export_library(
+        folder, out, sign_key=keyring["update"][0], release=build.release(1), runtime=PYTORCH
+    )
     dev = fresh_device(tmp_path)
     assert cli_apply(out, dev, "--pubkey", str(keyring["update"][1])).returncode == 0
     assert device.status(dev)["active"]["experts"] == names

@@ -95,7 +95,7 @@ def add_parsers(sub) -> None:
     )
     add_runtime_options(
         p,
-        "init: what runs the model on the device",
+        "init: what runs the model on the device (default llamacpp; transformers for adaptq and qlora updates)",
         "init --runtime llamacpp: the base GGUF's type",
     )
     p.add_argument(

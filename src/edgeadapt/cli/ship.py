@@ -252,7 +252,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--keylist", help="export: a root-signed key list for devices to take with the package")
     add_runtime_options(
         p,
-        "export: the device runtime the package is for (llamacpp: GGUF files; see README, 'Run it on a device')",
+        "export: the device runtime the package is for (default llamacpp: GGUF files; transformers: PyTorch "
+        "files, for adaptq, qlora and --dtype bf16|int8; see README, 'Run it on a device')",
         "export --runtime llamacpp: a whole model's GGUF type",
     )
     p.add_argument(

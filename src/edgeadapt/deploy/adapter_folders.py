@@ -20,6 +20,7 @@ import torch
 from edgeadapt import __version__, models, updates
 from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import build
+from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, check_package_dtype, get_runtime
 from edgeadapt.models.fingerprint import fingerprint
 from edgeadapt.updates.sizes import adapter_rank
 
@@ -74,10 +75,9 @@ def export_package(
     sign_key: Path | None,
     compress: bool,
     release: dict[str, Any],
-    runtime: str = "transformers",
+    runtime: str = DEFAULT_RUNTIME,
 ) -> dict[str, Any]:
     from edgeadapt.deploy.gguf_packages import with_tmp
-    from edgeadapt.deploy.runtime import get_runtime
 
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
@@ -96,8 +96,7 @@ def export_package(
     }
     engine = get_runtime(runtime)
     if engine.adapter_sources is not None:  # the runtime's own file (a GGUF LoRA), made first
-        if dtype != "fp32":
-            raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} package travels as GGUF")
+        check_package_dtype(dtype, runtime, "adapter")
 
         def make(tmp: Path) -> dict[str, Any]:
             sources, extra = engine.adapter_sources(Path(folder), info["method"], base_dir, tmp)

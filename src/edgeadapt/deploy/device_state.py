@@ -24,6 +24,7 @@ from edgeadapt.core.files import atomic_write
 from edgeadapt.deploy import build
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.manifest import CHANNEL
+from edgeadapt.deploy.runtime import UNNAMED_RUNTIME
 from edgeadapt.deploy.trust import TrustStore, iso, now, parse_time
 
 STATE = "state.json"
@@ -174,7 +175,7 @@ def describe(device_dir: Path, update_id: str | None, rehash: bool = True) -> di
         "expired": parse_time(manifest["expires"], "expires") <= now() if "expires" in manifest else None,
         "signed": installed.get("signed", False),
         "scale": installed.get("scale", 1.0),
-        "runtime": manifest.get("runtime", "transformers"),
+        "runtime": manifest.get("runtime", UNNAMED_RUNTIME),
         "verified": True,
     }
     if described["kind"] != "update":

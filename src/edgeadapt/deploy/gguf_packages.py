@@ -35,7 +35,10 @@ def method_kind(method, variant: str) -> str:
     """'adapter' (a GGUF LoRA) or 'model' (the merged model) for a method; a refusal when llama.cpp cannot run it."""
     capabilities = method.capabilities
     if capabilities.gguf:
-        raise UserError(f"{variant}: a llama.cpp device cannot run it: {capabilities.gguf}.")
+        raise UserError(
+            f"{variant}: a llama.cpp device cannot run it: {capabilities.gguf} "
+            "(for a transformers device: --runtime transformers)"
+        )
     return "adapter" if capabilities.lora_family and not capabilities.gguf_lora else "model"
 
 

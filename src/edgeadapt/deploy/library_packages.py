@@ -16,7 +16,7 @@ from edgeadapt import __version__
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.deploy import build
 from edgeadapt.deploy.gguf_packages import with_tmp
-from edgeadapt.deploy.runtime import get_runtime
+from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, check_package_dtype, get_runtime
 from edgeadapt.routing import get_router, load_router
 from edgeadapt.updates.library import ADAPTER_FILES, LIBRARY_FILE, Library
 
@@ -66,7 +66,7 @@ def export_library(
     sign_key: Path | None = None,
     compress: bool = False,
     release: dict | None = None,
-    runtime: str = "transformers",
+    runtime: str = DEFAULT_RUNTIME,
 ) -> dict:
     library = Library.read(library_folder(path))
     if not library.router:
@@ -74,8 +74,7 @@ def export_library(
     spec = fields(library, "library", list(library.experts)) | (release or {})
     engine = get_runtime(runtime)
     if engine.library_sources is not None:  # the runtime's own files (GGUF LoRAs), made first
-        if dtype != "fp32":
-            raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} library travels as GGUF")
+        check_package_dtype(dtype, runtime, "library")
         return with_tmp(
             lambda tmp: build.build_members(
                 engine.library_sources(library, tmp),
@@ -101,7 +100,7 @@ def export_expert(
     sign_key: Path | None = None,
     compress: bool = False,
     release: dict | None = None,
-    runtime: str = "transformers",
+    runtime: str = DEFAULT_RUNTIME,
 ) -> dict:
     """One expert and its router key, to join a library a device already holds (for a llama.cpp device the
     expert travels as a GGUF LoRA, as in a library package for it)."""
@@ -118,8 +117,8 @@ def export_expert(
             f"{library.folder}: its '{router.kind}' router takes no expert without retraining; export the whole --library"
         )
     engine = get_runtime(runtime)
-    if engine.library_sources is not None and dtype != "fp32":
-        raise UserError(f"--dtype {dtype} is for PyTorch adapters; a {runtime} expert travels as GGUF")
+    if engine.library_sources is not None:
+        check_package_dtype(dtype, runtime, "expert")
     with tempfile.TemporaryDirectory(prefix="edgeadapt-expert-") as tmp:
         key = Path(tmp) / ROUTER_KEY
         save_file({"key": router.key_of(name).contiguous()}, str(key))

@@ -162,14 +162,14 @@ GGUF_KINDS = ("adapter", "model")  # a GGUF LoRA adapter, or a whole model
 
 def _check_runtime(manifest: dict[str, Any], label: str) -> None:
     """Which device runtime the package is for, what its GGUF files are, and the scale it recommends."""
-    from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, RUNTIMES, get_runtime
+    from edgeadapt.deploy.runtime import RUNTIMES, UNNAMED_RUNTIME, get_runtime
 
-    runtime = manifest.get("runtime", DEFAULT_RUNTIME)
-    get_runtime(DEFAULT_RUNTIME)  # the built-in runtimes registered
+    runtime = manifest.get("runtime", UNNAMED_RUNTIME)
+    get_runtime(UNNAMED_RUNTIME)  # the built-in runtimes registered
     if runtime not in RUNTIMES:
         raise PackageError(f"{label}: manifest runtime {runtime[:40]!r} is not one this version knows")
     gguf = manifest.get("gguf")
-    if runtime != DEFAULT_RUNTIME and manifest.get("kind", "update") == "update":
+    if runtime != UNNAMED_RUNTIME and manifest.get("kind", "update") == "update":
         if (
             not isinstance(gguf, dict)
             or gguf.get("kind") not in GGUF_KINDS

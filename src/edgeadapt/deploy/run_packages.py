@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeadapt import __version__, models
-from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import archive, build
 from edgeadapt.deploy.gguf_packages import with_tmp
-from edgeadapt.deploy.runtime import get_runtime
+from edgeadapt.deploy.runtime import DEFAULT_RUNTIME, check_package_dtype, get_runtime
 from edgeadapt.evaluation.metrics import degradation_pct
 from edgeadapt.evaluation.sets import eval_sets
 from edgeadapt.inference.predictor import ModelPredictor, perplexity
@@ -86,7 +85,7 @@ def export(
     fingerprint: str | None = None,
     sets=None,
     release: dict[str, Any] | None = None,
-    runtime: str = "transformers",
+    runtime: str = DEFAULT_RUNTIME,
     gguf_type: str = "f16",
 ) -> dict[str, Any]:
     """One package for a variant of the run, for a device of `runtime`; bf16/int8 packages record their
@@ -98,8 +97,7 @@ def export(
     fields = manifest_fields(run, results, variant, fingerprint) | (release or build.release())
     engine = get_runtime(runtime)
     if engine.run_sources is not None:  # the runtime's own files (GGUF), made in a temporary folder
-        if dtype != "fp32":
-            raise UserError(f"--dtype {dtype} is for PyTorch updates; a {runtime} package has --gguf-type")
+        check_package_dtype(dtype, runtime, "update")
 
         def make(tmp: Path) -> dict[str, Any]:
             sources, extra = engine.run_sources(run, variant, tmp, {"gguf_type": gguf_type})
@@ -123,7 +121,7 @@ def export_run(
     sign_key: Path | None,
     compress: bool,
     release: dict[str, Any] | None = None,
-    runtime: str = "transformers",
+    runtime: str = DEFAULT_RUNTIME,
     gguf_type: str = "f16",
 ) -> dict:
     """`edgeadapt package export RUN --method NAME --dtype D [--sign KEY] [--compress] [--runtime R] --out FILE`."""
@@ -174,6 +172,7 @@ def package_sizes(
                 dtype,
                 fingerprint=fingerprint,
                 sets=sets,
+                runtime="transformers",  # the dtype study weighs PyTorch packages (bf16, int8)
             )
             packed = archive.compress(
                 folder / f"{variant}-{dtype}.eaupd", folder / f"{variant}-{dtype}.eaupd.zst"

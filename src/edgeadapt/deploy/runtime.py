@@ -18,8 +18,10 @@ A runtime provides:
   alone: an expert package), `adapter_sources(folder, method, base_dir,
   tmp)`, each giving (member path, file) pairs written into `tmp` (and for an update, manifest fields).
 
-A package names the runtime it was built for (manifest `runtime`, default `transformers`); a device
-refuses a package for another runtime before anything is extracted.
+A package names the runtime it was built for (manifest `runtime`; a PyTorch package names none, so devices
+of earlier versions keep taking it); a device refuses a package for another runtime before anything is
+extracted. `device init` and `package export` default to llama.cpp (DEFAULT_RUNTIME): it is what devices
+run, 5x transformers' tokens/s on two threads (README, "Which runtime a device runs").
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeadapt.core.errors import unknown
+from edgeadapt.core.errors import UserError, unknown
 from edgeadapt.core.files import tree_sha256, write_json_atomic
 from edgeadapt.deploy.archive import PackageError
 
 DEVICE_FILE = "device.json"
-DEFAULT_RUNTIME = "transformers"
+# What `device init` and `package export` use when no runtime is named.
+DEFAULT_RUNTIME = "llamacpp"
+# The runtime of a package or device folder that names none: transformers was the only runtime before
+# llama.cpp's, and its packages still name none.
+UNNAMED_RUNTIME = "transformers"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,15 @@ def get_runtime(name: str) -> DeviceRuntime:
     return RUNTIMES[name]
 
 
+def check_package_dtype(dtype: str, runtime: str, what: str) -> None:
+    """--dtype (bf16, int8) shapes PyTorch files; a runtime with files of its own (GGUF) takes them as written."""
+    if dtype != "fp32":
+        raise UserError(
+            f"--dtype {dtype} is for PyTorch packages; a {runtime} {what} travels as GGUF "
+            "(for a PyTorch package: --runtime transformers)"
+        )
+
+
 def write_device_info(device_dir: Path, info: dict[str, Any]) -> None:
     write_json_atomic(Path(device_dir) / DEVICE_FILE, info, indent=1)
 
@@ -80,7 +95,7 @@ def device_info(device_dir: Path) -> dict[str, Any]:
     if not path.exists():
         from edgeadapt.models.fingerprint import fingerprint
 
-        return {"runtime": DEFAULT_RUNTIME, "base_fingerprint": fingerprint(Path(device_dir) / "base")}
+        return {"runtime": UNNAMED_RUNTIME, "base_fingerprint": fingerprint(Path(device_dir) / "base")}
     try:
         info = json.loads(path.read_text())
         if not isinstance(info, dict) or not all(
@@ -116,7 +131,7 @@ def runtime_of(device_dir: Path) -> DeviceRuntime:
 
 def check_runtime(manifest: dict[str, Any], device_dir: Path, label: str) -> None:
     """A package built for another runtime is refused with one line that says which."""
-    wanted, have = manifest.get("runtime", DEFAULT_RUNTIME), device_info(device_dir)["runtime"]
+    wanted, have = manifest.get("runtime", UNNAMED_RUNTIME), device_info(device_dir)["runtime"]
     if wanted != have:
         raise PackageError(
             f"{label}: a package for the {wanted} runtime; this device runs {have} "

@@ -17,6 +17,7 @@ from edgeadapt.routing.registry import (
     load_router,
     register_router,
     router_key,
+    router_kind_of,
 )
 
 for _module in pkgutil.iter_modules(__path__):
@@ -31,4 +32,5 @@ __all__ = [
     "load_router",
     "register_router",
     "router_key",
+    "router_kind_of",
 ]

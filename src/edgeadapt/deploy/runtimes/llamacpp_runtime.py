@@ -40,7 +40,8 @@ def init_base(base_dir: Path, model_dir: Path, options: dict[str, Any]) -> dict[
     if gguf_type not in GGUF_TYPES:
         raise PackageError(f"--gguf-type must be one of {', '.join(GGUF_TYPES)}, got '{gguf_type}'")
     model, tokenizer = models.load(model_dir, torch.float32, torch.device("cpu"))
-    name = options.get("model", "")
+    # The built-in model's name picks the pre-tokenizer llama.cpp splits text with (its source GGUF's).
+    name = options.get("model") or models.model_info(model_dir)["name"]
     write(
         model,
         tokenizer,
@@ -102,12 +103,15 @@ def expert_problems(expert: Path, base: dict) -> list[str]:
 
 
 def router_layer_problems(folder: Path) -> list[str]:
-    """The router's query must be one this device computes from its GGUF (layer 0 or 1)."""
-    from edgeadapt.routing import load_router
+    """A router that reads the base's hidden states must read a layer this device computes from its GGUF
+    (0 or 1); one that reads the prompt's text needs none."""
+    from edgeadapt.routing import router_kind_of
 
-    router = load_router(folder)
-    layer = getattr(router, "layer", None)
-    if not getattr(router, "reads_gguf", True) or (layer is not None and layer not in (0, 1)):
+    kind = router_kind_of(folder)
+    if not kind.capabilities.reads_model:
+        return []
+    layer = kind.load(folder).layer
+    if layer not in (0, 1):
         return [f"the router reads layer {layer}; a llama.cpp device computes its query at layer 0 or 1"]
     return []
 
@@ -204,14 +208,16 @@ class Served:
         kind = update_kind(manifest) if manifest else ""
         if manifest and manifest.get("kind", "update") != "update":
             from edgeadapt.deploy.gguf_queries import GgufQueries
-            from edgeadapt.routing import load_router
+            from edgeadapt.routing import router_kind_of
 
             experts = json.loads((folder / "library.json").read_text())["experts"]
             adapters = [folder / "experts" / name / "adapter.gguf" for name in experts]
             self.llama = LlamaCpp(base_dir / BASE_GGUF, adapters, threads)
-            self.router = load_router(folder).bind_queries(
-                GgufQueries(base_dir / BASE_GGUF, load_router(folder).layer)
-            )
+            router_kind = router_kind_of(folder)
+            self.router = router_kind.load(folder)
+            # its query: the base's hidden states, computed from the GGUF (a text router reads the prompt)
+            if router_kind.capabilities.reads_model:
+                self.router.bind_queries(GgufQueries(base_dir / BASE_GGUF, self.router.layer))
             self.experts = list(experts)
         elif kind == "adapter":
             self.llama = LlamaCpp(base_dir / BASE_GGUF, folder / "adapter.gguf", threads, scale=scale)
