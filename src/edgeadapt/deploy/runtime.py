@@ -21,7 +21,7 @@ A runtime provides:
 A package names the runtime it was built for (manifest `runtime`; a PyTorch package names none, so devices
 of earlier versions keep taking it); a device refuses a package for another runtime before anything is
 extracted. `device init` and `package export` default to llama.cpp (DEFAULT_RUNTIME): it is what devices
-run, 5x transformers' tokens/s on two threads (README, "Which runtime a device runs").
+run, at 5x transformers' tokens/s on two threads (README, "Run it on a device").
 """
 
 from __future__ import annotations
