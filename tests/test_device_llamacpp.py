@@ -13,27 +13,23 @@ import torch
 
 from edgeadapt import models
 from edgeadapt.core.errors import UserError
-from edgeadapt.deploy import build, device, library_packages, run_packages
+from edgeadapt.deploy import build, device, library_packages
 from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.llamacpp import LlamaCpp
 from edgeadapt.routing.scar import ScarRouter
 from edgeadapt.updates.library import Expert, Library
-from tests.device_helpers import cli_apply, refused
+from tests.device_helpers import cli_apply, export, fresh_device, refused
 
 PROMPTS = ["hello world, this is a test", "ICD-10-CM category of: fracture of the wrist"]
 
 
 def llama_device(tmp_path: Path, name: str = "llama") -> Path:
-    folder = tmp_path / name
-    device.init(folder, models.resolve("tiny-random"), runtime="llamacpp", options={"model": "tiny-random"})
-    return folder
+    return fresh_device(tmp_path, name, runtime="llamacpp")
 
 
 def package(opened, variant: str, out: Path, version: int, runtime: str = "llamacpp", **extra) -> Path:
-    run, results = opened
-    release = build.release(version) | extra
-    run_packages.export(run, results, variant, out, "fp32", None, release=release, runtime=runtime)
-    return out
+    """An unsigned package, for a llama.cpp device unless `runtime` says otherwise."""
+    return export(opened, variant, out, version, None, runtime=runtime, **extra)
 
 
 def files_of(dev: Path) -> dict[str, bytes]:

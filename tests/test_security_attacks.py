@@ -152,6 +152,14 @@ def library_package(opened, keyring, tmp_path: Path, edit=None, name: str = "lib
     return out
 
 
+def expert_package(library: Path, name: str, out: Path, keyring, version: int | None = None) -> dict:
+    """One expert of `library` as a package for a transformers device, signed by the update key."""
+    release = build.release(version) if version is not None else None
+    return library_packages.export_expert(
+        library, name, out, sign_key=keyring["update"][0], release=release, runtime=PYTORCH
+    )
+
+
 def test_an_expert_named_by_a_path_is_refused_where_it_is_read(opened, tmp_path):
     folder = make_library(opened, tmp_path / "lib")
     data = json.loads((folder / "library.json").read_text())
@@ -180,9 +188,7 @@ def test_a_signed_library_whose_router_names_other_experts_is_refused(opened, ke
 
 def test_an_expert_package_names_a_plain_name_and_its_router(opened, keyring, tmp_path):
     lib = make_library(opened, tmp_path / "lib")
-    package = library_packages.export_expert(
-        lib, "beta", tmp_path / "e.eaupd", sign_key=keyring["update"][0], runtime=PYTORCH
-    )
+    package = expert_package(lib, "beta", tmp_path / "e.eaupd", keyring)
     for change, message in (
         (lambda m: m["experts"][0].update(name="/abs/path"), "not a plain name"),
         (lambda m: m.update(experts=[]), "lists one expert"),
@@ -211,14 +217,7 @@ def test_an_expert_from_a_library_with_another_router_does_not_join(opened, keyr
     router = json.loads((other / "router.json").read_text())
     router["experts"] = ["alpha", "gamma"]
     (other / "router.json").write_text(json.dumps(router))
-    package = library_packages.export_expert(
-        other,
-        "gamma",
-        tmp_path / "g.eaupd",
-        sign_key=keyring["update"][0],
-        release=build.release(2),
-        runtime=PYTORCH,
-    )
+    package = expert_package(other, "gamma", tmp_path / "g.eaupd", keyring, version=2)
     before = files_of(dev)
     refused(
         cli_apply(Path(tmp_path / "g.eaupd"), dev, "--pubkey", str(keyring["update"][1])),
@@ -381,14 +380,7 @@ def test_an_expert_does_not_join_a_damaged_library(opened, keyring, tmp_path):
     dev = fresh_device(tmp_path)
     assert cli_apply(library_package(opened, keyring, tmp_path), dev, "--pubkey", pub).returncode == 0
     lib = make_library(opened, tmp_path / "same")
-    library_packages.export_expert(
-        lib,
-        "beta",
-        tmp_path / "e.eaupd",
-        sign_key=keyring["update"][0],
-        release=build.release(2),
-        runtime=PYTORCH,
-    )
+    expert_package(lib, "beta", tmp_path / "e.eaupd", keyring, version=2)
     active = device.read_state(dev)["active"]
     (dev / "updates" / active / "experts" / "alpha" / "adapter_model.safetensors").write_bytes(b"damaged")
     refused(cli_apply(tmp_path / "e.eaupd", dev, "--pubkey", pub), "does not match the hash recorded")
