@@ -87,6 +87,15 @@ def snapshot(dev: Path) -> tuple:
     return state, files
 
 
+def files_of(dev: Path) -> dict[str, bytes]:
+    """Every file of a device folder but its lock, by path: the whole device, byte for byte."""
+    return {
+        str(p.relative_to(dev)): p.read_bytes()
+        for p in sorted(dev.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
 def trusted_device(
     tmp_path: Path, keyring, threshold: int = 1, roots=("root",), runtime: str = PYTORCH
 ) -> Path:

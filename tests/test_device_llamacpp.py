@@ -18,7 +18,7 @@ from edgeadapt.deploy.archive import PackageError
 from edgeadapt.deploy.llamacpp import LlamaCpp
 from edgeadapt.routing.scar import ScarRouter
 from edgeadapt.updates.library import Expert, Library
-from tests.device_helpers import cli_apply, export, fresh_device, refused
+from tests.device_helpers import cli_apply, export, files_of, fresh_device, refused
 
 PROMPTS = ["hello world, this is a test", "ICD-10-CM category of: fracture of the wrist"]
 
@@ -30,14 +30,6 @@ def llama_device(tmp_path: Path, name: str = "llama") -> Path:
 def package(opened, variant: str, out: Path, version: int, runtime: str = "llamacpp", **extra) -> Path:
     """An unsigned package, for a llama.cpp device unless `runtime` says otherwise."""
     return export(opened, variant, out, version, None, runtime=runtime, **extra)
-
-
-def files_of(dev: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(dev)): p.read_bytes()
-        for p in sorted(dev.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def test_a_llamacpp_device_holds_a_gguf_base_and_no_checkpoint(tmp_path):

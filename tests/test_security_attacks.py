@@ -29,20 +29,12 @@ from tests.device_helpers import (
     edit_json,
     edit_tensor,
     export,
+    files_of,
     fresh_device,
     refused,
     resigned_manifest,
     resigned_update,
 )
-
-
-def files_of(dev: Path) -> dict[str, bytes]:
-    """Every file of a device folder but its lock, by path: the whole device, byte for byte."""
-    return {
-        str(p.relative_to(dev)): p.read_bytes()
-        for p in sorted(dev.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def refused_in_process(argv: list[str], capsys, message: str) -> None:

@@ -331,5 +331,5 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         for n, t in evaluation.collection.tasks.items()
     }
     results["seconds"] = round(sum(seconds), 1)
-    results["summary"] = summarize(results, cfg)
+    results["summary"] = summarize(results)
     return schema.write(cfg.run_dir() / "loragen.json", results, schema.LoragenResults)

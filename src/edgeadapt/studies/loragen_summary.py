@@ -6,8 +6,6 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from edgeadapt.core.config import RunConfig
-
 
 def row_tables(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """Label -> task -> measurements, for every row of the study."""
@@ -120,7 +118,7 @@ def in_context_gain(results: dict[str, Any], spec: str, names: list[str]) -> dic
     }
 
 
-def summarize(results: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
     rows = row_tables(results)
     summary: dict[str, Any] = {"groups": {}, "controls": {}, "spread": {}, "goals": {}}
     for group, names in results["groups"].items():

@@ -1,0 +1,104 @@
+"""The LoRA-Gen study over seeds: runs of one config that differ only in `train.seed` (each with its own
+`name=`), read as one. Every measurement is averaged over the seeds task by task and summarized as a single
+run is (`loragen_summary.summarize`), so a paired standard error is over tasks whose scores are seed means;
+beside the pooled summary stand each seed's own headline figures and their spread, so a reader sees whether
+the seeds agree before trusting the mean."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from edgeadapt.core.errors import UserError
+from edgeadapt.studies.loragen_summary import summarize
+
+NOT_AVERAGED = ("summary", "seconds", "seeds", "between_seeds")
+"""Recomputed from the pooled measurements (summary), added up (seconds), or this module's own output."""
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def average(values: list[Any], where: str, left_out: list[str]) -> Any:
+    """The mean of one measurement across seeds: numbers averaged, dicts key by key (a key some seed lacks is
+    left out and named in `left_out`), lists of numbers element by element; text (sample answers) is the
+    first seed's. A measurement some seed did not take (None) is None."""
+    first = values[0]
+    if any(v is None for v in values):
+        return None
+    if all(isinstance(v, dict) for v in values):
+        keys = [k for k in first if all(k in v for v in values)]
+        left_out += [
+            f"{where}.{k}" for v in values for k in v if k not in keys and f"{where}.{k}" not in left_out
+        ]
+        return {k: average([v[k] for v in values], f"{where}.{k}", left_out) for k in keys}
+    if all(is_number(v) for v in values):
+        return sum(values) / len(values)
+    if all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
+        if all(is_number(x) for v in values for x in v):
+            return [sum(column) / len(column) for column in zip(*values)]
+    return first
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """One run's figures that the study's conclusions rest on: every row's score per task group, and per
+    generator its gap to the multi-task LoRA and to each control on seen tasks (points), its share of the
+    per-task LoRA and of the in-context gain, and its generation time."""
+    out: dict[str, Any] = {
+        "score": {
+            group: {label: row["score"] for label, row in table.items()}
+            for group, table in summary["groups"].items()
+        }
+    }
+    for spec, goals in summary["goals"].items():
+        seen = summary["controls"][spec]["seen"]
+        out[spec] = {
+            "seen_vs_multitask_points": goals["seen_vs_multitask"]["gap_points"],
+            "seen_control_gap_points": {k: seen[f"{k}_gap_points"] for k in ("random", "other", "shuffled")},
+            "seen_vs_per_task": goals["seen_vs_per_task"],
+            "heldout_in_context_gain_share": goals["heldout_in_context_gain_share"],
+            "generation_ms": goals["generation_ms"],
+        }
+    return out
+
+
+def spread_between(figures: list[Any]) -> Any:
+    """Per figure of `headline`, its value in each seed, their mean and standard deviation."""
+    if all(isinstance(f, dict) for f in figures):
+        keys = [k for k in figures[0] if all(k in f for f in figures)]
+        return {k: spread_between([f[k] for f in figures]) for k in keys}
+    numbers = [f for f in figures if is_number(f)]
+    return {
+        "per_seed": figures,
+        "mean": statistics.mean(numbers) if len(numbers) == len(figures) else None,
+        "sd": statistics.stdev(numbers) if len(numbers) == len(figures) > 1 else None,
+    }
+
+
+def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`runs`: a label per seed (its file, say) -> that run's loragen.json. The pooled results, with a
+    summary of their own, `seeds` (each run's headline figures), `between_seeds` (their spread) and
+    `left_out` (measurements not every seed took, so not pooled)."""
+    if len(runs) < 2:
+        raise UserError("pooling seeds needs the results of at least two runs (one loragen.json per seed).")
+    labels, results = list(runs), list(runs.values())
+    for label, run in runs.items():
+        if run["groups"] != results[0]["groups"]:
+            raise UserError(
+                f"{label} scored other tasks than {labels[0]}: seeds pool only runs of one config and "
+                "collection (change train.seed and name=, nothing else)."
+            )
+    left_out: list[str] = []
+    pooled = {
+        key: average([r[key] for r in results], key, left_out)
+        for key in results[0]
+        if key not in NOT_AVERAGED and all(key in r for r in results)
+    }
+    pooled["seconds"] = sum(r.get("seconds") or 0 for r in results)
+    pooled["summary"] = summarize(pooled)
+    seeds = {label: headline(summarize(r)) for label, r in runs.items()}  # as this code summarizes
+    pooled["seeds"] = seeds
+    pooled["between_seeds"] = spread_between(list(seeds.values()))
+    pooled["left_out"] = left_out
+    return pooled

@@ -1,0 +1,137 @@
+"""The LoRA-Gen study's seeds pooled (`edgeadapt.studies.loragen_seeds`, bench/loragen_seeds.py): scores
+averaged task by task, the summary's paired gaps over the seed means, each seed's own figures beside them,
+and the refusals (one run, runs over other tasks)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeadapt.core.errors import UserError
+from edgeadapt.studies.loragen_seeds import pool_seeds
+
+ROOT = Path(__file__).parents[1]
+SPEC = "hypernet:x"
+
+
+def rows(scores: dict[str, float], ms: float = 100.0) -> dict[str, dict]:
+    return {
+        n: {
+            "score": s,
+            "prompt_tokens": 40,
+            "prefill_ms": ms,
+            "total_ms": 3 * ms,
+            "new_tokens": 4,
+            "samples": [n],
+        }
+        for n, s in scores.items()
+    }
+
+
+def study(generated: dict[str, float], multitask: dict[str, float], random: float, ms: float) -> dict:
+    """A loragen.json with seen tasks a, b, c and held-out task h: what `summarize` reads."""
+    names = [*generated]
+    return {
+        "schema_version": 2,
+        "prompting": {
+            "zero-shot": rows(dict.fromkeys(names, 0.1)),
+            "in-context": rows(dict.fromkeys(names, 0.2), ms=2 * ms),
+        },
+        "generated": {
+            SPEC: {
+                "tasks": rows(generated, ms),
+                "controls": {n: {"random": random, "other": 0.0, "shuffled": 0.0} for n in names},
+                "paraphrases": {n: [s, s / 2] for n, s in generated.items()},
+                "generation_ms": {"total_ms": 20.0},
+            }
+        },
+        "lora": {"multitask": rows(multitask, ms), "per-task": rows({"a": 1.0})},
+        "forgetting": {"multitask": {"general_ppl": 50.0}, f"generated[{SPEC}]": {"general_ppl": 45.0}},
+        "groups": {"seen": ["a", "b", "c"], "heldout": ["h"]},
+        "task_info": {},
+        "seconds": 60.0,
+    }
+
+
+def test_seeds_pool_task_by_task_and_keep_each_seeds_own_figures():
+    seed0 = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    seed1 = study(
+        {"a": 0.8, "b": 0.5, "c": 0.6, "h": 0.4}, {"a": 0.5, "b": 0.3, "c": 0.3, "h": 0.2}, 0.3, 200
+    )
+    pooled = pool_seeds({"seed0.json": seed0, "seed1.json": seed1})
+
+    assert pooled["generated"][SPEC]["tasks"]["a"]["score"] == pytest.approx(0.7)
+    assert pooled["generated"][SPEC]["tasks"]["a"]["samples"] == ["a"]  # text: the first seed's
+    assert pooled["generated"][SPEC]["paraphrases"]["c"] == pytest.approx([0.5, 0.25])
+    assert pooled["lora"]["multitask"]["b"]["total_ms"] == pytest.approx(450)
+    assert pooled["seconds"] == 120.0
+
+    # paired over the seen tasks' seed means: generated (0.7, 0.5, 0.5) against multi-task (0.5, 0.4, 0.4)
+    gaps = [20.0, 10.0, 10.0]
+    vs = pooled["summary"]["goals"][SPEC]["seen_vs_multitask"]
+    assert vs["gap_points"] == pytest.approx(statistics.mean(gaps))
+    assert vs["gap_stderr"] == pytest.approx(statistics.stdev(gaps) / 3**0.5)
+    assert pooled["summary"]["controls"][SPEC]["seen"]["random_gap_points"] == pytest.approx(
+        100 * (17 / 30 - 0.2)
+    )
+
+    each = pooled["between_seeds"][SPEC]["seen_vs_multitask_points"]
+    assert each["per_seed"] == pytest.approx([0.0, 80 / 3])
+    assert each["sd"] == pytest.approx(statistics.stdev([0.0, 80 / 3]))
+    assert pooled["between_seeds"]["score"]["heldout"][f"generated[{SPEC}]"]["per_seed"] == pytest.approx(
+        [0.2, 0.4]
+    )
+    assert pooled["seeds"]["seed1.json"][SPEC]["seen_control_gap_points"]["random"] == pytest.approx(
+        100 * (19 / 30 - 0.3)
+    )
+    assert pooled["left_out"] == []
+
+
+def test_a_measurement_only_one_seed_took_is_left_out_and_named():
+    seed0 = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    seed1 = study(
+        {"a": 0.8, "b": 0.5, "c": 0.6, "h": 0.4}, {"a": 0.5, "b": 0.3, "c": 0.3, "h": 0.2}, 0.3, 200
+    )
+    seed1["forgetting"]["per-task"] = {"general_ppl": 70.0}
+    pooled = pool_seeds({"seed0.json": seed0, "seed1.json": seed1})
+    assert pooled["left_out"] == ["forgetting.per-task"]
+    assert "per-task" not in pooled["forgetting"]
+
+
+def test_pooling_refuses_one_run_and_runs_over_other_tasks(tmp_path):
+    seed0 = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    with pytest.raises(UserError, match="at least two runs"):
+        pool_seeds({"seed0.json": seed0})
+    other = json.loads(json.dumps(seed0))
+    other["groups"]["seen"] = ["a", "b"]
+    with pytest.raises(UserError, match="other.json scored other tasks than seed0.json"):
+        pool_seeds({"seed0.json": seed0, "other.json": other})
+
+    (tmp_path / "seed0.json").write_text(json.dumps(seed0))
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    bench = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "loragen_seeds.py"),
+            "seed0.json",
+            "other.json",
+            "--out",
+            "p.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert bench.returncode == 2 and bench.stderr.startswith("error: other.json scored other tasks")
+    assert "Traceback" not in bench.stderr and not (tmp_path / "p.json").exists()
