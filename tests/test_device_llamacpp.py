@@ -355,3 +355,39 @@ def test_every_llamacpp_request_computes_its_prompt_whole():
     served = SimpleNamespace(adapters=[Path("a.gguf")], scales=[0.0])
     body = LlamaCpp.request(served, [1, 2, 3], 4, [1.0])
     assert body["cache_prompt"] is False and body["lora"] == [{"id": 0, "scale": 1.0}]
+
+
+@pytest.mark.parametrize("runtime", ["llamacpp", "transformers"])
+def test_explain_shows_the_speed_per_answer_token_apart_from_the_prompt_where_the_runtime_times_it(
+    tmp_path, capsys, runtime
+):
+    """llama.cpp times the prompt's processing and the answer's tokens apart: `--explain` shows both, the
+    prompt counted in tokens as the device's chat template makes it; transformers says its figure includes
+    the prompt."""
+    import re
+
+    from edgeadapt.cli import main
+    from edgeadapt.data.format import prompt_ids
+
+    dev = fresh_device(tmp_path, runtime=runtime)
+    capsys.readouterr()
+    argv = ["device", "generate", "--device-dir", str(dev), "--explain", "--max-new-tokens", "5", PROMPTS[1]]
+    assert main(argv) == 0
+    speed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("speed: ")]
+    assert len(speed) == 1, speed
+    if runtime == "transformers":
+        assert "the prompt's processing included (transformers)" in speed[0]
+        return
+    found = re.fullmatch(
+        r"speed: ([\d.]+) ms per answer token \((\d+) tokens\); the prompt, (\d+) tokens, in (\d+) ms; "
+        r"([\d.]+) ms per answer token in all \(llamacpp\)",
+        speed[0],
+    )
+    assert found, speed[0]
+    per_token, answer_tokens, prompt_tokens, _, in_all = found.groups()
+    from edgeadapt.models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(dev / "base")
+    assert int(prompt_tokens) == len(prompt_ids(tokenizer, [{"role": "user", "content": PROMPTS[1]}]))
+    assert 1 <= int(answer_tokens) <= 5
+    assert float(per_token) <= float(in_all)  # the prompt's time is part of the wall time, not of a token's

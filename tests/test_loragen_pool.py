@@ -74,7 +74,13 @@ def test_meta_tokens_on_cached_prefixes_equal_reading_the_whole_sequence(built):
         with torch.no_grad():
             embeds = torch.cat([reader.model.get_input_embeddings()(ids), built.meta[None]], dim=1)
             whole = reader.model(inputs_embeds=embeds, output_hidden_states=True).hidden_states[-1]
+            alone = reader.model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
         torch.testing.assert_close(batched[index], whole[0, ids.shape[1] :], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            built.read([text])[0], batched[index], atol=1e-5, rtol=1e-4
+        )  # `make`'s pass
+        # the reader reads without the LM head (its body): the states the whole causal LM has
+        torch.testing.assert_close(reader([text])[0], torch.nn.functional.normalize(alone[0].mean(0), dim=-1))
 
 
 def test_the_materialized_adapter_is_the_gated_sum_of_the_experts(tmp_path):

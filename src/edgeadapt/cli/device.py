@@ -45,15 +45,13 @@ def _device(args: argparse.Namespace) -> None:
             print(answer)
             if args.explain:
                 print("route: no library is active, so every request runs the active update (or the base)")
-                print(
-                    f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})"
-                )
+                print(speed_line(result, device.runtime_of(folder).name))
             return
         print(f"[expert: {route.label}] {answer}" if route.experts else f"[base: no expert] {answer}")
         if args.explain:  # the null class is the base route: say so
             scores = sorted(route.scores.items(), key=lambda kv: -kv[1])
             print("router: " + ", ".join(f"{'base' if k == 'null' else k} {v:.3f}" for k, v in scores))
-            print(f"speed: {result.ms_per_token:.1f} ms per answer token ({device.runtime_of(folder).name})")
+            print(speed_line(result, device.runtime_of(folder).name))
         return
     if args.action == "apply":
         if not args.arg:
@@ -67,6 +65,21 @@ def _device(args: argparse.Namespace) -> None:
         state = device.status(folder)
     print(json.dumps(state, indent=1))  # json escapes every control character a manifest may hold
     _warn(device.warnings_of(state))
+
+
+def speed_line(result, runtime: str) -> str:
+    """How fast the answer came: per answer token after the prompt, and the prompt's processing apart, where
+    the runtime timed them (a short answer's wall time per token is mostly the prompt's)."""
+    t = result.timings or {}
+    if t.get("answer_tokens") and t.get("answer_ms") is not None and t.get("prompt_ms") is not None:
+        return (
+            f"speed: {t['answer_ms'] / t['answer_tokens']:.1f} ms per answer token ({t['answer_tokens']} tokens); "
+            f"the prompt, {t['prompt_tokens']} tokens, in {t['prompt_ms']:.0f} ms; "
+            f"{result.ms_per_token:.1f} ms per answer token in all ({runtime})"
+        )
+    return (
+        f"speed: {result.ms_per_token:.1f} ms per answer token, the prompt's processing included ({runtime})"
+    )
 
 
 def _warn(lines: list[str]) -> None:

@@ -330,7 +330,10 @@ class Answer(NamedTuple):
     warnings: list[str]
     """What the operator must hear (an expired update is still served, with a warning)."""
     ms_per_token: float
-    """Wall time per answer token, the prompt's processing included."""
+    """Wall time per answer token, the prompt's processing (and routing) included."""
+    timings: dict[str, Any] | None = None
+    """As the runtime timed the request, where it does (llama.cpp): prompt_tokens, prompt_ms, answer_tokens,
+    answer_ms; the prompt's processing apart from the answer's tokens."""
 
 
 def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> Answer:
@@ -344,7 +347,8 @@ def generate(device_dir: Path, prompt: str, max_new_tokens: int = 48) -> Answer:
     tokens = max(1, len(server_tokens(server, answer)))
     state = read_state(device_dir)
     active = describe(device_dir, state["active"], rehash=False)  # active_server has just re-hashed it
-    return Answer(answer, route, warnings_of({"active": active}), 1000 * seconds / tokens)
+    timings = getattr(server, "timings", None)
+    return Answer(answer, route, warnings_of({"active": active}), 1000 * seconds / tokens, timings)
 
 
 def server_tokens(server, answer: str) -> list[int]:

@@ -100,19 +100,25 @@ class LlamaCpp:
             raise RuntimeError(f"llama.cpp answered {str(response)[:300]}")
         return response
 
+    def greedy_timed(
+        self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None
+    ) -> tuple[list[int], list[float], dict[str, float]]:
+        """The token ids llama.cpp generates greedily (it stops early at end of generation), the
+        log-probability it gave each, and its timings of the request (prompt_n and prompt_ms: the prompt's
+        processing; predicted_n and predicted_ms: the answer's tokens)."""
+        response = self.complete(prompt, max_tokens, scales)
+        content = (response["choices"][0].get("logprobs") or {}).get("content", [])
+        return [t["id"] for t in content], [float(t["logprob"]) for t in content], response.get("timings", {})
+
     def greedy(
         self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> tuple[list[int], list[float]]:
-        """The token ids llama.cpp generates greedily (it stops early at end of generation), and the
-        log-probability it gave each."""
-        choice = self.complete(prompt, max_tokens, scales)["choices"][0]
-        content = (choice.get("logprobs") or {}).get("content", [])
-        return [t["id"] for t in content], [float(t["logprob"]) for t in content]
+        return self.greedy_timed(prompt, max_tokens, scales)[:2]
 
     def greedy_ids(
         self, prompt: list[int] | str, max_tokens: int, scales: list[float] | None = None
     ) -> list[int]:
-        return self.greedy(prompt, max_tokens, scales)[0]
+        return self.greedy_timed(prompt, max_tokens, scales)[0]
 
     def token_logprobs(
         self, ids: list[int], scales: list[float] | None = None, positions: list[int] | None = None

@@ -65,6 +65,10 @@ class ModelEncoder(DescriptionEncoder):
             registry.resolve(name, base_dir), torch.float32, torch.device("cpu")
         )
         self.model.eval()
+        # what reads: the transformer without its LM head. A reader wants states, not next-token logits, and
+        # the head is most of the work on a short text (Gemma-3-270M's 262k-word head: 265 ms of reading 22
+        # tokens on two cores, 117 without it); the states are the same tensors either way (tested).
+        self.body = self.model.base_model
         self.name, self.dim = f"model:{name}", self.model.config.hidden_size
         self.max_tokens = 512
 
@@ -75,7 +79,7 @@ class ModelEncoder(DescriptionEncoder):
             batch = self.tokenizer(
                 texts[start : start + batch_size], padding=True, return_tensors="pt", add_special_tokens=True
             )
-            out = self.model(**batch, output_hidden_states=True)
+            out = self.body(**batch, output_hidden_states=True)
             states = out.hidden_states[-1]
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -237,7 +237,14 @@ class Served:
             route = self.router.route([Request(ids, prompt)])[0]
             weights = dict(zip(route.experts, route.weights))
             scales = [weights.get(name, 0.0) for name in self.experts]
-        tokens = self.llama.greedy_ids(ids, max_new_tokens, scales)
+        tokens, _, timings = self.llama.greedy_timed(ids, max_new_tokens, scales)
+        # the prompt's processing apart from the answer's tokens: per-token speed is the second
+        self.timings = {
+            "prompt_tokens": timings.get("prompt_n"),
+            "prompt_ms": timings.get("prompt_ms"),
+            "answer_tokens": timings.get("predicted_n"),
+            "answer_ms": timings.get("predicted_ms"),
+        }
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip(), route
 
 
