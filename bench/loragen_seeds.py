@@ -18,10 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
 def figure(spread: dict, scale: float = 1.0) -> str:
     """Each seed's value, then mean ± s.d."""
     seeds = " / ".join("-" if v is None else f"{scale * v:.1f}" for v in spread["per_seed"])
@@ -31,6 +27,8 @@ def figure(spread: dict, scale: float = 1.0) -> str:
 
 
 def print_tables(pooled: dict) -> None:
+    from edgeadapt.reports.loragen import pct
+
     between, summary = pooled["between_seeds"], pooled["summary"]
     for group, rows in between["score"].items():
         print(f"\n{group}: score % per seed (mean ± s.d. between seeds)")

@@ -368,6 +368,7 @@ def test_explain_shows_the_speed_per_answer_token_apart_from_the_prompt_where_th
 
     from edgeadapt.cli import main
     from edgeadapt.data.format import prompt_ids
+    from edgeadapt.models.loading import load_tokenizer
 
     dev = fresh_device(tmp_path, runtime=runtime)
     capsys.readouterr()
@@ -385,8 +386,6 @@ def test_explain_shows_the_speed_per_answer_token_apart_from_the_prompt_where_th
     )
     assert found, speed[0]
     per_token, answer_tokens, prompt_tokens, _, in_all = found.groups()
-    from edgeadapt.models.loading import load_tokenizer
-
     tokenizer = load_tokenizer(dev / "base")
     assert int(prompt_tokens) == len(prompt_ids(tokenizer, [{"role": "user", "content": PROMPTS[1]}]))
     assert 1 <= int(answer_tokens) <= 5

@@ -138,9 +138,12 @@ class PoolLoRA(nn.Module):
     def check(self, text: str, where: str = "description") -> str:
         return self.reader.check(text, where)
 
+    def token_ids(self, text: str) -> torch.Tensor:
+        return self.reader.tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
+
     @torch.no_grad()
     def prefix(self, text: str) -> Prefix:
-        ids = self.reader.tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
+        ids = self.token_ids(text)
         cache = self.reader.body(input_ids=ids.to(self.reader.model.device), use_cache=True).cache
         return [(layer.keys, layer.values) for layer in cache.layers], ids.shape[1]
 
@@ -185,7 +188,7 @@ class PoolLoRA(nn.Module):
         embed = self.reader.model.get_input_embeddings()
         states = []
         for text in texts:
-            ids = self.reader.tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
+            ids = self.token_ids(text)
             embeds = torch.cat([embed(ids.to(self.meta.device)), self.meta[None]], dim=1)
             out = self.reader.body(inputs_embeds=embeds, output_hidden_states=True)
             states.append(out.hidden_states[-1][:, ids.shape[1] :])
