@@ -169,6 +169,7 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
     assert held["few-shot"]["prompt_tokens"] > held["in-context"]["prompt_tokens"]
     for spec in ("model:tiny-random", "minilm"):
         assert set(s["controls"][spec]) == {"all", "heldout", "seen"}
+        assert evaluated["generated"][spec]["controls_of"] == "the text read"
         controls = s["controls"][spec]["all"]
         assert set(controls) >= {"right", "random", "other", "shuffled", "other_gap_stderr"}
         won, lost = controls["random_wins_losses"]
@@ -227,6 +228,33 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
     other = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.eval_rows=5"])
     with pytest.raises(AssertionError, match="measured again"):
         loragen_eval.evaluate(other, resume=True)
+
+
+def test_controls_are_made_from_the_text_the_right_row_reads(trained):
+    from edgeadapt.studies.loragen import collection_of
+    from edgeadapt.studies.loragen_eval import controls
+
+    collection = collection_of(cfg_of(trained))
+    tasks = list(collection.tasks.values())
+    task, read = tasks[0], "Write every word of the unseen paraphrase backwards please"
+    made = controls(read, task, tasks, seed=3)
+    assert sorted(made["shuffled"].split()) == sorted(read.split())  # the words read, not the description's
+    assert [len(w) for w in made["random"].split()] == [max(2, len(w)) for w in read.split()]
+    assert made["other"] == tasks[1].description and made["other"] != task.description
+    assert controls(read, task, tasks, seed=3) == made  # seeded: every generator meets the same controls
+
+
+def test_each_measurement_logs_a_line_of_progress(trained):
+    from edgeadapt.evaluation.task_scores import Prompting
+    from edgeadapt.studies import loragen_eval
+
+    said = []
+    evaluation = loragen_eval.Evaluation(cfg_of(trained), log=said.append)
+    task = evaluation.groups["heldout"][0]
+    timed = evaluation.measure(task, Prompting("title", task.title), "zero-shot")
+    untimed = evaluation.measure(task, Prompting("none"), "control random", timed=False)
+    assert said[-2] == f"  zero-shot {task.name}: {timed['score']:.0%}, {timed['total_ms']:,.0f} ms a request"
+    assert said[-1] == f"  control random {task.name}: {untimed['score']:.0%}"
 
 
 def test_a_retrained_generator_measures_its_own_rows_again_and_nothing_else(evaluated, trained, monkeypatch):

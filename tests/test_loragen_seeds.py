@@ -1,6 +1,6 @@
 """The LoRA-Gen study's seeds pooled (`edgeadapt.studies.loragen_seeds`, bench/loragen_seeds.py): scores
 averaged task by task, the summary's paired gaps over the seed means, each seed's own figures beside them,
-and the refusals (one run, runs over other tasks)."""
+and the refusals (one run, runs over other tasks, controls made from different texts)."""
 
 from __future__ import annotations
 
@@ -135,3 +135,15 @@ def test_pooling_refuses_one_run_and_runs_over_other_tasks(tmp_path):
     )
     assert bench.returncode == 2 and bench.stderr.startswith("error: other.json scored other tasks")
     assert "Traceback" not in bench.stderr and not (tmp_path / "p.json").exists()
+
+
+def test_pooling_refuses_seeds_whose_controls_were_made_from_different_texts():
+    older = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    newer = json.loads(json.dumps(older))
+    newer["generated"][SPEC]["controls_of"] = "the text read"
+    with pytest.raises(UserError, match=r"hypernet:x were made from different texts .*old.json: the trained"):
+        pool_seeds({"old.json": older, "new.json": newer})
+    older["generated"][SPEC]["controls_of"] = "the text read"
+    assert pool_seeds({"old.json": older, "new.json": newer})["left_out"] == []

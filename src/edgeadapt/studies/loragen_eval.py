@@ -89,11 +89,17 @@ def seen_sample(tasks: list[Task], count: int, keep: list[str]) -> list[Task]:
     return [t for t in tasks if t in chosen]
 
 
-def controls(task: Task, others: list[Task], seed: int) -> dict[str, str]:
-    """Descriptions an adapter should not do well from: random letters of the same length, another task's
-    description, the description's words in random order."""
+CONTROLS_OF = "the text read"
+"""What a control is made from, recorded with every generator's rows: the text the right row reads (a seen
+task's unseen paraphrase, a held-out task's description). Controls once shuffled a seen task's *trained*
+description, nearly a trained text to a bag-of-words reader; runs measured so lack the record."""
+
+
+def controls(read: str, task: Task, others: list[Task], seed: int) -> dict[str, str]:
+    """Descriptions an adapter should not do well from: random letters of the same length as `read` (the text
+    the right row reads), another task's description, `read`'s words in random order."""
     rng = random.Random(f"{seed}:{task.name}")
-    words = task.description.split()
+    words = read.split()
     random_words = [
         "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(max(2, len(w)))) for w in words
     ]
@@ -168,6 +174,9 @@ class Evaluation:
         result = self.score(task, how, label)
         if timed:
             result.update(self.latency(task, how))
+        # one line a measurement: the only sign of progress in a log, where the bars stay silent
+        speed = f", {result['total_ms']:,.0f} ms a request" if timed else ""
+        self.log(f"  {label} {task.name}: {result['score']:.0%}{speed}")
         return result
 
     def shots_of(self, task: Task) -> tuple[dict, ...]:
@@ -198,7 +207,13 @@ class Evaluation:
         paraphrase, for the spread), seen tasks from their unseen paraphrases; controls on held-out and seen."""
         generator = Generator.open(generator_dir(self.cfg, spec), self.cfg.base_dir)
         scaling, k = generator.cfg.scaling, self.cfg.loragen.train_paraphrases
-        out: dict[str, Any] = {"tasks": {}, "paraphrases": {}, "controls": {}, "familiarity": {}}
+        out: dict[str, Any] = {
+            "tasks": {},
+            "paraphrases": {},
+            "controls": {},
+            "controls_of": CONTROLS_OF,
+            "familiarity": {},
+        }
         for group, tasks in self.groups.items():
             for task in tasks:
                 texts = [task.description, *task.paraphrases] if group != "seen" else task.paraphrases[k:]
@@ -220,7 +235,7 @@ class Evaluation:
                         kind: self.with_adapter(
                             generator.generate(text)[0], scaling, [task], f"control {kind}", False
                         )[task.name]["score"]
-                        for kind, text in controls(task, tasks, self.cfg.train.seed).items()
+                        for kind, text in controls(texts[0], task, tasks, self.cfg.train.seed).items()
                     }
         out["generation_ms"] = generation_ms(
             generator, self.groups["heldout"][0].description, self.cfg.loragen.generation_repeats
@@ -306,7 +321,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
             f"generated-{spec}",
             lambda spec=spec: evaluation.generated_rows(spec),
             f"row 3: adapters generated with encoder {spec}",
-            {"generator": ids[spec]},
+            {"generator": ids[spec], "controls_of": CONTROLS_OF},
         )
         for spec in encoders_of(cfg)
     }

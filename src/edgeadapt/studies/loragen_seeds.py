@@ -76,6 +76,21 @@ def spread_between(figures: list[Any]) -> Any:
     }
 
 
+def mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
+    """Refuses seeds whose controls were made from different texts: their average would be neither."""
+    for spec in runs[next(iter(runs))]["generated"]:
+        made_from = {
+            label: run["generated"].get(spec, {}).get("controls_of", "the trained description")
+            for label, run in runs.items()
+        }
+        if len(set(made_from.values())) > 1:
+            each = "; ".join(f"{label}: {what}" for label, what in made_from.items())
+            raise UserError(
+                f"the seeds' controls for {spec} were made from different texts ({each}): measure the older "
+                "run's generators again (`loragen eval ... --resume` does) before pooling."
+            )
+
+
 def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """`runs`: a label per seed (its file, say) -> that run's loragen.json. The pooled results, with a
     summary of their own, `seeds` (each run's headline figures), `between_seeds` (their spread) and
@@ -89,6 +104,7 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"{label} scored other tasks than {labels[0]}: seeds pool only runs of one config and "
                 "collection (change train.seed and name=, nothing else)."
             )
+    mixed_controls(runs)
     left_out: list[str] = []
     pooled = {
         key: average([r[key] for r in results], key, left_out)
