@@ -76,7 +76,7 @@ def spread_between(figures: list[Any]) -> Any:
     }
 
 
-def mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
+def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
     """Refuses seeds whose controls were made from different texts: their average would be neither."""
     for spec in runs[next(iter(runs))]["generated"]:
         made_from = {
@@ -104,7 +104,7 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"{label} scored other tasks than {labels[0]}: seeds pool only runs of one config and "
                 "collection (change train.seed and name=, nothing else)."
             )
-    mixed_controls(runs)
+    refuse_mixed_controls(runs)
     left_out: list[str] = []
     pooled = {
         key: average([r[key] for r in results], key, left_out)
