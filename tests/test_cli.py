@@ -351,6 +351,16 @@ def test_a_log_file_gets_one_line_per_stage_and_no_progress_bar_debris_or_librar
     assert not noise, noise
 
 
+def test_a_log_file_hears_of_progress_between_evaluations(tmp_path, capsys, monkeypatch):
+    from edgeadapt.training import loop
+
+    monkeypatch.setattr(loop, "PROGRESS_EVERY_S", 0.0)  # a line after every step
+    assert main(["train", str(SMOKE), "--method", "lora", f"out_dir={tmp_path}", "train.steps=3"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " s a step, about " in line]
+    assert [line.split(",")[0] for line in lines] == [f"  [lora] step {n} of 3" for n in (1, 2, 3)]
+    assert lines[-1].endswith("about 0 min left")
+
+
 def test_tensorboard_receives_the_forgetting_curve(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

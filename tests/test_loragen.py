@@ -356,3 +356,39 @@ def test_the_equal_length_speedup_charges_the_adapter_for_the_answer_the_base_wr
     }
     assert equal_length_speedup(context, generated, ["a", "b", "missing"]) == pytest.approx(1000 / 900)
     assert equal_length_speedup(context, generated, ["b"]) is None
+
+
+def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(evaluated, trained, tmp_path):
+    import copy
+    import shutil
+
+    from edgeadapt.studies.loragen_add import add_generator
+
+    run = tmp_path / trained.name  # a copy: its generator trained, its rows measured again
+    shutil.copytree(trained, run)
+    spec = "minilm"
+    for name in (f"generated-{spec}", f"forgetting-{spec}"):
+        (run / "loragen-parts" / f"{name}.json").unlink()
+    cfg = config.load(SMOKE, [f"out_dir={tmp_path}"])
+    without = copy.deepcopy(evaluated)
+    del without["generated"][spec], without["forgetting"][f"generated[{spec}]"]
+    added = add_generator(cfg, spec, without, "study.json", resume=True, log=lambda line: None)
+    again, before = added["generated"][spec], evaluated["generated"][spec]
+    assert {n: r["score"] for n, r in again["tasks"].items()} == {
+        n: r["score"] for n, r in before["tasks"].items()
+    }
+    assert again["controls"] == before["controls"] and again["added"]["to"] == "study.json"
+    assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
+    assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
+    # a file measured on other rows, or on other tasks, or that has the generator already, is refused
+    other = copy.deepcopy(without)
+    seen = other["groups"]["seen"][0]
+    other["prompting"]["zero-shot"][seen]["samples"][0] += " (another base model)"
+    with pytest.raises(UserError, match=f"differ from the file's on {seen}"):
+        add_generator(cfg, spec, other, "study.json", resume=True, log=lambda line: None)
+    other = copy.deepcopy(without)
+    other["groups"]["seen"] = other["groups"]["seen"][1:]
+    with pytest.raises(UserError, match="other tasks than this config chooses"):
+        add_generator(cfg, spec, other, "study.json", resume=True, log=lambda line: None)
+    with pytest.raises(UserError, match="already scores generator minilm"):
+        add_generator(cfg, spec, evaluated, "study.json", resume=True, log=lambda line: None)

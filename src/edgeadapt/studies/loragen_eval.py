@@ -290,6 +290,30 @@ def identities(cfg: RunConfig, evaluation: Evaluation) -> dict[str, str | None]:
     return ids
 
 
+Part = tuple[str, Callable[[], Any], str, dict]
+"""One part of the study: its name, what measures it, the heading it logs, the identity of what it measures."""
+
+
+def generated_part(evaluation: Evaluation, spec: str, generator_id: str | None) -> Part:
+    """Row 3 for one generator: its adapters' rows and controls, keyed on its weights and the controls' text."""
+    return (
+        f"generated-{spec}",
+        lambda: evaluation.generated_rows(spec),
+        f"row 3: adapters generated with encoder {spec}",
+        {"generator": generator_id, "controls_of": CONTROLS_OF},
+    )
+
+
+def forgetting_part(general: Forgetting, spec: str, generator_id: str | None) -> Part:
+    """General ability under one generator's adapters, keyed on its weights."""
+    return (
+        f"forgetting-{spec}",
+        lambda: general.generated(spec),
+        f"forgetting of general ability: adapters generated with encoder {spec}",
+        {"generator": generator_id},
+    )
+
+
 def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """Every part of the study (with `resume`, those an earlier invocation finished are read back); the
     results with their summary in RUN/loragen.json. `seconds` adds up the parts' measured times."""
@@ -317,13 +341,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         ),
     }
     results["generated"] = {
-        spec: run_part(
-            f"generated-{spec}",
-            lambda spec=spec: evaluation.generated_rows(spec),
-            f"row 3: adapters generated with encoder {spec}",
-            {"generator": ids[spec], "controls_of": CONTROLS_OF},
-        )
-        for spec in encoders_of(cfg)
+        spec: run_part(*generated_part(evaluation, spec, ids[spec])) for spec in encoders_of(cfg)
     }
     loras = {k: v for k, v in ids.items() if k not in results["generated"]}
     results["lora"] = run_part(
@@ -334,12 +352,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         "forgetting", general.baselines, "forgetting of general ability: base and LoRAs", {"adapters": loras}
     )
     for spec in results["generated"]:
-        results["forgetting"][f"generated[{spec}]"] = run_part(
-            f"forgetting-{spec}",
-            lambda spec=spec: general.generated(spec),
-            f"forgetting of general ability: adapters generated with encoder {spec}",
-            {"generator": ids[spec]},
-        )
+        results["forgetting"][f"generated[{spec}]"] = run_part(*forgetting_part(general, spec, ids[spec]))
     results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
     results["task_info"] = {
         n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}

@@ -72,24 +72,46 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
+PROGRESS_EVERY_S = 300.0
+"""In a log file, a line of progress at most this often between evaluations (a generator's evaluations can
+be a quarter of an hour apart)."""
+
+
 def stage_progress(variant: str):
-    """The Trainer's progress: a bar named "train VARIANT" in a terminal (none in a log file), and one line
-    per evaluation with the training loss and the forgetting curve's two losses."""
+    """The Trainer's progress: a bar named "train VARIANT" in a terminal; in a log file, a line with the step,
+    the time a step takes and the time left every `PROGRESS_EVERY_S`; and one line per evaluation with the
+    training loss and the forgetting curve's two losses."""
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
 
     class StageProgress(TrainerCallback):
         bar = None
+        start: tuple[float, int] | None = None  # (time, step) this invocation began at
+        last_line = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero and interactive():
+            if not state.is_world_process_zero:
+                return
+            if interactive():
                 self.bar = tqdm(
                     total=state.max_steps, initial=state.global_step, desc=f"train {variant}", leave=False
                 )
+            else:
+                self.start = time.monotonic(), state.global_step
+                self.last_line = self.start[0]
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
                 self.bar.update(state.global_step - self.bar.n)
+            elif self.start is not None and time.monotonic() - self.last_line >= PROGRESS_EVERY_S:
+                self.last_line = time.monotonic()
+                began, first = self.start
+                per_step = (self.last_line - began) / max(1, state.global_step - first)
+                left = per_step * (state.max_steps - state.global_step) / 60
+                tqdm.write(
+                    f"  [{variant}] step {state.global_step} of {state.max_steps}, {per_step:.1f} s a step, "
+                    f"about {left:.0f} min left"
+                )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             shown = {

@@ -1,0 +1,53 @@
+"""One more generator beside a finished LoRA-Gen study: trained, scored as `loragen eval` scores it, and added
+to a copy of the study's loragen.json with the summary made again (`edgeadapt.studies.loragen_add`). For a
+study whose run folder, and with it the trained baselines, is gone. The file must come from the same config,
+overrides and seed: its task groups and the base model's zero-shot answers on the seen tasks are checked.
+
+    python bench/loragen_add.py configs/loragen-pool.yaml model:qwen2.5-coder-0.5b-instruct \\
+        train.seed=1 name=loragen-pool-seed1 --to docs/results/loragen-pool-seed1.json \\
+        --out docs/results/loragen-pool-seed1-qwen.json [--resume]
+
+The generator trains in RUN/generators/ and its parts are kept in RUN/loragen-parts/ (`--resume` reuses
+both). Seed 1's Qwen2.5-Coder-0.5B reader: about an hour of training and 20 minutes of scoring on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    from edgeadapt.core import config
+    from edgeadapt.core.errors import UserError
+    from edgeadapt.runs import schema
+    from edgeadapt.studies.loragen_add import add_generator
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="the study's YAML config")
+    parser.add_argument("spec", help="the generator to add, [KIND:]ENCODER (kind: loragen.kind)")
+    parser.add_argument("overrides", nargs="*", help="the study's key=value overrides, e.g. train.seed=1")
+    parser.add_argument("--to", required=True, help="the study's loragen.json")
+    parser.add_argument("--out", required=True, help="where the file with the generator added goes")
+    parser.add_argument("--resume", action="store_true", help="reuse a trained generator and measured parts")
+    args = parser.parse_args()
+    try:
+        if Path(args.out).resolve() == Path(args.to).resolve():
+            raise UserError(f"--out {args.out} is the study's own file: write the addition beside it.")
+        cfg = config.load(args.config, args.overrides)
+        results = schema.read(Path(args.to), schema.LoragenResults).to_json()
+        added = add_generator(cfg, args.spec, results, args.to, args.resume)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    schema.write(Path(args.out), added, schema.LoragenResults)
+    goals = added["summary"]["goals"][args.spec]
+    for goal, met in goals["met"].items():
+        print(f"{'yes' if met else 'no '} {goal} (encoder {args.spec})")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

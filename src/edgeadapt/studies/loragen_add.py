@@ -1,0 +1,97 @@
+"""One more generator scored beside a finished LoRA-Gen study (`bench/loragen_add.py`): trained (or, with
+`resume`, reused), its rows, controls and forgetting measured as `loragen eval` measures them (the same parts,
+so a later `loragen eval --resume` of the whole study reuses them), and added to a copy of the study's
+loragen.json, whose summary is made again. Every other row is the file's. For a study whose run folder, and
+with it the trained baselines, is gone, where training the baselines again costs hours.
+
+The file must have been measured on the same rows by the same base model: its task groups must be this
+config's, and the base model's zero-shot answers on the seen tasks, measured again, must equal the file's
+(the score and the answers it kept). Otherwise nothing is measured.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from edgeadapt.core.config import RunConfig
+from edgeadapt.core.errors import UserError
+from edgeadapt.evaluation.task_scores import Prompting
+from edgeadapt.loragen.registry import WEIGHTS
+from edgeadapt.studies.loragen import collection_of, generator_dir, train_generator
+from edgeadapt.studies.loragen_eval import (
+    READS,
+    Evaluation,
+    Forgetting,
+    Part,
+    forgetting_part,
+    generated_part,
+)
+from edgeadapt.studies.parts import digest, part
+
+
+def add_generator(
+    cfg: RunConfig,
+    spec: str,
+    results: dict[str, Any],
+    source: str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`results` (the loragen.json read from `source`) with the generator of `spec` trained, measured and
+    added, and the summary made again."""
+    from edgeadapt.studies.loragen_summary import summarize
+
+    if spec in results["generated"]:
+        raise UserError(f"{source} already scores generator {spec}: nothing to add.")
+    train_generator(cfg, collection_of(cfg, log), spec, resume, log)
+    evaluation = Evaluation(cfg, log)
+    check_same_rows(evaluation, results, source)
+    generator_id = digest(generator_dir(cfg, spec) / WEIGHTS)
+    seconds: list[float] = []
+
+    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
+        log(heading)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
+        seconds.append(took)
+        return copy.deepcopy(result)
+
+    parts: list[Part] = [
+        generated_part(evaluation, spec, generator_id),
+        forgetting_part(Forgetting(evaluation), spec, generator_id),
+    ]
+    rows, forgetting = (run_part(*p) for p in parts)
+    out = copy.deepcopy(results)
+    out["generated"][spec] = rows
+    out["generated"][spec]["added"] = {
+        "to": source,
+        "date": str(datetime.now(timezone.utc).date()),
+        "seconds": round(sum(seconds), 1),
+    }
+    out["forgetting"][f"generated[{spec}]"] = forgetting
+    out["summary"] = summarize(out)
+    return out
+
+
+def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str) -> None:
+    """Refuse a file measured on other tasks, rows or base model than this config's: its groups must match,
+    and so must the base model's zero-shot answers on the seen tasks (measured again, untimed)."""
+    groups = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
+    if results.get("groups") != groups:
+        raise UserError(
+            f"{source} was measured on other tasks than this config chooses: pass the config, overrides and "
+            "seed the file's study ran with."
+        )
+    kept = results["prompting"]["zero-shot"]
+    differing = []
+    for task in evaluation.groups["seen"]:
+        again = evaluation.measure(task, Prompting("title", task.title), "zero-shot (check)", timed=False)
+        if (again["score"], again["samples"]) != (kept[task.name]["score"], kept[task.name]["samples"]):
+            differing.append(task.name)
+    if differing:
+        raise UserError(
+            f"{source}: the base model's zero-shot answers differ from the file's on {', '.join(differing)}: "
+            "it was measured on other rows or another base model; its rows cannot stand beside new ones."
+        )
