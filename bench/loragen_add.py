@@ -7,6 +7,9 @@ overrides and seed: its task groups and the base model's zero-shot answers on th
         train.seed=1 name=loragen-pool-seed1 --to docs/results/loragen-pool-seed1.json \\
         --out docs/results/loragen-pool-seed1-qwen.json [--resume]
 
+`--replace` measures a generator the file already scores again (trained again, unless `--resume` finds it
+in the run), its rows replacing the file's: after the study's controls changed, say.
+
 The generator trains in RUN/generators/ and its parts are kept in RUN/loragen-parts/ (`--resume` reuses
 both). Seed 1's Qwen2.5-Coder-0.5B reader: about an hour of training and 20 minutes of scoring on two cores.
 """
@@ -31,13 +34,14 @@ def main() -> int:
     parser.add_argument("--to", required=True, help="the study's loragen.json")
     parser.add_argument("--out", required=True, help="where the file with the generator added goes")
     parser.add_argument("--resume", action="store_true", help="reuse a trained generator and measured parts")
+    parser.add_argument("--replace", action="store_true", help="measure a generator the file scores again")
     args = parser.parse_args()
     try:
         if Path(args.out).resolve() == Path(args.to).resolve():
             raise UserError(f"--out {args.out} is the study's own file: write the addition beside it.")
         cfg = config.load(args.config, args.overrides)
         results = schema.read(Path(args.to), schema.LoragenResults).to_json()
-        added = add_generator(cfg, args.spec, results, args.to, args.resume)
+        added = add_generator(cfg, args.spec, results, args.to, args.resume, replace=args.replace)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -390,5 +390,11 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(eva
     other["groups"]["seen"] = other["groups"]["seen"][1:]
     with pytest.raises(UserError, match="other tasks than this config chooses"):
         add_generator(cfg, spec, other, "study.json", resume=True, log=lambda line: None)
-    with pytest.raises(UserError, match="already scores generator minilm"):
+    with pytest.raises(UserError, match="already scores generator minilm.*--replace"):
         add_generator(cfg, spec, evaluated, "study.json", resume=True, log=lambda line: None)
+    # asked to, it measures a generator the file scores again and replaces its rows
+    stale = copy.deepcopy(evaluated)
+    stale["generated"][spec]["controls"] = {}
+    replaced = add_generator(cfg, spec, stale, "study.json", resume=True, log=lambda line: None, replace=True)
+    assert replaced["generated"][spec]["controls"] == before["controls"]
+    assert replaced["generated"][spec]["added"]["replaced"] and not again["added"]["replaced"]

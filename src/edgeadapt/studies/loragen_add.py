@@ -39,13 +39,17 @@ def add_generator(
     source: str,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """`results` (the loragen.json read from `source`) with the generator of `spec` trained, measured and
-    added, and the summary made again."""
+    added, and the summary made again. `replace`: a generator the file scores already is measured again and
+    its rows replaced (after the study's controls changed, or the generator was trained again)."""
     from edgeadapt.studies.loragen_summary import summarize
 
-    if spec in results["generated"]:
-        raise UserError(f"{source} already scores generator {spec}: nothing to add.")
+    if spec in results["generated"] and not replace:
+        raise UserError(
+            f"{source} already scores generator {spec}: nothing to add (--replace measures it again)."
+        )
     train_generator(cfg, collection_of(cfg, log), spec, resume, log)
     evaluation = Evaluation(cfg, log)
     check_same_rows(evaluation, results, source)
@@ -67,6 +71,7 @@ def add_generator(
     out["generated"][spec] = rows
     out["generated"][spec]["added"] = {
         "to": source,
+        "replaced": spec in results["generated"],
         "date": str(datetime.now(timezone.utc).date()),
         "seconds": round(sum(seconds), 1),
     }
