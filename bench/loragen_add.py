@@ -11,7 +11,7 @@ overrides and seed: its task groups and the base model's zero-shot answers on th
 in the run), its rows replacing the file's: after the study's controls changed, say.
 
 The generator trains in RUN/generators/ and its parts are kept in RUN/loragen-parts/ (`--resume` reuses
-both). Seed 1's Qwen2.5-Coder-0.5B reader: about an hour of training and 20 minutes of scoring on two cores.
+both). Seed 1's Qwen2.5-Coder-0.5B reader: about an hour of training and 17 minutes of scoring on two cores.
 """
 
 from __future__ import annotations

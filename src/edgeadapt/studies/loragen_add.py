@@ -6,7 +6,7 @@ with it the trained baselines, is gone, where training the baselines again costs
 
 The file must have been measured on the same rows by the same base model: its task groups must be this
 config's, and the base model's zero-shot answers on the seen tasks, measured again, must equal the file's
-(the score and the answers it kept). Otherwise nothing is measured.
+(the score and the answers it kept). Otherwise nothing is trained or measured.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
 from edgeadapt.evaluation.task_scores import Prompting
 from edgeadapt.loragen.registry import WEIGHTS
-from edgeadapt.studies.loragen import collection_of, generator_dir, train_generator
+from edgeadapt.studies.loragen import generator_dir, train_generator
 from edgeadapt.studies.loragen_eval import (
     READS,
     Evaluation,
@@ -50,9 +50,9 @@ def add_generator(
         raise UserError(
             f"{source} already scores generator {spec}: nothing to add (--replace measures it again)."
         )
-    train_generator(cfg, collection_of(cfg, log), spec, resume, log)
     evaluation = Evaluation(cfg, log)
-    check_same_rows(evaluation, results, source)
+    check_same_rows(evaluation, results, source)  # before an hour of training, not after
+    train_generator(cfg, evaluation.collection, spec, resume, log)
     generator_id = digest(generator_dir(cfg, spec) / WEIGHTS)
     seconds: list[float] = []
 
