@@ -22,14 +22,13 @@ from edgeadapt.evaluation.task_scores import Prompting
 from edgeadapt.loragen.registry import WEIGHTS
 from edgeadapt.studies.loragen import generator_dir, train_generator
 from edgeadapt.studies.loragen_eval import (
-    READS,
     Evaluation,
     Forgetting,
-    Part,
     forgetting_part,
     generated_part,
+    part_runner,
 )
-from edgeadapt.studies.parts import digest, part
+from edgeadapt.studies.parts import digest
 
 
 def add_generator(
@@ -55,18 +54,9 @@ def add_generator(
     train_generator(cfg, evaluation.collection, spec, resume, log)
     generator_id = digest(generator_dir(cfg, spec) / WEIGHTS)
     seconds: list[float] = []
-
-    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
-        log(heading)
-        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
-        seconds.append(took)
-        return copy.deepcopy(result)
-
-    parts: list[Part] = [
-        generated_part(evaluation, spec, generator_id),
-        forgetting_part(Forgetting(evaluation), spec, generator_id),
-    ]
-    rows, forgetting = (run_part(*p) for p in parts)
+    run_part = part_runner(cfg, resume, log, seconds)
+    rows = run_part(*generated_part(evaluation, spec, generator_id))
+    forgetting = run_part(*forgetting_part(Forgetting(evaluation), spec, generator_id))
     out = copy.deepcopy(results)
     out["generated"][spec] = rows
     out["generated"][spec]["added"] = {
@@ -83,8 +73,7 @@ def add_generator(
 def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str) -> None:
     """Refuse a file measured on other tasks, rows or base model than this config's: its groups must match,
     and so must the base model's zero-shot answers on the seen tasks (measured again, untimed)."""
-    groups = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
-    if results.get("groups") != groups:
+    if results.get("groups") != evaluation.group_names():
         raise UserError(
             f"{source} was measured on other tasks than this config chooses: pass the config, overrides and "
             "seed the file's study ran with."

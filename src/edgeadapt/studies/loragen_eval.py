@@ -139,6 +139,10 @@ class Evaluation:
             if isinstance(i, int) and i >= 0
         }
 
+    def group_names(self) -> dict[str, list[str]]:
+        """Each group's task names, as loragen.json records them."""
+        return {g: [t.name for t in ts] for g, ts in self.groups.items()}
+
     def score(self, task: Task, how: Prompting, label: str) -> dict[str, Any]:
         e = self.cfg.eval
         out = score_rows(
@@ -314,6 +318,21 @@ def forgetting_part(general: Forgetting, spec: str, generator_id: str | None) ->
     )
 
 
+def part_runner(
+    cfg: RunConfig, resume: bool, log: Callable[[str], None], seconds: list[float]
+) -> Callable[[str, Callable[[], Any], str, dict], Any]:
+    """What runs one `Part` of the study: logs its heading, measures it (or with `resume` reads it back from
+    RUN/loragen-parts/), adds its seconds to `seconds` and returns its result."""
+
+    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
+        log(heading)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
+        seconds.append(took)
+        return result
+
+    return run_part
+
+
 def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """Every part of the study (with `resume`, those an earlier invocation finished are read back); the
     results with their summary in RUN/loragen.json. `seconds` adds up the parts' measured times."""
@@ -324,13 +343,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
     seconds = [time.perf_counter() - start]
 
     ids = identities(cfg, evaluation)
-
-    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
-        log(heading)
-        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
-        seconds.append(took)
-        return result
-
+    run_part = part_runner(cfg, resume, log, seconds)
     results: dict[str, Any] = {
         "schema_version": schema.SCHEMA_VERSION,
         "prompting": run_part(
@@ -353,7 +366,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
     )
     for spec in results["generated"]:
         results["forgetting"][f"generated[{spec}]"] = run_part(*forgetting_part(general, spec, ids[spec]))
-    results["groups"] = {g: [t.name for t in ts] for g, ts in evaluation.groups.items()}
+    results["groups"] = evaluation.group_names()
     results["task_info"] = {
         n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}
         for n, t in evaluation.collection.tasks.items()
