@@ -4,8 +4,10 @@ builtin-large`), described in the three sentence frames the standard catalog's l
 
     .venv/bin/python bench/list_function_catalog.py
 
-Reads the BIG-bench archive (downloaded once by `edgeadapt tasks build`). Concepts come in pairs with the
-same function phrase (different example lists): the first of each phrase is kept, so no two tasks share a
+Reads the BIG-bench source archive (bigbench-1.0.0.tar.gz, no longer on PyPI: put a copy in
+$EDGEADAPT_HOME/downloads), since it needs every list function, not only those edgeadapt ships; after it, run
+bench/bigbench_extract.py so the shipped task files hold the new catalog's tasks. Concepts come in pairs with
+the same function phrase (different example lists): the first of each phrase is kept, so no two tasks share a
 description.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from edgeadapt.data.downloads import bigbench_tasks, downloads_dir
+from edgeadapt.data.downloads import archive_bigbench_tasks, archive_folder
 from edgeadapt.data.task_catalog import CATALOG_FILE, catalog
 
 OUT = CATALOG_FILE.with_name("task_catalog_large.yaml")
@@ -55,10 +57,10 @@ def frames(phrase: str) -> tuple[str, list[str]]:
 
 
 def main() -> None:
-    bigbench_tasks(["list_functions/c001"])  # the archive's index
-    index = json.loads((downloads_dir() / "bigbench" / "index.json").read_text())
+    archive_bigbench_tasks(["list_functions/c001"])  # the archive's index
+    index = json.loads((archive_folder() / "index.json").read_text())
     paths = sorted(k for k in index if re.fullmatch(r"list_functions/c\d+", k))
-    tasks = bigbench_tasks(paths)
+    tasks = archive_bigbench_tasks(paths)
     standard = catalog()
     taken = {phrase_of(tasks[s.bigbench]) for s in standard if s.bigbench in tasks}
     names = {s.name for s in standard}

@@ -1,32 +1,16 @@
 """Data read from pinned archives we never install: BIG-bench's task files come out of the source archive
-only as they are asked for (a fake archive here; the real one is 358 MB)."""
+only as they are asked for (a fake archive here; the real one is 358 MB). The tasks the project reads ship
+with it: tests/test_bigbench.py."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.data import downloads
-
-
-def fake_archive(tmp_path, monkeypatch, tasks: dict[str, list[str]]) -> list[str]:
-    """A BIG-bench archive holding `tasks` (path -> example inputs); returns the list of passes over it."""
-    path = tmp_path / "bigbench.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for task, inputs in tasks.items():
-            examples = [{"input": text, "target": "2"} for text in inputs]
-            data = json.dumps({"name": task, "examples": examples}).encode()
-            member = tarfile.TarInfo(f"{downloads.BIGBENCH_ROOT}{task}/task.json")
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    passes = []
-    monkeypatch.setenv("EDGEADAPT_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(downloads, "fetch", lambda name: passes.append(name) or path)
-    return passes
+from tests.helpers import fake_archive
 
 
 @pytest.fixture
@@ -36,26 +20,32 @@ def archive(tmp_path, monkeypatch):
 
 def test_only_the_tasks_asked_for_are_extracted(archive):
     folder = downloads.downloads_dir() / "bigbench"
-    assert downloads.bigbench_tasks(["beta/easy"])["beta/easy"]["name"] == "beta/easy"
+    assert downloads.archive_bigbench_tasks(["beta/easy"])["beta/easy"]["name"] == "beta/easy"
     assert sorted(p.name for p in folder.glob("*.json")) == ["beta__easy.json", "index.json"]
-    downloads.bigbench_tasks(["beta/easy"])  # already there: the archive is not read again
+    downloads.archive_bigbench_tasks(["beta/easy"])  # already there: the archive is not read again
     assert len(archive) == 1
-    assert set(downloads.bigbench_tasks(["alpha", "beta/easy"])) == {"alpha", "beta/easy"}
+    assert set(downloads.archive_bigbench_tasks(["alpha", "beta/easy"])) == {"alpha", "beta/easy"}
     assert len(archive) == 2 and not (folder / "gamma.json").exists()
-    assert set(downloads.bigbench_tasks()) == {"alpha", "beta/easy", "gamma"}
+    assert set(downloads.archive_bigbench_tasks()) == {"alpha", "beta/easy", "gamma"}
 
 
 def test_an_unknown_task_says_which_it_meant(archive):
-    downloads.bigbench_tasks(["alpha"])
+    downloads.archive_bigbench_tasks(["alpha"])
     with pytest.raises(UserError, match="No BIG-bench task 'alpah'.*alpha"):
-        downloads.bigbench_tasks(["alpah"])
+        downloads.archive_bigbench_tasks(["alpah"])
 
 
 def test_rewrite_requests_quote_distinct_inputs_of_every_task_in_its_own_templates(tmp_path, monkeypatch):
+    from edgeadapt.data import bigbench
     from edgeadapt.data.general_prompts import REWRITE_TASKS, rewrite_requests
 
     inputs = {task: [f"{task} {i}" for i in range(5)] + ["", f"{task} 0"] for task in REWRITE_TASKS}
-    fake_archive(tmp_path, monkeypatch, inputs)
+    task_files = {
+        task: json.dumps({"examples": [{"input": text} for text in texts]}).encode()
+        for task, texts in inputs.items()
+    }
+    bigbench.write_shipped(task_files, tmp_path / "shipped.zip")
+    monkeypatch.setattr(bigbench, "SHIPPED", tmp_path / "shipped.zip")
     requests = rewrite_requests(per_task=3)
     assert len(requests) == 3 * len(REWRITE_TASKS) and len(set(requests)) == len(requests)
     for task, templates in REWRITE_TASKS.items():

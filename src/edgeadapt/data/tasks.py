@@ -145,7 +145,7 @@ def split_rows(
 def build_builtin(
     seed: int, test: int, train: int, max_prompt_chars: int, log=print, name: str = BUILTIN
 ) -> Collection:
-    from edgeadapt.data.downloads import bigbench_tasks
+    from edgeadapt.data.bigbench import bigbench_tasks
 
     specs = catalog(large=name == BUILTIN_LARGE)
     examples = bigbench_tasks(sorted({s.bigbench for s in specs}))
@@ -225,7 +225,7 @@ def open_collection(
         return Collection.read(folder)
     if not build:
         raise UserError("The built-in task collection is not built yet: `edgeadapt tasks build CONFIG`.")
-    log(f"building the task collection into {folder} (BIG-bench, downloaded once)")
+    log(f"building the task collection into {folder} (BIG-bench task files shipped with edgeadapt)")
     return build_builtin(seed, test, train, max_prompt_chars, log, where)
 
 

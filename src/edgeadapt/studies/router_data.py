@@ -153,7 +153,7 @@ def general_texts(cfg: RunConfig, domains: list[str]) -> list[str]:
     sources = cfg.router.general_sources
     texts = list(GENERAL_PROMPTS) if "builtin" in sources else []
     if "bigbench" in sources:
-        from edgeadapt.data.downloads import bigbench_tasks
+        from edgeadapt.data.bigbench import bigbench_tasks
 
         for task in bigbench_tasks(list(BIGBENCH_GENERAL)).values():
             texts += task_inputs(task, PER_BIGBENCH_TASK)
