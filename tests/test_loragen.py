@@ -378,6 +378,7 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(eva
         n: r["score"] for n, r in before["tasks"].items()
     }
     assert again["controls"] == before["controls"] and again["added"]["to"] == "study.json"
+    assert again["added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": 1e-3}  # the smoke study's
     assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
     assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
     # a file measured on other rows, or on other tasks, or that has the generator already, is refused

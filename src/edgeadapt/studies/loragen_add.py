@@ -64,6 +64,8 @@ def add_generator(
         "replaced": spec in results["generated"],
         "date": str(datetime.now(timezone.utc).date()),
         "seconds": round(sum(seconds), 1),
+        # what it trained with: a generator added under other steps than the file's is not on its budget
+        "budget": {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr},
     }
     out["forgetting"][f"generated[{spec}]"] = forgetting
     out["summary"] = summarize(out)
