@@ -190,8 +190,11 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
         )
         forget = evaluated["forgetting"]
         assert goal["general_ppl_generated"] == forget[label]["general_ppl"]
+        mine, multitask = forget[label], forget["multitask"]
         assert goal["met"]["forgetting_no_worse_than_multitask"] == (
-            forget[label]["general_ppl"] <= forget["multitask"]["general_ppl"]
+            mine["general_ppl"] <= multitask["general_ppl"]
+            and mine["on_topic_rate"] >= multitask["on_topic_rate"]
+            and mine["fact_recall"] >= multitask["fact_recall"]
         )
         assert (
             len(evaluated["generated"][spec]["paraphrases"]["last"]) == 3
@@ -399,3 +402,17 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(eva
     replaced = add_generator(cfg, spec, stale, "study.json", resume=True, log=lambda line: None, replace=True)
     assert replaced["generated"][spec]["controls"] == before["controls"]
     assert replaced["generated"][spec]["added"]["replaced"] and not again["added"]["replaced"]
+
+
+def test_forgetting_is_no_worse_only_when_perplexity_topics_and_facts_all_hold():
+    from edgeadapt.studies.loragen_summary import no_worse_forgetting
+
+    multitask = {"general_ppl": 54.9, "on_topic_rate": 0.36, "fact_recall": 0.14}
+    gemma_pool = {"general_ppl": 49.4, "on_topic_rate": 0.57, "fact_recall": 0.105}  # seed 1's
+    assert no_worse_forgetting(gemma_pool, multitask) == {
+        "general_ppl": True,
+        "on_topic_rate": True,
+        "fact_recall": False,
+    }
+    assert all(no_worse_forgetting({**gemma_pool, "fact_recall": 0.14}, multitask).values())
+    assert no_worse_forgetting(None, multitask) is None and no_worse_forgetting(gemma_pool, {}) is None

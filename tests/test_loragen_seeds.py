@@ -51,7 +51,10 @@ def study(generated: dict[str, float], multitask: dict[str, float], random: floa
             }
         },
         "lora": {"multitask": rows(multitask, ms), "per-task": rows({"a": 1.0})},
-        "forgetting": {"multitask": {"general_ppl": 50.0}, f"generated[{SPEC}]": {"general_ppl": 45.0}},
+        "forgetting": {
+            "multitask": {"general_ppl": 50.0, "on_topic_rate": 0.4, "fact_recall": 0.1},
+            f"generated[{SPEC}]": {"general_ppl": 45.0, "on_topic_rate": 0.5, "fact_recall": 0.2},
+        },
         "groups": {"seen": ["a", "b", "c"], "heldout": ["h"]},
         "task_info": {},
         "seconds": 60.0,
