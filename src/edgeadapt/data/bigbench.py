@@ -1,7 +1,7 @@
 """The BIG-bench task files edgeadapt reads, shipped with it: `bigbench_tasks.zip` beside this module holds
 the task.json of every BIG-bench task (Natural Instructions v1 subtasks included) that the project's packs,
 task catalogs and router data read, byte for byte as the `bigbench==1.0.0` source archive has them
-(273 of its 1,041 tasks; 2.3 MB against 358 MB).
+(280 of its 1,041 tasks; 3.2 MB against 358 MB).
 
 Why shipped: the project first downloaded the archive from PyPI at run time, but PyPI stopped listing
 bigbench 1.0.0 on 2026-12-04 (only 0.0.1 remains), so a fresh machine could no longer build the packs or
@@ -23,24 +23,24 @@ SHIPPED = Path(__file__).with_name("bigbench_tasks.zip")
 MEMBER = "{}/task.json"
 
 
-def member_task(member: str) -> str:
-    return member.removesuffix("/task.json")
+def listed(shipped: zipfile.ZipFile) -> list[str]:
+    return [member.removesuffix("/task.json") for member in shipped.namelist()]
 
 
-def shipped_task_names(path: Path | None = None) -> list[str]:
-    with zipfile.ZipFile(path or SHIPPED) as shipped:
-        return [member_task(m) for m in shipped.namelist()]
+def shipped_task_names() -> list[str]:
+    with zipfile.ZipFile(SHIPPED) as shipped:
+        return listed(shipped)
 
 
 def bigbench_tasks(names: list[str]) -> dict[str, dict]:
     """The task.json of each BIG-bench task path in `names` (e.g. `color/hex`), from the shipped zip."""
     with zipfile.ZipFile(SHIPPED) as shipped:
-        listed = [member_task(m) for m in shipped.namelist()]
-        missing = [n for n in names if n not in listed]
+        tasks = listed(shipped)
+        missing = [n for n in names if n not in tasks]
         if missing:
             raise UserError(
-                f"No BIG-bench task '{missing[0]}' among the {len(listed)} edgeadapt ships in {SHIPPED.name}."
-                f"{did_you_mean(missing[0], listed)}"
+                f"No BIG-bench task '{missing[0]}' among the {len(tasks)} edgeadapt ships in {SHIPPED.name}."
+                f"{did_you_mean(missing[0], tasks)}"
             )
         return {n: json.loads(shipped.read(MEMBER.format(n))) for n in names}
 
