@@ -117,8 +117,14 @@ BIGBENCH_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 def archive_bigbench_tasks(names: list[str] | None = None) -> dict[str, dict]:
     """BIG-bench task.json files by task path (e.g. `color/hex`), from the source archive; the project's
-    own readers use the shipped ones (`data/bigbench.py`). Only the tasks asked for are extracted (into
-    downloads/bigbench/, once each): all ~1,040 would take 1.7 GB. `names`: only these (None: every task)."""
+    own readers use the shipped ones (`data/bigbench.py`). `names`: only these (None: every task)."""
+    return {name: json.loads(path.read_text()) for name, path in archive_task_files(names).items()}
+
+
+def archive_task_files(names: list[str] | None = None) -> dict[str, Path]:
+    """Where each task's task.json lies, extracted from the source archive. Only the tasks asked for are
+    extracted (into downloads/bigbench/, once each): all ~1,040 would take 1.7 GB. `names`: only these
+    (None: every task)."""
     folder = archive_folder()
     index_file = folder / "index.json"  # every task path in the archive -> its file name here
     if index_file.is_file():
@@ -132,7 +138,7 @@ def archive_bigbench_tasks(names: list[str] | None = None) -> dict[str, dict]:
     absent = {n for n in wanted if not (folder / index[n]).is_file()}
     if absent:
         _extract_bigbench(folder, absent)
-    return {n: json.loads((folder / index[n]).read_text()) for n in wanted}
+    return {n: folder / index[n] for n in wanted}
 
 
 def archive_folder() -> Path:

@@ -5,11 +5,10 @@ tests/test_bigbench.py fails while the zip and this list disagree."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edgeadapt.data import bigbench
-from edgeadapt.data.downloads import archive_bigbench_tasks, archive_folder
+from edgeadapt.data.downloads import archive_task_files
 from edgeadapt.data.general_prompts import REWRITE_TASKS
 from edgeadapt.data.more_packs import COLOR_TASKS, GRAMMAR_TASK, MORPHOLOGY_TASKS
 from edgeadapt.data.task_catalog import catalog
@@ -28,8 +27,6 @@ def extract(out: Path | None = None, log=print) -> list[str]:
     archive has them; returns the task paths."""
     names = project_tasks()
     log(f"reading {len(names)} BIG-bench tasks from the source archive")
-    archive_bigbench_tasks(names)  # extracted into archive_folder(), as its index.json names them
-    index = json.loads((archive_folder() / "index.json").read_text())
-    task_files = {name: (archive_folder() / index[name]).read_bytes() for name in names}
+    task_files = {name: path.read_bytes() for name, path in archive_task_files(names).items()}
     bigbench.write_shipped(task_files, out or bigbench.SHIPPED)
     return names
