@@ -16,6 +16,7 @@ import torch  # noqa: E402
 from edgeadapt import models  # noqa: E402
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+SMOKE_LORAGEN = SMOKE.with_name("smoke-loragen.yaml")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +55,27 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     assert main(["compare", str(SMOKE), f"out_dir={out}"]) == 0
     return out / "smoke"
+
+
+@pytest.fixture(scope="session")
+def loragen_trained(tmp_path_factory):
+    """configs/smoke-loragen.yaml trained once per session (generators, multi-task and per-task LoRAs)."""
+    from edgeadapt.cli import main
+
+    out = tmp_path_factory.mktemp("loragen-runs")
+    assert main(["loragen", "train", str(SMOKE_LORAGEN), f"out_dir={out}"]) == 0
+    return out / "smoke-loragen"
+
+
+@pytest.fixture(scope="session")
+def loragen_evaluated(loragen_trained):
+    """The session's smoke LoRA-Gen study evaluated: its loragen.json."""
+    import json
+
+    from edgeadapt.cli import main
+
+    assert main(["loragen", "eval", str(SMOKE_LORAGEN), f"out_dir={loragen_trained.parent}"]) == 0
+    return json.loads((loragen_trained / "loragen.json").read_text())
 
 
 @pytest.fixture(scope="session")

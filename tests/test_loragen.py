@@ -24,16 +24,13 @@ SMOKE = ROOT / "configs" / "smoke-loragen.yaml"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("loragen-runs")
-    assert main(["loragen", "train", str(SMOKE), f"out_dir={out}"]) == 0
-    return out / "smoke-loragen"
+def trained(loragen_trained):
+    return loragen_trained
 
 
 @pytest.fixture(scope="module")
-def evaluated(trained):
-    assert main(["loragen", "eval", str(SMOKE), f"out_dir={trained.parent}"]) == 0
-    return json.loads((trained / "loragen.json").read_text())
+def evaluated(loragen_evaluated):
+    return loragen_evaluated
 
 
 @pytest.fixture(scope="module")
@@ -361,49 +358,6 @@ def test_the_equal_length_speedup_charges_the_adapter_for_the_answer_the_base_wr
     assert equal_length_speedup(context, generated, ["b"]) is None
 
 
-def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(evaluated, trained, tmp_path):
-    import copy
-    import shutil
-
-    from edgeadapt.studies.loragen_add import add_generator
-
-    run = tmp_path / trained.name  # a copy: its generator trained, its rows measured again
-    shutil.copytree(trained, run)
-    spec = "minilm"
-    for name in (f"generated-{spec}", f"forgetting-{spec}"):
-        (run / "loragen-parts" / f"{name}.json").unlink()
-    cfg = config.load(SMOKE, [f"out_dir={tmp_path}"])
-    without = copy.deepcopy(evaluated)
-    del without["generated"][spec], without["forgetting"][f"generated[{spec}]"]
-    added = add_generator(cfg, spec, without, "study.json", resume=True, log=lambda line: None)
-    again, before = added["generated"][spec], evaluated["generated"][spec]
-    assert {n: r["score"] for n, r in again["tasks"].items()} == {
-        n: r["score"] for n, r in before["tasks"].items()
-    }
-    assert again["controls"] == before["controls"] and again["added"]["to"] == "study.json"
-    assert again["added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": 1e-3}  # the smoke study's
-    assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
-    assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
-    # a file measured on other rows, or on other tasks, or that has the generator already, is refused
-    other = copy.deepcopy(without)
-    seen = other["groups"]["seen"][0]
-    other["prompting"]["zero-shot"][seen]["samples"][0] += " (another base model)"
-    with pytest.raises(UserError, match=f"differ from the file's on {seen}"):
-        add_generator(cfg, spec, other, "study.json", resume=True, log=lambda line: None)
-    other = copy.deepcopy(without)
-    other["groups"]["seen"] = other["groups"]["seen"][1:]
-    with pytest.raises(UserError, match="other tasks than this config chooses"):
-        add_generator(cfg, spec, other, "study.json", resume=True, log=lambda line: None)
-    with pytest.raises(UserError, match="already scores generator minilm.*--replace"):
-        add_generator(cfg, spec, evaluated, "study.json", resume=True, log=lambda line: None)
-    # asked to, it measures a generator the file scores again and replaces its rows
-    stale = copy.deepcopy(evaluated)
-    stale["generated"][spec]["controls"] = {}
-    replaced = add_generator(cfg, spec, stale, "study.json", resume=True, log=lambda line: None, replace=True)
-    assert replaced["generated"][spec]["controls"] == before["controls"]
-    assert replaced["generated"][spec]["added"]["replaced"] and not again["added"]["replaced"]
-
-
 def test_forgetting_is_no_worse_only_when_perplexity_topics_and_facts_all_hold():
     from edgeadapt.studies.loragen_summary import no_worse_forgetting
 
@@ -416,3 +370,27 @@ def test_forgetting_is_no_worse_only_when_perplexity_topics_and_facts_all_hold()
     }
     assert all(no_worse_forgetting({**gemma_pool, "fact_recall": 0.14}, multitask).values())
     assert no_worse_forgetting(None, multitask) is None and no_worse_forgetting(gemma_pool, {}) is None
+
+
+@pytest.mark.parametrize(("tasks", "generated", "met"), [(4, 0.5, None), (5, 0.5, True), (5, 0.3, False)])
+def test_the_held_out_gain_goal_is_undecided_below_five_tasks_with_a_gain(evaluated, tasks, generated, met):
+    import copy
+
+    from edgeadapt.studies.loragen_summary import summarize
+
+    results = copy.deepcopy(evaluated)
+    spec = next(iter(results["generated"]))
+    kinds = (
+        results["prompting"]["zero-shot"],
+        results["prompting"]["in-context"],
+        results["generated"][spec]["tasks"],
+    )
+    [task] = results["groups"]["heldout"]
+    results["groups"]["heldout"] = [f"{task}-{n}" for n in range(tasks)]
+    for name in results["groups"]["heldout"]:
+        for rows, score in zip(kinds, (0.2, 0.6, generated)):  # the generated adapter: 75% or 25% of the gain
+            rows[name] = {**rows[task], "score": score}
+    goals = summarize(results)["goals"][spec]
+    assert goals["heldout_tasks_with_gain"] == tasks
+    assert goals["heldout_in_context_gain_share"] == pytest.approx((generated - 0.2) / 0.4)
+    assert goals["met"]["heldout_half_in_context_gain"] is met

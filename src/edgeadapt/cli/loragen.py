@@ -47,14 +47,12 @@ def _loragen(args: argparse.Namespace) -> None:
         for spec, folder in folders.items():
             print(f"generator ({spec}): {folder}")
         return
-    from edgeadapt.reports.loragen import write_report
+    from edgeadapt.reports.loragen import goal_lines, write_report
     from edgeadapt.studies.loragen_eval import evaluate
 
     results = evaluate(cfg, resume=args.resume)
     report = write_report(results, cfg, cfg.run_dir() / "loragen.md")
-    for spec, goals in results["summary"]["goals"].items():
-        for goal, met in goals["met"].items():
-            print(f"{'yes' if met else 'no '} {goal} (encoder {spec})")
+    print("\n".join(goal_lines(results["summary"], list(results["summary"]["goals"]))))
     print(f"Results: {cfg.run_dir() / 'loragen.json'}; report: {report}")
 
 

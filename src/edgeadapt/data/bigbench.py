@@ -24,7 +24,7 @@ MEMBER = "{}/task.json"
 
 
 def listed(shipped: zipfile.ZipFile) -> list[str]:
-    return [member.removesuffix("/task.json") for member in shipped.namelist()]
+    return [member.removesuffix(MEMBER.format("")) for member in shipped.namelist()]
 
 
 def shipped_task_names() -> list[str]:

@@ -102,9 +102,21 @@ def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
             )
     lines += ["", "## Goals", ""]
     for spec, g in s["goals"].items():
-        lines.append(
-            f"- encoder {spec}: " + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in g["met"].items())
-        )
+        lines.append(f"- encoder {spec}: " + ", ".join(f"{k} {verdict(v)}" for k, v in g["met"].items()))
     lines.append(f"\nStudy time: {results['seconds'] / 60:.1f} min.")
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def verdict(met: bool | None) -> str:
+    """A goal met, missed, or undecided (None: these results cannot judge it, e.g. too few tasks)."""
+    return "undecided" if met is None else ("met" if met else "missed")
+
+
+def goal_lines(summary: dict[str, Any], specs: list[str]) -> list[str]:
+    """One terminal line per goal of each generator in `specs`: yes, no, or - (undecided)."""
+    return [
+        f"{'yes' if met else ('no ' if met is not None else '-  ')} {goal} (encoder {spec})"
+        for spec in specs
+        for goal, met in summary["goals"][spec]["met"].items()
+    ]

@@ -4,6 +4,9 @@ so a later `loragen eval --resume` of the whole study reuses them), and added to
 loragen.json, whose summary is made again. Every other row is the file's. For a study whose run folder, and
 with it the trained baselines, is gone, where training the baselines again costs hours.
 
+The multi-task LoRA can be trained again the same way (`add_multitask`), under other steps, batch or learning
+rate: to put it on the budget of a generator added under other steps, so that the two stand on one budget.
+
 The file must have been measured on the same rows by the same base model: its task groups must be this
 config's, and the base model's zero-shot answers on the seen tasks, measured again, must equal the file's
 (the score and the answers it kept). Otherwise nothing is trained or measured.
@@ -20,7 +23,15 @@ from edgeadapt.core.config import RunConfig
 from edgeadapt.core.errors import UserError
 from edgeadapt.evaluation.task_scores import Prompting
 from edgeadapt.loragen.registry import WEIGHTS
-from edgeadapt.studies.loragen import generator_dir, train_generator
+from edgeadapt.studies.loragen import (
+    ADAPTER_WEIGHTS,
+    adapter_bytes,
+    generator_dir,
+    lora_update_dir,
+    sub_run,
+    train_generator,
+    train_lora,
+)
 from edgeadapt.studies.loragen_eval import (
     Evaluation,
     Forgetting,
@@ -59,17 +70,64 @@ def add_generator(
     forgetting = run_part(*forgetting_part(Forgetting(evaluation), spec, generator_id))
     out = copy.deepcopy(results)
     out["generated"][spec] = rows
-    out["generated"][spec]["added"] = {
-        "to": source,
-        "replaced": spec in results["generated"],
-        "date": str(datetime.now(timezone.utc).date()),
-        "seconds": round(sum(seconds), 1),
-        # what it trained with: a generator added under other steps than the file's is not on its budget
-        "budget": {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr},
-    }
+    budget = {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr}
+    out["generated"][spec]["added"] = added_record(source, spec in results["generated"], seconds, budget)
     out["forgetting"][f"generated[{spec}]"] = forgetting
     out["summary"] = summarize(out)
     return out
+
+
+def add_multitask(
+    cfg: RunConfig,
+    results: dict[str, Any],
+    source: str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`results` with the multi-task LoRA trained again under `cfg`'s `loragen.steps`, `batch_size` and `lr`
+    (with `resume`, reused or resumed), its rows on every task and its forgetting measured as `loragen eval`
+    measures them, the file's replaced (`lora.multitask_added` records the budget) and the summary made again.
+    The per-task LoRAs and every generator's rows are the file's."""
+    from edgeadapt.studies.loragen_summary import summarize
+
+    evaluation = Evaluation(cfg, log)
+    check_same_rows(evaluation, results, source)
+    tasks = evaluation.collection.by_role("train")
+    trained = train_lora(
+        cfg, sub_run(cfg, "multitask"), evaluation.collection, tasks, cfg.loragen.steps, resume, log
+    )
+    folder = lora_update_dir(cfg, "multitask")
+    identity = {"adapter": digest(folder / ADAPTER_WEIGHTS)}
+    seconds: list[float] = []
+    run_part = part_runner(cfg, resume, log, seconds)
+    rows = run_part("lora-multitask", evaluation.multitask_rows, "row 4: the multi-task LoRA", identity)
+    general = Forgetting(evaluation)
+    heading = "forgetting of general ability: the multi-task LoRA"
+    forgetting = run_part("forgetting-multitask", general.multitask, heading, identity)
+    out = copy.deepcopy(results)
+    out["lora"]["multitask"] = rows
+    out["lora"]["multitask_bytes"] = adapter_bytes(folder)
+    budget = {
+        "steps": trained.steps,
+        "batch_size": cfg.loragen.batch_size,
+        "lr": trained.lr,
+    }  # the LoRA's own lr
+    out["lora"]["multitask_added"] = added_record(source, True, seconds, budget)
+    out["forgetting"]["multitask"] = forgetting
+    out["summary"] = summarize(out)
+    return out
+
+
+def added_record(source: str, replaced: bool, seconds: list[float], budget: dict[str, Any]) -> dict[str, Any]:
+    """What an addition to `source` records: when, how long its measuring took, and its training `budget`
+    (steps, batch, lr: a generator or baseline added under other steps than the file's is not on its budget)."""
+    return {
+        "to": source,
+        "replaced": replaced,
+        "date": str(datetime.now(timezone.utc).date()),
+        "seconds": round(sum(seconds), 1),
+        "budget": budget,
+    }
 
 
 def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str) -> None:

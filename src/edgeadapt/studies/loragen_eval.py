@@ -249,13 +249,16 @@ class Evaluation:
         )
         return out
 
+    def multitask_rows(self) -> dict[str, dict]:
+        """Row 4: the multi-task LoRA on every task of every group."""
+        tensors, scaling = read_adapter(lora_update_dir(self.cfg, "multitask"))
+        every = [t for ts in self.groups.values() for t in ts]
+        return self.with_adapter(tensors, scaling, every, "multitask")
+
     def lora_rows(self) -> dict[str, Any]:
         """Rows 4 and 5: the multi-task LoRA on every task, the per-task LoRAs on their own task."""
         folder = lora_update_dir(self.cfg, "multitask")
-        tensors, scaling = read_adapter(folder)
-        every = [t for ts in self.groups.values() for t in ts]
-        out = {"multitask": self.with_adapter(tensors, scaling, every, "multitask"), "per-task": {}}
-        out["multitask_bytes"] = adapter_bytes(folder)
+        out = {"multitask": self.multitask_rows(), "per-task": {}, "multitask_bytes": adapter_bytes(folder)}
         sizes, missing = [], []
         for name in per_task_names(self.cfg, self.collection):
             folder = trained_per_task(self.cfg, name)

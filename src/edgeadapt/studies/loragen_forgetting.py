@@ -63,7 +63,7 @@ class Forgetting:
     def baselines(self) -> dict[str, Any]:
         """The base, the multi-task LoRA and the per-task LoRAs of the forgetting tasks."""
         out = {"base": self.general("base")}
-        out["multitask"] = self.under(*read_adapter(lora_update_dir(self.cfg, "multitask")), "multitask")
+        out["multitask"] = self.multitask()
         folders = {t.name: trained_per_task(self.cfg, t.name) for t in self.tasks}
         points = [
             self.under(*read_adapter(folder), f"per-task {name}")
@@ -73,6 +73,9 @@ class Forgetting:
         out["per-task"] = mean_dicts(points) if points else {}
         out["tasks"] = [t.name for t in self.tasks]
         return out
+
+    def multitask(self) -> dict[str, float]:
+        return self.under(*read_adapter(lora_update_dir(self.cfg, "multitask")), "multitask")
 
     def generated(self, spec: str) -> dict[str, float]:
         """The mean over the forgetting tasks of the adapters one generator makes from their descriptions."""

@@ -100,6 +100,11 @@ def equal_length_speedup(
     return sum(c for c, _ in pairs) / sum(g for _, g in pairs) if pairs else None
 
 
+MIN_GAIN_TASKS = 5
+"""Held-out tasks where the base gains from the description needed before the share of that gain recovered
+is a goal met or missed (issue 33 asks for at least five); with fewer it is reported, undecided (None)."""
+
+
 def in_context_gain(results: dict[str, Any], spec: str, names: list[str]) -> dict[str, Any]:
     """Per task where the base gains from reading the description (in-context above zero-shot), the share of
     that gain the generated adapter recovers, (generated - zero-shot) / (in-context - zero-shot)."""
@@ -201,7 +206,9 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
             beyond_two_se(seen_controls[f"{k}_gap_points"], seen_controls[f"{k}_gap_stderr"], 5.0)
             for k in ("random", "other", "shuffled")
         ),
-        "heldout_half_in_context_gain": (gain["mean_share"] or 0) >= 0.5,
+        "heldout_half_in_context_gain": None
+        if gain["tasks_with_gain"] < MIN_GAIN_TASKS
+        else gain["mean_share"] >= 0.5,
         "generation_under_100ms": ms <= 100,
     }
     return out

@@ -1,0 +1,106 @@
+"""`bench/loragen_add.py`'s logic (edgeadapt.studies.loragen_add): a generator added to a finished LoRA-Gen study,
+and the multi-task LoRA trained again on another budget, each scored as the whole study scored it
+(configs/smoke-loragen.yaml on the tiny model; the session's trained and evaluated study, copied)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.studies.loragen import ADAPTER_WEIGHTS, lora_update_dir
+from edgeadapt.studies.loragen_add import add_generator, add_multitask
+from edgeadapt.studies.parts import digest
+from edgeadapt.training.loop import TrainResult
+
+SMOKE = Path(__file__).parents[1] / "configs" / "smoke-loragen.yaml"
+
+
+def quiet(line: str) -> None:
+    pass
+
+
+@pytest.fixture
+def copied(loragen_trained, tmp_path):
+    """The session's trained study copied (its generators, LoRAs and measured parts), and its config."""
+    shutil.copytree(loragen_trained, tmp_path / loragen_trained.name)
+    return tmp_path / loragen_trained.name, lambda *more: config.load(SMOKE, [f"out_dir={tmp_path}", *more])
+
+
+def scores(rows: dict) -> dict:
+    return {name: row["score"] for name, row in rows.items()}
+
+
+def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(loragen_evaluated, copied):
+    evaluated, (run, cfg_with) = loragen_evaluated, copied
+    spec = "minilm"
+    for name in (f"generated-{spec}", f"forgetting-{spec}"):  # its rows measured again
+        (run / "loragen-parts" / f"{name}.json").unlink()
+    cfg = cfg_with()
+    without = copy.deepcopy(evaluated)
+    del without["generated"][spec], without["forgetting"][f"generated[{spec}]"]
+    added = add_generator(cfg, spec, without, "study.json", resume=True, log=quiet)
+    again, before = added["generated"][spec], evaluated["generated"][spec]
+    assert scores(again["tasks"]) == scores(before["tasks"])
+    assert again["controls"] == before["controls"] and again["added"]["to"] == "study.json"
+    assert again["added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": 1e-3}  # the smoke study's
+    assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
+    assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
+    # a file measured on other rows, or on other tasks, or that has the generator already, is refused
+    other = copy.deepcopy(without)
+    seen = other["groups"]["seen"][0]
+    other["prompting"]["zero-shot"][seen]["samples"][0] += " (another base model)"
+    with pytest.raises(UserError, match=f"differ from the file's on {seen}"):
+        add_generator(cfg, spec, other, "study.json", resume=True, log=quiet)
+    other = copy.deepcopy(without)
+    other["groups"]["seen"] = other["groups"]["seen"][1:]
+    with pytest.raises(UserError, match="other tasks than this config chooses"):
+        add_generator(cfg, spec, other, "study.json", resume=True, log=quiet)
+    with pytest.raises(UserError, match="already scores generator minilm.*--replace"):
+        add_generator(cfg, spec, evaluated, "study.json", resume=True, log=quiet)
+    # asked to, it measures a generator the file scores again and replaces its rows
+    stale = copy.deepcopy(evaluated)
+    stale["generated"][spec]["controls"] = {}
+    replaced = add_generator(cfg, spec, stale, "study.json", resume=True, log=quiet, replace=True)
+    assert replaced["generated"][spec]["controls"] == before["controls"]
+    assert replaced["generated"][spec]["added"]["replaced"] and not again["added"]["replaced"]
+
+
+def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says_so(
+    loragen_evaluated, copied
+):
+    evaluated, (run, cfg_with) = loragen_evaluated, copied
+    # on the study's own budget the trained LoRA is reused and scores as the study scored it
+    same = add_multitask(cfg_with(), evaluated, "study.json", resume=True, log=quiet)
+    assert scores(same["lora"]["multitask"]) == scores(evaluated["lora"]["multitask"])
+    assert same["forgetting"]["multitask"] == pytest.approx(evaluated["forgetting"]["multitask"])
+    goals = json.loads(json.dumps(same["summary"]["goals"]))  # the rows' timings are measured again
+    assert goals == evaluated["summary"]["goals"]
+    budget = {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 2e-3,
+    }  # the smoke study's; the LoRA's lr, not the generator's
+    assert same["lora"]["multitask_added"]["budget"] == budget
+    # on half the steps it trains again, measures again, and the generators' rows stay the file's
+    cfg = cfg_with("loragen.steps=3")
+    weights = lora_update_dir(cfg, "multitask") / ADAPTER_WEIGHTS
+    before = digest(weights)
+    fewer = add_multitask(cfg, evaluated, "study.json", resume=True, log=quiet)
+    assert TrainResult.load(weights.parents[1]).steps == 3 and digest(weights) != before
+    assert fewer["lora"]["multitask_added"]["budget"]["steps"] == 3
+    assert fewer["lora"]["per-task"] == evaluated["lora"]["per-task"]
+    assert fewer["generated"] == evaluated["generated"]
+    saved = json.loads((run / "loragen-parts" / "lora-multitask.json").read_text())
+    assert saved["config"]["adapter"] == digest(weights) and saved["result"] == fewer["lora"]["multitask"]
+    # a file from other tasks is refused before anything trains
+    other = copy.deepcopy(evaluated)
+    other["groups"]["seen"] = other["groups"]["seen"][1:]
+    with pytest.raises(UserError, match="other tasks than this config chooses"):
+        add_multitask(cfg_with("loragen.steps=4"), other, "study.json", resume=True, log=quiet)
+    assert TrainResult.load(weights.parents[1]).steps == 3
