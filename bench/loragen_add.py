@@ -11,8 +11,9 @@ overrides and seed: its task groups and the base model's zero-shot answers on th
 in the run), its rows replacing the file's: after the study's controls changed, say.
 
 `multitask` in place of a generator trains the multi-task LoRA again under the overrides' `loragen.steps`
-(batch, lr) and replaces its rows and forgetting: the baseline on the budget of a generator added under other
-steps (seed 1's at 800 steps: 75.5 minutes of training and 3.3 of scoring on two cores):
+and `loragen.batch_size` (its lr is its method's) and replaces its rows and forgetting: the baseline on the
+budget of a generator added under other steps (seed 1's at 800 steps: 75.5 minutes of training and 3.3 of
+scoring on two cores):
 
     python bench/loragen_add.py configs/loragen-pool.yaml multitask train.seed=1 \
         name=loragen-pool-seed1-steps800 loragen.steps=800 \

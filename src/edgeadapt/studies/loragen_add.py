@@ -84,8 +84,8 @@ def add_multitask(
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """`results` with the multi-task LoRA trained again under `cfg`'s `loragen.steps`, `batch_size` and `lr`
-    (with `resume`, reused or resumed), its rows on every task and its forgetting measured as `loragen eval`
+    """`results` with the multi-task LoRA trained again under `cfg`'s `loragen.steps` and `batch_size` (its lr:
+    its method's, as in the study; with `resume`, reused or resumed), its rows on every task and its forgetting measured as `loragen eval`
     measures them, the file's replaced (`lora.multitask_added` records the budget) and the summary made again.
     The per-task LoRAs and every generator's rows are the file's."""
     from edgeadapt.studies.loragen_summary import summarize
@@ -107,11 +107,7 @@ def add_multitask(
     out = copy.deepcopy(results)
     out["lora"]["multitask"] = rows
     out["lora"]["multitask_bytes"] = adapter_bytes(folder)
-    budget = {
-        "steps": trained.steps,
-        "batch_size": cfg.loragen.batch_size,
-        "lr": trained.lr,
-    }  # the LoRA's own lr
+    budget = {"steps": trained.steps, "batch_size": cfg.loragen.batch_size, "lr": trained.lr}
     out["lora"]["multitask_added"] = added_record(source, True, seconds, budget)
     out["forgetting"]["multitask"] = forgetting
     out["summary"] = summarize(out)
