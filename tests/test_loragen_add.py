@@ -15,6 +15,7 @@ from edgeadapt.core import config
 from edgeadapt.core.errors import UserError
 from edgeadapt.studies.loragen import ADAPTER_WEIGHTS, lora_update_dir
 from edgeadapt.studies.loragen_add import add_generator, add_multitask
+from edgeadapt.studies.loragen_summary import summarize
 from edgeadapt.studies.parts import digest
 from edgeadapt.training.loop import TrainResult
 
@@ -81,12 +82,14 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
     assert same["forgetting"]["multitask"] == pytest.approx(evaluated["forgetting"]["multitask"])
     goals = json.loads(json.dumps(same["summary"]["goals"]))  # the rows' timings are measured again
     assert goals == evaluated["summary"]["goals"]
-    budget = {
+    assert evaluated["budget"] == {
         "steps": 6,
         "batch_size": 8,
-        "lr": 2e-3,
-    }  # the smoke study's; the LoRA's lr, not the generator's
-    assert same["lora"]["multitask_added"]["budget"] == budget
+        "lr": 1e-3,
+        "per_task_steps": 3,
+    }  # the config's
+    lora_lr = 2e-3  # the LoRA's own, not the generator's
+    assert same["lora"]["multitask_added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": lora_lr}
     # on half the steps it trains again, measures again, and the generators' rows stay the file's
     cfg = cfg_with("loragen.steps=3")
     weights = lora_update_dir(cfg, "multitask") / ADAPTER_WEIGHTS
@@ -94,6 +97,12 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
     fewer = add_multitask(cfg, evaluated, "study.json", resume=True, log=quiet)
     assert TrainResult.load(weights.parents[1]).steps == 3 and digest(weights) != before
     assert fewer["lora"]["multitask_added"]["budget"]["steps"] == 3
+    # the summary tells a LoRA trained on another budget than the generators' from one on theirs
+    assert {g["same_budget_as_multitask"] for g in same["summary"]["goals"].values()} == {True}
+    assert {g["same_budget_as_multitask"] for g in fewer["summary"]["goals"].values()} == {False}
+    unrecorded = copy.deepcopy(fewer)  # measured before budgets were recorded, nothing added
+    del unrecorded["budget"], unrecorded["lora"]["multitask_added"]
+    assert {g["same_budget_as_multitask"] for g in summarize(unrecorded)["goals"].values()} == {None}
     assert fewer["lora"]["per-task"] == evaluated["lora"]["per-task"]
     assert fewer["generated"] == evaluated["generated"]
     saved = json.loads((run / "loragen-parts" / "lora-multitask.json").read_text())

@@ -194,6 +194,9 @@ class LoragenResults(Record):
     task_info: dict[str, Any] = field(default_factory=dict)
     seconds: Any = None
     summary: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    """What the study trained with (generator and multi-task steps and batch, the generator's lr, per-task
+    steps); empty in files measured before 2026-12-05."""
 
 
 def read(path: Path, kind: type[Record]) -> Any:

@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft.utils import SAFETENSORS_WEIGHTS_NAME as ADAPTER_WEIGHTS  # PEFT's name for a LoRA's weights
@@ -259,6 +260,14 @@ def train_lora(cfg: RunConfig, run: Run, collection: Collection, tasks: list[Tas
         resume,
         log,
     )
+
+
+def study_budget(cfg: RunConfig) -> dict[str, Any]:
+    """What the generators and the multi-task LoRA train with (the same steps and batch; the LoRA keeps its
+    method's lr), and the per-task LoRAs' steps: recorded with the results so a reader can tell a generator or
+    baseline added under another budget (`bench/loragen_add.py`) from the study's own."""
+    g = cfg.loragen
+    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "per_task_steps": g.per_task_steps}
 
 
 def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:

@@ -41,6 +41,7 @@ from edgeadapt.studies.loragen import (
     generator_dir,
     lora_update_dir,
     per_task_names,
+    study_budget,
     trained_per_task,
 )
 from edgeadapt.studies.loragen_forgetting import Forgetting
@@ -374,6 +375,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         n: {"source": t.source, "kind": t.kind, "choices": len(t.choices)}
         for n, t in evaluation.collection.tasks.items()
     }
+    results["budget"] = study_budget(cfg)
     results["seconds"] = round(sum(seconds), 1)
     results["summary"] = summarize(results)
     return schema.write(cfg.run_dir() / "loragen.json", results, schema.LoragenResults)

@@ -181,6 +181,7 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
         "seen_vs_multitask": vs_multitask,
         "heldout_in_context_gain_share": gain["mean_share"],
         "heldout_tasks_with_gain": gain["tasks_with_gain"],
+        "same_budget_as_multitask": same_budget(*budgets(results, spec)),
     }
 
     def beyond_two_se(gap, stderr, floor=0.0):
@@ -212,6 +213,23 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
         "generation_under_100ms": ms <= 100,
     }
     return out
+
+
+def budgets(results: dict[str, Any], spec: str) -> tuple[dict | None, dict | None]:
+    """(generator's, multi-task LoRA's) training budget: an addition's own (`bench/loragen_add.py`), else the
+    study's; None where neither is recorded (files measured before budgets were)."""
+    study = results.get("budget") or None
+    generator = results["generated"][spec].get("added", {}).get("budget") or study
+    multitask = results["lora"].get("multitask_added", {}).get("budget") or study
+    return generator, multitask
+
+
+def same_budget(generator: dict | None, multitask: dict | None) -> bool | None:
+    """Whether the generator and the multi-task LoRA trained for the same steps on the same batch (their
+    learning rates are their own); None when either budget is unknown."""
+    if not generator or not multitask:
+        return None
+    return all(generator[k] == multitask[k] for k in ("steps", "batch_size"))
 
 
 def no_worse_forgetting(generated: dict | None, multitask: dict | None) -> dict[str, bool] | None:
