@@ -266,8 +266,12 @@ def study_budget(cfg: RunConfig) -> dict[str, Any]:
     """What the generators and the multi-task LoRA train with (the same steps and batch; the LoRA keeps its
     method's lr), and the per-task LoRAs' steps: recorded with the results so a reader can tell a generator or
     baseline added under another budget (`bench/loragen_add.py`) from the study's own."""
-    g = cfg.loragen
-    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "per_task_steps": g.per_task_steps}
+    return {**generator_budget(cfg), "per_task_steps": cfg.loragen.per_task_steps}
+
+
+def generator_budget(cfg: RunConfig) -> dict[str, Any]:
+    """The steps, batch and learning rate a generator trains with."""
+    return {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr}
 
 
 def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:

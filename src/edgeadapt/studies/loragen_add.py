@@ -26,6 +26,7 @@ from edgeadapt.loragen.registry import WEIGHTS
 from edgeadapt.studies.loragen import (
     ADAPTER_WEIGHTS,
     adapter_bytes,
+    generator_budget,
     generator_dir,
     lora_update_dir,
     sub_run,
@@ -70,7 +71,7 @@ def add_generator(
     forgetting = run_part(*forgetting_part(Forgetting(evaluation), spec, generator_id))
     out = copy.deepcopy(results)
     out["generated"][spec] = rows
-    budget = {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr}
+    budget = generator_budget(cfg)
     out["generated"][spec]["added"] = added_record(source, spec in results["generated"], seconds, budget)
     out["forgetting"][f"generated[{spec}]"] = forgetting
     out["summary"] = summarize(out)
