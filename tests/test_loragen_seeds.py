@@ -1,6 +1,7 @@
 """The LoRA-Gen study's seeds pooled (`edgeadapt.studies.loragen_seeds`, bench/loragen_seeds.py): scores
 averaged task by task, the summary's paired gaps over the seed means, each seed's own figures beside them,
-and the refusals (one run, runs over other tasks, controls made from different texts)."""
+and the refusals (one run, runs over other tasks, controls made from different texts, different
+training budgets)."""
 
 from __future__ import annotations
 
@@ -150,3 +151,27 @@ def test_pooling_refuses_seeds_whose_controls_were_made_from_different_texts():
         pool_seeds({"old.json": older, "new.json": newer})
     older["generated"][SPEC]["controls_of"] = "the text read"
     assert pool_seeds({"old.json": older, "new.json": newer})["left_out"] == []
+
+
+def test_pooling_refuses_seeds_trained_on_different_budgets():
+    """An 800-step generator (or multi-task LoRA) averaged with a 400-step one is neither; a budget one file
+    did not record cannot be checked and does not refuse."""
+    short = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    short["budget"] = {"steps": 400, "batch_size": 16, "lr": 1e-3, "per_task_steps": 24}
+    unrecorded = json.loads(json.dumps(short))
+    del unrecorded["budget"]
+    assert pool_seeds({"short.json": short, "old.json": unrecorded})["left_out"] == []
+
+    longer = json.loads(json.dumps(short))
+    longer["generated"][SPEC]["added"] = {"budget": {"steps": 800, "batch_size": 16, "lr": 1e-3}}
+    with pytest.raises(
+        UserError, match=r"hypernet:x trained on different budgets \(short.json: 400 steps of 16"
+    ):
+        pool_seeds({"short.json": short, "long.json": longer})
+
+    lora_longer = json.loads(json.dumps(short))
+    lora_longer["lora"]["multitask_added"] = {"budget": {"steps": 800, "batch_size": 16, "lr": 2e-3}}
+    with pytest.raises(UserError, match="multi-task LoRA trained on different budgets"):
+        pool_seeds({"short.json": short, "long.json": lora_longer})

@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.studies.loragen_summary import summarize
+from edgeadapt.studies.loragen_summary import budgets, summarize
 
 NOT_AVERAGED = ("summary", "seconds", "seeds", "between_seeds")
 """Recomputed from the pooled measurements (summary), added up (seconds), or this module's own output."""
@@ -91,6 +91,27 @@ def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
             )
 
 
+def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
+    """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps or batches (an
+    800-step generator averaged with a 400-step one is neither). A budget a file did not record (older files)
+    cannot be checked and does not refuse."""
+    for spec in runs[next(iter(runs))]["generated"]:
+        for which, role in ((0, spec), (1, "multi-task LoRA")):
+            recorded = {
+                label: (budget["steps"], budget["batch_size"])
+                for label, run in runs.items()
+                if spec in run["generated"] and (budget := budgets(run, spec)[which])
+            }
+            if len(set(recorded.values())) > 1:
+                each = "; ".join(
+                    f"{label}: {steps} steps of {batch}" for label, (steps, batch) in recorded.items()
+                )
+                raise UserError(
+                    f"the seeds' {role} trained on different budgets ({each}): train them alike "
+                    "(bench/loragen_add.py with the same loragen.steps) before pooling."
+                )
+
+
 def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """`runs`: a label per seed (its file, say) -> that run's loragen.json. The pooled results, with a
     summary of their own, `seeds` (each run's headline figures), `between_seeds` (their spread) and
@@ -105,6 +126,7 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "collection (change train.seed and name=, nothing else)."
             )
     refuse_mixed_controls(runs)
+    refuse_mixed_budgets(runs)
     left_out: list[str] = []
     pooled = {
         key: average([r[key] for r in results], key, left_out)
