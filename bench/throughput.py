@@ -2,7 +2,8 @@
 transformers' Trainer defaults, side by side, with model FLOPs utilization.
 
 Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--methods sft lora hlora adaptq]
-[--batch 8] [--steps 4] [--out docs/results/throughput-cpu.json]`; it prints a Markdown table.
+[--batch 8] [--steps 4] [--precision auto|bf16|fp32] [--out docs/results/throughput-cpu.json]`; it prints a
+Markdown table.
 
 - Models are built from each architecture's config with random weights: speed does not depend on the values.
 - Both sides train the same prepared model (`method.prepare`: same trainable parameters, PEFT adapters for
@@ -16,7 +17,8 @@ Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--metho
   fine-tuning 6 N' + 12 L d T; frozen-base methods 4 N' + 2 N_trainable + 12 L d T (no weight gradients for
   frozen weights), N' = parameters in matmuls (adapters included) with the LM head's weighted by the scored
   share, L layers, d = heads x head_dim, T = seq. The same count serves both sides.
-  The peak rate is measured on the same device with a large matrix product (fp32 on the CPU, bf16 on CUDA).
+  The peak rate is measured on the same device with a large matrix product in the training's precision
+  (`--precision`, as `train.precision`: auto is fp32 on the CPU, bf16 on CUDA).
 - Evaluation: perplexity tokens/s on sets shaped like the demo's general prose (every token scored) and
   domain questions (the response scored), edgeadapt's `perplexity` (batched, LM head only where a token is
   scored) against a naive loop (one sequence at a time through the model's own loss; the two perplexities
@@ -41,11 +43,11 @@ import torch
 from transformers import TrainerCallback
 
 from edgeadapt import models, updates
-from edgeadapt.core.config import TrainConfig
+from edgeadapt.core.config import PRECISIONS, TrainConfig
 from edgeadapt.core.resources import peak_rss
 from edgeadapt.inference.generation import greedy
 from edgeadapt.inference.predictor import ModelPredictor, perplexity
-from edgeadapt.training.loop import train
+from edgeadapt.training.loop import bf16_training, train
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/sections.py, also when imported from elsewhere
 from sections import write_section  # noqa: E402
@@ -150,8 +152,9 @@ def flops_per_token(model, trainable: int, full: bool, seq: int, scored: float) 
     return per_weight * (n - head + head * scored) + (0 if full else 2 * trainable) + attention
 
 
-def peak_flops(device: torch.device) -> float:
-    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+def peak_flops(device: torch.device, bf16: bool) -> float:
+    size = 8192 if device.type == "cuda" else 2048
+    dtype = torch.bfloat16 if bf16 else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     best = 0.0
     for _ in range(5):
@@ -166,7 +169,7 @@ def peak_flops(device: torch.device) -> float:
     return best
 
 
-def baseline_train(model, tokenizer, data, lr, steps, batch, device, timer):
+def baseline_train(model, tokenizer, data, lr, steps, batch, device, timer, bf16):
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +182,7 @@ def baseline_train(model, tokenizer, data, lr, steps, batch, device, timer):
             report_to="none",
             save_strategy="no",
             disable_tqdm=True,
-            bf16=device.type == "cuda",
+            bf16=bf16,
         )
         tokenizer.padding_side = "right"
         trainer = Trainer(
@@ -198,7 +201,7 @@ def to_dataset(data):
     return Dataset.from_list(data)
 
 
-def edgeadapt_train(model, tokenizer, data, lr, steps, batch, device, timer):
+def edgeadapt_train(model, tokenizer, data, lr, steps, batch, device, timer, bf16):
     cfg = TrainConfig(
         steps=steps, batch_size=batch, warmup_steps=0, eval_every=10_000, curve_general_chunks=1
     )
@@ -213,12 +216,12 @@ def edgeadapt_train(model, tokenizer, data, lr, steps, batch, device, timer):
             cfg,
             Path(tmp),
             device,
-            bf16=device.type == "cuda",
+            bf16=bf16,
             callbacks=(timer,),
         )
 
 
-def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenizer, peak):
+def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenizer, peak, bf16):
     model = build(arch, device)
     cfg = updates.parse_configs({method: OPTIONS[method]})[method]
     data = rows(model.config.vocab_size, seq, batch * (steps + warmup))
@@ -230,7 +233,7 @@ def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenize
         torch.cuda.reset_peak_memory_stats()
     with peak_rss() as rss:
         (edgeadapt_train if side == "edgeadapt" else baseline_train)(
-            model, tokenizer, data, 1e-5, steps + warmup, batch, device, timer
+            model, tokenizer, data, 1e-5, steps + warmup, batch, device, timer, bf16
         )
     step = statistics.median(timer.times[warmup:])
     tokens_per_s = batch * seq / step
@@ -320,6 +323,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISIONS, help="training's matrix products (train.precision)"
+    )
     parser.add_argument("--out", default="", help="also write the figures as JSON here")
     parser.add_argument("--section", action="store_true", help="write the table into docs/BENCHMARKS.md")
     parser.add_argument(
@@ -342,7 +348,8 @@ def main() -> None:
         tokenizer = models.load_tokenizer(models.resolve("smollm2-135m-instruct"))
     except Exception:  # noqa: BLE001 - not fetched: train with the tiny tokenizer (padding only), skip generation
         tokenizer = models.tiny_tokenizer()
-    peak = peak_flops(device)
+    bf16 = bf16_training(TrainConfig(precision=args.precision), device)
+    peak = peak_flops(device, bf16)
     print(f"device {device}, peak {peak / 1e12:.2f} TFLOP/s measured", file=sys.stderr)
     runs = []
     batches = args.batch * len(args.seq) if len(args.batch) == 1 else args.batch
@@ -353,7 +360,7 @@ def main() -> None:
             for method in args.methods:
                 for side in args.sides:
                     result = one_training(
-                        arch, method, side, seq, batch, args.steps, args.warmup, device, tokenizer, peak
+                        arch, method, side, seq, batch, args.steps, args.warmup, device, tokenizer, peak, bf16
                     )
                     print(json.dumps(result), file=sys.stderr)
                     runs.append(result)
@@ -366,6 +373,7 @@ def main() -> None:
         "device_type": device.type,
         "command": sys.argv[1:],
         "peak_flops": peak,
+        "precision": "bf16" if bf16 else "fp32",
         "training": runs,
         "evaluation": evals,
     }

@@ -361,6 +361,57 @@ def test_a_log_file_hears_of_progress_between_evaluations(tmp_path, capsys, monk
     assert lines[-1].endswith("about 0 min left")
 
 
+@pytest.mark.parametrize(
+    "precision, device, model_dtype, bf16",
+    [
+        ("auto", "cpu", "auto", False),
+        (
+            "auto",
+            "cpu",
+            "bfloat16",
+            False,
+        ),  # model.dtype shapes evaluation; on the CPU, training asks precision
+        ("auto", "cuda", "auto", True),
+        ("auto", "cuda", "float32", False),
+        ("bf16", "cpu", "auto", True),
+        ("fp32", "cuda", "auto", False),
+    ],
+)
+def test_training_precision_follows_the_setting_then_the_device(precision, device, model_dtype, bf16):
+    from edgeadapt.core.config import TrainConfig
+    from edgeadapt.training.loop import bf16_training
+
+    assert bf16_training(TrainConfig(precision=precision), torch.device(device), model_dtype) is bf16
+
+
+def test_bf16_precision_trains_in_bf16_on_the_cpu_and_a_change_of_precision_trains_again(tmp_path, capsys):
+    """train.precision=bf16: the LoRA's matrix products run in bf16 (autocast; the weights stay fp32) and the
+    result records it; resumed under fp32, the bf16 LoRA is not reused."""
+    from safetensors.torch import load_file
+
+    seen: set[torch.dtype] = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear) and module.training:
+            seen.add(output.dtype)
+
+    args = ["train", str(SMOKE), "--method", "lora", f"out_dir={tmp_path}", "train.steps=2"]
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        assert main([*args, "train.precision=bf16"]) == 0
+    finally:
+        hook.remove()
+    folder = tmp_path / "smoke" / "lora"
+    assert seen == {torch.bfloat16}
+    assert json.loads((folder / "train_result.json").read_text())["precision"] == "bf16"
+    saved = load_file(str(next((folder / "update").glob("*.safetensors"))))
+    assert {t.dtype for t in saved.values()} == {torch.float32}
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0  # train.precision auto: fp32 on the CPU
+    assert "[lora] trained in bf16, train.precision asks otherwise: training again" in capsys.readouterr().out
+    assert json.loads((folder / "train_result.json").read_text())["precision"] == "fp32"
+
+
 def test_tensorboard_receives_the_forgetting_curve(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

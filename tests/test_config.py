@@ -87,6 +87,10 @@ def test_an_override_that_is_not_yaml_is_one_clear_error():
             "router.general_sources=[prosa]",
             r"router.general_sources: any of builtin, bigbench, mmlu, prose, rewrites, got \['prosa'\]. Did you mean 'prose'\?",
         ),
+        (
+            "train.precision=bf61",
+            r"train.precision: one of auto, bf16, fp32, got 'bf61'. Did you mean 'bf16'\?",
+        ),
     ],
 )
 def test_library_and_router_options_are_checked(override, message):

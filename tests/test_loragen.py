@@ -313,6 +313,23 @@ def test_a_part_measured_before_a_setting_existed_holds_its_default():
     ]
 
 
+def test_a_generator_trained_before_precision_was_recorded_was_trained_in_fp32():
+    """A generator folder's trained_under.json from before train.precision was read lacks it: that counts as
+    the default (auto: fp32 on the CPU, as every such generator was trained), so it is resumed, not retrained;
+    under bf16 it is trained again. The study's budget says which precision it trained in."""
+    from edgeadapt.studies.loragen import GENERATOR_READS, generator_budget
+    from edgeadapt.studies.parts import comparable, differences
+
+    cfg = config.load(SMOKE)
+    saved = comparable(cfg, GENERATOR_READS)
+    del saved["train.precision"]
+    assert differences(saved, comparable(cfg, GENERATOR_READS)) == []
+    assert generator_budget(cfg)["precision"] == "fp32"
+    cfg.train.precision = "bf16"
+    assert differences(saved, comparable(cfg, GENERATOR_READS)) == ["train.precision"]
+    assert generator_budget(cfg)["precision"] == "bf16"
+
+
 def test_a_generated_adapter_ships_like_a_trained_lora(trained, generator, tmp_path):
     from edgeadapt.deploy.build import verify
 

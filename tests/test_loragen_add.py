@@ -49,7 +49,12 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
     again, before = added["generated"][spec], evaluated["generated"][spec]
     assert scores(again["tasks"]) == scores(before["tasks"])
     assert again["controls"] == before["controls"] and again["added"]["to"] == "study.json"
-    assert again["added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": 1e-3}  # the smoke study's
+    assert again["added"]["budget"] == {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "precision": "fp32",
+    }  # the smoke study's
     assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
     assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
     # a file measured on other rows, or on other tasks, or that has the generator already, is refused
@@ -86,10 +91,16 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
         "steps": 6,
         "batch_size": 8,
         "lr": 1e-3,
+        "precision": "fp32",
         "per_task_steps": 3,
     }  # the config's
     lora_lr = 2e-3  # the LoRA's own, not the generator's
-    assert same["lora"]["multitask_added"]["budget"] == {"steps": 6, "batch_size": 8, "lr": lora_lr}
+    assert same["lora"]["multitask_added"]["budget"] == {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": lora_lr,
+        "precision": "fp32",
+    }
     # on half the steps it trains again, measures again, and the generators' rows stay the file's
     cfg = cfg_with("loragen.steps=3")
     weights = lora_update_dir(cfg, "multitask") / ADAPTER_WEIGHTS
@@ -113,3 +124,14 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
     with pytest.raises(UserError, match="other tasks than this config chooses"):
         add_multitask(cfg_with("loragen.steps=4"), other, "study.json", resume=True, log=quiet)
     assert TrainResult.load(weights.parents[1]).steps == 3
+
+
+def test_one_budget_is_the_same_steps_batch_and_precision():
+    """Learning rates are each trainer's own; a budget recorded before precision was trained in fp32."""
+    from edgeadapt.studies.loragen_summary import same_budget
+
+    lora = {"steps": 800, "batch_size": 16, "lr": 2e-3, "precision": "fp32"}
+    assert same_budget({"steps": 800, "batch_size": 16, "lr": 1e-3}, lora) is True
+    assert same_budget({"steps": 800, "batch_size": 16, "lr": 1e-3, "precision": "bf16"}, lora) is False
+    assert same_budget({"steps": 400, "batch_size": 16, "lr": 1e-3, "precision": "fp32"}, lora) is False
+    assert same_budget(None, lora) is None

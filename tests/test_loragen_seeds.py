@@ -167,7 +167,7 @@ def test_pooling_refuses_seeds_trained_on_different_budgets():
     longer = json.loads(json.dumps(short))
     longer["generated"][SPEC]["added"] = {"budget": {"steps": 800, "batch_size": 16, "lr": 1e-3}}
     with pytest.raises(
-        UserError, match=r"hypernet:x trained on different budgets \(short.json: 400 steps of 16"
+        UserError, match=r"hypernet:x trained on different budgets \(short.json: 400 steps of 16 in fp32"
     ):
         pool_seeds({"short.json": short, "long.json": longer})
 

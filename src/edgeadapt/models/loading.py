@@ -18,7 +18,8 @@ def pick_device() -> torch.device:
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """fp32 on the CPU (no fast bf16 there), bf16 on CUDA, unless the config names one."""
+    """The weights' dtype (`model.dtype`): auto is fp32 on the CPU (evaluation there has not been measured in
+    bf16), bf16 on CUDA. Training multiplies in what `train.precision` says."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, name)

@@ -34,10 +34,11 @@ from edgeadapt.loragen.encoders import DescriptionEncoder
 from edgeadapt.loragen.generated import GeneratedLoRAModel
 from edgeadapt.loragen.make import DESCRIPTIONS, nearest_other_task
 from edgeadapt.loragen.registry import GeneratorSetup, get_generator, split_spec
+from edgeadapt.models.loading import pick_device
 from edgeadapt.runs.run import Run
 from edgeadapt.studies.parts import comparable, differences
 from edgeadapt.studies.train import forget_training, train_variant
-from edgeadapt.training.loop import TrainResult, train
+from edgeadapt.training.loop import TrainResult, bf16_training, train
 
 VAL_PER_TASK = 2  # rows of each training task kept out of training for the curve
 GENERATOR_READS = (
@@ -48,6 +49,7 @@ GENERATOR_READS = (
     "train.grad_accum",
     "train.scheduler",
     "train.weight_decay",
+    "train.precision",
     "loragen.targets",
     "loragen.rank",
     "loragen.alpha",
@@ -178,6 +180,7 @@ def train_generator(
         loop_config(cfg, g.steps),
         folder,
         run.device,
+        bf16=bf16_training(cfg.train, run.device, cfg.model.dtype),
         resume=resume,
         regularizers=kind.regularizers(generator, g),
     )
@@ -270,8 +273,14 @@ def study_budget(cfg: RunConfig) -> dict[str, Any]:
 
 
 def generator_budget(cfg: RunConfig) -> dict[str, Any]:
-    """The steps, batch and learning rate a generator trains with."""
-    return {"steps": cfg.loragen.steps, "batch_size": cfg.loragen.batch_size, "lr": cfg.loragen.lr}
+    """The steps, batch, learning rate and precision a generator trains with."""
+    g = cfg.loragen
+    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "precision": precision_of(cfg)}
+
+
+def precision_of(cfg: RunConfig) -> str:
+    """What the study's training multiplies in on this run's device (`train.precision`)."""
+    return "bf16" if bf16_training(cfg.train, pick_device(), cfg.model.dtype) else "fp32"
 
 
 def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:

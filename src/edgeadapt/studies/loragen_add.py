@@ -108,7 +108,12 @@ def add_multitask(
     out = copy.deepcopy(results)
     out["lora"]["multitask"] = rows
     out["lora"]["multitask_bytes"] = adapter_bytes(folder)
-    budget = {"steps": trained.steps, "batch_size": cfg.loragen.batch_size, "lr": trained.lr}
+    budget = {
+        "steps": trained.steps,
+        "batch_size": cfg.loragen.batch_size,
+        "lr": trained.lr,
+        "precision": trained.precision,
+    }
     out["lora"]["multitask_added"] = added_record(source, True, seconds, budget)
     out["forgetting"]["multitask"] = forgetting
     out["summary"] = summarize(out)

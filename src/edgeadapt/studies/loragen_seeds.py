@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.studies.loragen_summary import budgets, summarize
+from edgeadapt.studies.loragen_summary import budget_key, budgets, summarize
 
 NOT_AVERAGED = ("summary", "seconds", "seeds", "between_seeds")
 """Recomputed from the pooled measurements (summary), added up (seconds), or this module's own output."""
@@ -92,19 +92,20 @@ def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
 
 
 def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
-    """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps or batches (an
-    800-step generator averaged with a 400-step one is neither). A budget a file did not record (older files)
+    """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps, batches or
+    precision (an 800-step generator averaged with a 400-step one is neither). A budget a file did not record (older files)
     cannot be checked and does not refuse."""
     for spec in runs[next(iter(runs))]["generated"]:
         for which, role in ((0, spec), (1, "multi-task LoRA")):
             recorded = {
-                label: (budget["steps"], budget["batch_size"])
+                label: budget_key(budget)
                 for label, run in runs.items()
                 if spec in run["generated"] and (budget := budgets(run, spec)[which])
             }
             if len(set(recorded.values())) > 1:
                 each = "; ".join(
-                    f"{label}: {steps} steps of {batch}" for label, (steps, batch) in recorded.items()
+                    f"{label}: {steps} steps of {batch} in {precision}"
+                    for label, (steps, batch, precision) in recorded.items()
                 )
                 raise UserError(
                     f"the seeds' {role} trained on different budgets ({each}): train them alike "

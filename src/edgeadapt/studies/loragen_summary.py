@@ -225,11 +225,17 @@ def budgets(results: dict[str, Any], spec: str) -> tuple[dict | None, dict | Non
 
 
 def same_budget(generator: dict | None, multitask: dict | None) -> bool | None:
-    """Whether the generator and the multi-task LoRA trained for the same steps on the same batch (their
-    learning rates are their own); None when either budget is unknown."""
+    """Whether the generator and the multi-task LoRA trained for the same steps on the same batch in the same
+    precision (their learning rates are their own); None when either budget is unknown."""
     if not generator or not multitask:
         return None
-    return all(generator[k] == multitask[k] for k in ("steps", "batch_size"))
+    return budget_key(generator) == budget_key(multitask)
+
+
+def budget_key(budget: dict[str, Any]) -> tuple:
+    """What makes two trainings one budget: steps, batch and precision. A budget recorded before precision was
+    trained in fp32 (every such result was trained on the CPU, where fp32 was the only choice)."""
+    return budget["steps"], budget["batch_size"], budget.get("precision", "fp32")
 
 
 def no_worse_forgetting(generated: dict | None, multitask: dict | None) -> dict[str, bool] | None:

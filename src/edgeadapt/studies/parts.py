@@ -71,16 +71,19 @@ def lookup(data: dict, key: str) -> Any:
 
 def differences(saved: dict, settings: dict) -> list[str]:
     """The settings that differ from those something was measured or trained under (a section: its changed
-    keys; a key the saved section lacks counts as its default). Keys that are not config settings (file
-    digests) compare as they are."""
-    defaults = as_data(RunConfig())  # only whole sections are compared key by key
+    keys; a key the saved section lacks counts as its default, and so does a setting recorded before it was
+    read). Keys that are not config settings (file digests) compare as they are."""
+    defaults = as_data(RunConfig())
     changed = []
     for key, value in settings.items():
         try:
             old = lookup(saved, key)
         except (KeyError, TypeError):
-            changed.append(key)
-            continue
+            try:
+                old = lookup(defaults, key)
+            except (KeyError, TypeError):
+                changed.append(key)
+                continue
         default = defaults.get(key)
         if isinstance(value, dict) and isinstance(old, dict) and isinstance(default, dict):
             changed += [f"{key}.{k}" for k, v in value.items() if old.get(k, default.get(k)) != v]

@@ -20,7 +20,7 @@ from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
 from edgeadapt.studies.mitigations import regularizers, self_distilled, self_replay_rows
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
-from edgeadapt.training.loop import RESULT_FILE, TrainResult, train
+from edgeadapt.training.loop import RESULT_FILE, TrainResult, bf16_training, train
 
 
 def curve_sets(run: Run, val_rows: list[dict]) -> dict[str, list[dict]]:
@@ -52,8 +52,12 @@ def train_variant(
     folder, method, cfg = run.dir / name, run.method(name), run.cfg
     train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
     done = TrainResult.load(folder) if resume else None
+    bf16 = bf16_training(train_cfg, run.device, cfg.model.dtype)
     if done is not None and done.steps != train_cfg.steps and not done.budget:
         log(f"[{name}] trained for {done.steps} steps, the config asks {train_cfg.steps}: training again")
+        forget_training(folder)
+    elif done is not None and done.precision != ("bf16" if bf16 else "fp32"):
+        log(f"[{name}] trained in {done.precision}, train.precision asks otherwise: training again")
         forget_training(folder)
     elif done is not None:
         log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
@@ -72,7 +76,6 @@ def train_variant(
     set_seed(cfg.train.seed)
     model = method.prepare(model, method_cfg, calibration)
     terms = regularizers(run, model, log)  # on the model training starts from
-    bf16 = run.device.type == "cuda" and cfg.model.dtype != "float32"
     result = train(
         model,
         run.tokenizer,

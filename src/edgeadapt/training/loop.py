@@ -44,6 +44,9 @@ class TrainResult:
     regularizers: dict[str, Any] | None = None
     """With train.kl_to_base or train.ewc: each term's weight, mean value and what it cost (setup seconds,
     seconds per step, memory held)."""
+    precision: str = "fp32"
+    """What the matrix products ran in: bf16 (autocast, fp32 weights) or fp32. Results from before it was
+    recorded trained on the CPU in fp32."""
 
     def save(self, folder: Path) -> None:
         (folder / RESULT_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -194,6 +197,13 @@ def tensorboard_callback(out_dir: Path):
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out_dir / "tensorboard")))
 
 
+def bf16_training(cfg: TrainConfig, device: torch.device, model_dtype: str = "auto") -> bool:
+    """Whether training multiplies in bf16 (`train.precision`; auto follows `model.dtype` on CUDA)."""
+    if cfg.precision != "auto":
+        return cfg.precision == "bf16"
+    return device.type == "cuda" and model_dtype != "float32"
+
+
 def regularized_trainer(regularizers: tuple):
     """transformers' Trainer with each regularizer's penalty added to the training loss (never to the curve's
     evaluation losses)."""
@@ -318,6 +328,7 @@ def train(
         curve=curve_from_history(trainer.state.log_history, list(eval_sets)),
         budget=budget.summary(trainer.state.global_step) if budget else None,
         regularizers={r.name: r.summary() for r in regularizers} or None,
+        precision="bf16" if bf16 else "fp32",
     )
 
 
