@@ -184,6 +184,38 @@ def test_resume_trains_again_only_a_generator_whose_own_settings_changed(trained
             path.write_bytes(data)
 
 
+def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_path):
+    """train.precision=bf16 reaches the generator's training: the edge model's products (with the gated experts
+    added) run in bf16, the result and trained_under.json record it, the adapter it makes is fp32."""
+    from safetensors.torch import load_file
+
+    from edgeadapt.studies.loragen import TRAINED_UNDER, collection_of, train_generator
+
+    seen: set[torch.dtype] = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear) and torch.is_grad_enabled():
+            seen.add(output.dtype)
+
+    cfg = config.load(SMOKE, [*POOL, f"out_dir={tmp_path}", "train.precision=bf16", "loragen.steps=2"])
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        folder = train_generator(cfg, collection_of(cfg), cfg.loragen.encoder, log=lambda line: None)
+    finally:
+        hook.remove()
+    assert seen == {torch.bfloat16}
+    result = json.loads((folder / "train_result.json").read_text())
+    assert result["precision"] == "bf16" and all(
+        torch.isfinite(torch.tensor(p["domain_loss"])) for p in result["curve"]
+    )
+    assert json.loads((folder / TRAINED_UNDER).read_text())["train.precision"] == "bf16"
+    out = tmp_path / "adapter"
+    assert (
+        main(["loragen", "make", str(folder), "Write the letters in reverse order.", "--out", str(out)]) == 0
+    )
+    assert {t.dtype for t in load_file(str(out / "adapter_model.safetensors")).values()} == {torch.float32}
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
