@@ -386,7 +386,8 @@ def test_training_precision_follows_the_setting_then_the_device(precision, devic
 
 def test_bf16_precision_trains_in_bf16_on_the_cpu_and_a_change_of_precision_trains_again(tmp_path, capsys):
     """train.precision=bf16: the LoRA's matrix products run in bf16 (autocast; the weights stay fp32) and the
-    result records it; resumed under fp32, the bf16 LoRA is not reused."""
+    result records it; resumed under fp32, the bf16 LoRA is not reused; one whose precision was not recorded
+    is."""
     from safetensors.torch import load_file
 
     seen: set[torch.dtype] = set()
@@ -410,6 +411,11 @@ def test_bf16_precision_trains_in_bf16_on_the_cpu_and_a_change_of_precision_trai
     assert main([*args, "--resume"]) == 0  # train.precision auto: fp32 on the CPU
     assert "[lora] trained in bf16, train.precision asks otherwise: training again" in capsys.readouterr().out
     assert json.loads((folder / "train_result.json").read_text())["precision"] == "fp32"
+    recorded = json.loads((folder / "train_result.json").read_text())
+    del recorded["precision"]  # a result from before precision was recorded is reused as it is
+    (folder / "train_result.json").write_text(json.dumps(recorded))
+    assert main([*args, "--resume", "train.precision=bf16"]) == 0
+    assert "[lora] already trained (2 steps)" in capsys.readouterr().out
 
 
 def test_tensorboard_receives_the_forgetting_curve(tmp_path):

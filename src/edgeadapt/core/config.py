@@ -127,7 +127,7 @@ class TrainConfig:
     precision: str = "auto"
     """auto | bf16 | fp32: what training's matrix products run in (the weights stay fp32 either way). auto: bf16
     on CUDA unless model.dtype is float32, fp32 on the CPU. bf16 on the CPU is autocast, fast only where the CPU
-    computes in bf16 (AVX512-BF16 or AMX: this project's two-core EPYC multiplies 4.5x faster than in fp32)."""
+    computes in bf16 (AVX512-BF16 or AMX: this project's two-core EPYC multiplies 3.8-4.5x faster than in fp32)."""
     report_to: str = "none"
     """none | tensorboard: the training loss and the forgetting curve's points as TensorBoard scalars in
     RUN/VARIANT/tensorboard/ (offline; `tensorboard --logdir RUN` shows them while a long run trains)."""

@@ -234,7 +234,7 @@ def same_budget(generator: dict | None, multitask: dict | None) -> bool | None:
 
 def budget_key(budget: dict[str, Any]) -> tuple:
     """What makes two trainings one budget: steps, batch and precision. A budget recorded before precision was
-    trained in fp32 (every such result was trained on the CPU, where fp32 was the only choice)."""
+    is fp32: every LoRA-Gen result before it was trained on the CPU, where fp32 was the only choice."""
     return budget["steps"], budget["batch_size"], budget.get("precision", "fp32")
 
 

@@ -56,7 +56,7 @@ def train_variant(
     if done is not None and done.steps != train_cfg.steps and not done.budget:
         log(f"[{name}] trained for {done.steps} steps, the config asks {train_cfg.steps}: training again")
         forget_training(folder)
-    elif done is not None and done.precision != ("bf16" if bf16 else "fp32"):
+    elif done is not None and done.precision not in (None, "bf16" if bf16 else "fp32"):  # None: not recorded
         log(f"[{name}] trained in {done.precision}, train.precision asks otherwise: training again")
         forget_training(folder)
     elif done is not None:

@@ -44,9 +44,9 @@ class TrainResult:
     regularizers: dict[str, Any] | None = None
     """With train.kl_to_base or train.ewc: each term's weight, mean value and what it cost (setup seconds,
     seconds per step, memory held)."""
-    precision: str = "fp32"
-    """What the matrix products ran in: bf16 (autocast, fp32 weights) or fp32. Results from before it was
-    recorded trained on the CPU in fp32."""
+    precision: str | None = None
+    """What the matrix products ran in: bf16 (autocast, fp32 weights) or fp32; None in results from before it
+    was recorded (fp32 on the CPU, bf16 on CUDA unless model.dtype was float32)."""
 
     def save(self, folder: Path) -> None:
         (folder / RESULT_FILE).write_text(json.dumps(asdict(self), indent=2))
