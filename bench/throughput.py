@@ -47,7 +47,7 @@ from edgeadapt.core.config import PRECISIONS, TrainConfig
 from edgeadapt.core.resources import peak_rss
 from edgeadapt.inference.generation import greedy
 from edgeadapt.inference.predictor import ModelPredictor, perplexity
-from edgeadapt.training.loop import bf16_training, train
+from edgeadapt.training.loop import train, training_precision
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/sections.py, also when imported from elsewhere
 from sections import write_section  # noqa: E402
@@ -348,7 +348,8 @@ def main() -> None:
         tokenizer = models.load_tokenizer(models.resolve("smollm2-135m-instruct"))
     except Exception:  # noqa: BLE001 - not fetched: train with the tiny tokenizer (padding only), skip generation
         tokenizer = models.tiny_tokenizer()
-    bf16 = bf16_training(TrainConfig(precision=args.precision), device)
+    precision = training_precision(TrainConfig(precision=args.precision), device)
+    bf16 = precision == "bf16"
     peak = peak_flops(device, bf16)
     print(f"device {device}, peak {peak / 1e12:.2f} TFLOP/s measured", file=sys.stderr)
     runs = []
@@ -373,7 +374,7 @@ def main() -> None:
         "device_type": device.type,
         "command": sys.argv[1:],
         "peak_flops": peak,
-        "precision": "bf16" if bf16 else "fp32",
+        "precision": precision,
         "training": runs,
         "evaluation": evals,
     }

@@ -38,7 +38,7 @@ from edgeadapt.models.loading import pick_device
 from edgeadapt.runs.run import Run
 from edgeadapt.studies.parts import comparable, differences
 from edgeadapt.studies.train import forget_training, train_variant
-from edgeadapt.training.loop import TrainResult, bf16_training, train
+from edgeadapt.training.loop import TrainResult, bf16_training, train, training_precision
 
 VAL_PER_TASK = 2  # rows of each training task kept out of training for the curve
 GENERATOR_READS = (
@@ -275,12 +275,8 @@ def study_budget(cfg: RunConfig) -> dict[str, Any]:
 def generator_budget(cfg: RunConfig) -> dict[str, Any]:
     """The steps, batch, learning rate and precision a generator trains with."""
     g = cfg.loragen
-    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "precision": precision_of(cfg)}
-
-
-def precision_of(cfg: RunConfig) -> str:
-    """What the study's training multiplies in on this run's device (`train.precision`)."""
-    return "bf16" if bf16_training(cfg.train, pick_device(), cfg.model.dtype) else "fp32"
+    precision = training_precision(cfg.train, pick_device(), cfg.model.dtype)
+    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "precision": precision}
 
 
 def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:

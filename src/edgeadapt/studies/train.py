@@ -20,7 +20,7 @@ from edgeadapt.runs.results import EVAL_CACHE, forget_method
 from edgeadapt.runs.run import Run, non_defaults
 from edgeadapt.studies.mitigations import regularizers, self_distilled, self_replay_rows
 from edgeadapt.training.distributed import is_main_process, wait_for_everyone, world_size
-from edgeadapt.training.loop import RESULT_FILE, TrainResult, bf16_training, train
+from edgeadapt.training.loop import RESULT_FILE, TrainResult, train, training_precision
 
 
 def curve_sets(run: Run, val_rows: list[dict]) -> dict[str, list[dict]]:
@@ -52,11 +52,11 @@ def train_variant(
     folder, method, cfg = run.dir / name, run.method(name), run.cfg
     train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
     done = TrainResult.load(folder) if resume else None
-    bf16 = bf16_training(train_cfg, run.device, cfg.model.dtype)
+    precision = training_precision(train_cfg, run.device, cfg.model.dtype)
     if done is not None and done.steps != train_cfg.steps and not done.budget:
         log(f"[{name}] trained for {done.steps} steps, the config asks {train_cfg.steps}: training again")
         forget_training(folder)
-    elif done is not None and done.precision not in (None, "bf16" if bf16 else "fp32"):  # None: not recorded
+    elif done is not None and done.precision not in (None, precision):  # None: not recorded
         log(f"[{name}] trained in {done.precision}, train.precision asks otherwise: training again")
         forget_training(folder)
     elif done is not None:
@@ -86,7 +86,7 @@ def train_variant(
         train_cfg,
         folder,
         run.device,
-        bf16=bf16,
+        bf16=precision == "bf16",
         resume=resume,
         log=log,
         regularizers=terms,

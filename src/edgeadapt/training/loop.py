@@ -197,11 +197,16 @@ def tensorboard_callback(out_dir: Path):
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out_dir / "tensorboard")))
 
 
-def bf16_training(cfg: TrainConfig, device: torch.device, model_dtype: str = "auto") -> bool:
-    """Whether training multiplies in bf16 (`train.precision`; auto follows `model.dtype` on CUDA)."""
+def training_precision(cfg: TrainConfig, device: torch.device, model_dtype: str = "auto") -> str:
+    """bf16 or fp32: what training multiplies in (`train.precision`; auto follows `model.dtype` on CUDA)."""
     if cfg.precision != "auto":
-        return cfg.precision == "bf16"
-    return device.type == "cuda" and model_dtype != "float32"
+        return cfg.precision
+    return "bf16" if device.type == "cuda" and model_dtype != "float32" else "fp32"
+
+
+def bf16_training(cfg: TrainConfig, device: torch.device, model_dtype: str = "auto") -> bool:
+    """Whether training multiplies in bf16 (`training_precision`)."""
+    return training_precision(cfg, device, model_dtype) == "bf16"
 
 
 def regularized_trainer(regularizers: tuple):
