@@ -2,7 +2,7 @@
 transformers' Trainer defaults, side by side, with model FLOPs utilization.
 
 Run: `python bench/throughput.py [--arch smollm2-135m] [--seq 256 1024] [--methods sft lora hlora adaptq]
-[--batch 8] [--steps 4] [--precision auto|bf16|fp32] [--out docs/results/throughput-cpu.json]`; it prints a
+[--batch 8] [--steps 4] [--precision auto|bf16|fp32] [--train-only | --eval-only] [--out docs/results/throughput-cpu.json]`; it prints a
 Markdown table.
 
 - Models are built from each architecture's config with random weights: speed does not depend on the values.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -45,53 +44,14 @@ from transformers import TrainerCallback
 from edgeadapt import models, updates
 from edgeadapt.core.config import PRECISIONS, TrainConfig
 from edgeadapt.core.resources import peak_rss
-from edgeadapt.inference.generation import greedy
-from edgeadapt.inference.predictor import ModelPredictor, perplexity
 from edgeadapt.training.loop import train, training_precision
 
-sys.path.insert(0, str(Path(__file__).parent))  # bench/sections.py, also when imported from elsewhere
+sys.path.insert(0, str(Path(__file__).parent))  # bench/ modules, also when imported from elsewhere
 from sections import write_section  # noqa: E402
+from synthetic import ARCHS, SCORED, build, rows  # noqa: E402
+from throughput_eval import eval_speed  # noqa: E402
 
-ARCHS = {
-    "smollm2-135m": (
-        "llama",
-        dict(
-            vocab_size=49152,
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            tie_word_embeddings=True,
-        ),
-    ),
-    "gemma3-270m": (
-        "gemma3_text",
-        dict(
-            vocab_size=262144,
-            hidden_size=640,
-            intermediate_size=2048,
-            num_hidden_layers=18,
-            num_attention_heads=4,
-            num_key_value_heads=1,
-            head_dim=256,
-        ),
-    ),
-    "qwen2.5-0.5b": (
-        "qwen2",
-        dict(
-            vocab_size=151936,
-            hidden_size=896,
-            intermediate_size=4864,
-            num_hidden_layers=24,
-            num_attention_heads=14,
-            num_key_value_heads=2,
-            tie_word_embeddings=True,
-        ),
-    ),
-}
 OPTIONS = {"sft": {}, "lora": {}, "hlora": {}, "adaptq": {}}
-SCORED = 0.25  # share of each row's tokens that carry a label (an SFT row's response)
 
 
 class StepTimer(TrainerCallback):
@@ -107,28 +67,6 @@ class StepTimer(TrainerCallback):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.times.append(time.perf_counter() - self.start)
-
-
-def build(arch: str, device: torch.device):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    kind, kwargs = ARCHS[arch]
-    config = AutoConfig.for_model(kind, max_position_embeddings=4096, **kwargs)
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).to(device)
-
-
-def rows(vocab: int, seq: int, count: int, share: float = SCORED) -> list[dict[str, list[int]]]:
-    """`count` random rows of `seq` tokens whose last `share` of tokens is scored."""
-    generator = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(count):
-        ids = torch.randint(3, vocab, (seq,), generator=generator).tolist()
-        scored = int(seq * share)
-        out.append(
-            {"input_ids": ids, "attention_mask": [1] * seq, "labels": [-100] * (seq - scored) + ids[-scored:]}
-        )
-    return out
 
 
 def matmul_params(model) -> tuple[int, int]:
@@ -259,65 +197,15 @@ def one_training(arch, method, side, seq, batch, steps, warmup, device, tokenize
     }
 
 
-def seconds(fn, *args):
-    """fn(*args) and the seconds it took."""
-    start = time.perf_counter()
-    return fn(*args), time.perf_counter() - start
-
-
-def naive_perplexity(model, chunks: list[dict[str, list[int]]]) -> float:
-    """Perplexity the way a user writes it: one sequence at a time through the model's own loss."""
-    device, total, count = next(model.parameters()).device, 0.0, 0
-    with torch.no_grad():
-        for row in chunks:
-            labels = torch.tensor([row["labels"]], device=device)
-            loss = model(input_ids=torch.tensor([row["input_ids"]], device=device), labels=labels).loss
-            scored = int((labels[:, 1:] != -100).sum())
-            total, count = total + loss.item() * scored, count + scored
-    return math.exp(total / count)
-
-
-# The demo's evaluation sets in shape: general prose (32 chunks of 128 tokens, every token scored) and domain
-# questions (64 rows of ~72 tokens, the response scored: about 15%).
-EVAL_SETS = {"general": (128, 32, 1.0), "domain": (72, 64, 0.15)}
-
-
-def eval_speed(arch, device, tokenizer, prompts: int = 16, new_tokens: int = 16) -> dict:
-    model = build(arch, device).eval()
-    # The tokenizer only pads here (the rows are random ids); the tiny one does when the real one is absent.
-    predictor = ModelPredictor(model, tokenizer or models.tiny_tokenizer())
-    out = {}
-    for set_name, (seq, count, share) in EVAL_SETS.items():
-        chunks = rows(model.config.vocab_size, seq, count, share)
-        perplexity(predictor, chunks[:16], 16)  # warm-up: the first calls are slow
-        naive_perplexity(model, chunks[:4])
-        timed = {
-            "batched": seconds(perplexity, predictor, chunks, 16),
-            "naive": seconds(naive_perplexity, model, chunks),
-        }
-        for side, (_, spent) in timed.items():
-            out[f"perplexity_{set_name}_{side}_tokens_per_s"] = seq * count / spent
-        (batched, _), (naive, _) = timed["batched"], timed["naive"]
-        if not math.isclose(batched, naive, rel_tol=1e-3):  # the same figure, or the comparison means nothing
-            raise SystemExit(f"{set_name}: perplexity {batched} batched vs {naive} naive")
-    if tokenizer is not None and len(tokenizer) >= model.config.vocab_size // 2:
-        ids = [
-            tokenizer(f"Question {i}: what is the capital of a country?")["input_ids"] for i in range(prompts)
-        ]
-        for name, batch in (("generation_batched", prompts), ("generation_one_by_one", 1)):
-            start = time.perf_counter()
-            greedy(model, tokenizer, ids, new_tokens, batch, desc=name)
-            out[name + "_tokens_per_s"] = prompts * new_tokens / (time.perf_counter() - start)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["smollm2-135m"], choices=list(ARCHS))
     parser.add_argument("--seq", nargs="+", type=int, default=[256, 1024])
     parser.add_argument("--methods", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
     parser.add_argument("--sides", nargs="+", default=["edgeadapt", "baseline"])
-    parser.add_argument("--eval-only", action="store_true", help="measure evaluation speed only")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--eval-only", action="store_true", help="measure evaluation speed only")
+    only.add_argument("--train-only", action="store_true", help="measure training speed only")
     parser.add_argument(
         "--batch", nargs="+", type=int, default=[8], help="rows per step; one per --seq, or one for all"
     )
@@ -365,7 +253,7 @@ def main() -> None:
                     )
                     print(json.dumps(result), file=sys.stderr)
                     runs.append(result)
-    evals = {arch: eval_speed(arch, device, tokenizer) for arch in args.arch}
+    evals = {} if args.train_only else {arch: eval_speed(arch, device, tokenizer) for arch in args.arch}
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
