@@ -175,3 +175,21 @@ def test_pooling_refuses_seeds_trained_on_different_budgets():
     lora_longer["lora"]["multitask_added"] = {"budget": {"steps": 800, "batch_size": 16, "lr": 2e-3}}
     with pytest.raises(UserError, match="multi-task LoRA trained on different budgets"):
         pool_seeds({"short.json": short, "long.json": lora_longer})
+
+
+def test_a_part_added_later_keeps_each_seeds_record_beside_their_budget():
+    """bench/loragen_add.py's record (file, date, seconds) is not a measurement: each seed's is kept, the
+    budget they share stays whole (steps 800, not 800.0 from an average) for the pooled summary to read."""
+    seeds = {}
+    for label, seconds in (("seed0.json", 100.0), ("seed1.json", 300.0)):
+        run = study(
+            {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+        )
+        budget = {"steps": 800, "batch_size": 16, "lr": 2e-3}
+        run["lora"]["multitask_added"] = {"to": label, "seconds": seconds, "budget": budget}
+        seeds[label] = run
+    pooled = pool_seeds(seeds)["lora"]["multitask_added"]
+    assert [r["to"] for r in pooled["per_seed"]] == ["seed0.json", "seed1.json"]
+    assert [r["seconds"] for r in pooled["per_seed"]] == [100.0, 300.0]
+    assert pooled["budget"] == {"steps": 800, "batch_size": 16, "lr": 2e-3}
+    assert isinstance(pooled["budget"]["steps"], int)

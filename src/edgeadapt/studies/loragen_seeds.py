@@ -14,6 +14,10 @@ from edgeadapt.studies.loragen_summary import budget_key, budgets, summarize
 
 NOT_AVERAGED = ("summary", "seconds", "seeds", "between_seeds")
 """Recomputed from the pooled measurements (summary), added up (seconds), or this module's own output."""
+RECORDS = ("added", "multitask_added")
+"""What bench/loragen_add.py recorded of a part it trained and measured anew (source file, date, seconds,
+budget): a record, not a measurement, so not averaged. Pooled as each seed's, beside the budget they share
+(seeds with different budgets are refused before pooling)."""
 
 
 def is_number(value: Any) -> bool:
@@ -32,13 +36,23 @@ def average(values: list[Any], where: str, left_out: list[str]) -> Any:
         left_out += [
             f"{where}.{k}" for v in values for k in v if k not in keys and f"{where}.{k}" not in left_out
         ]
-        return {k: average([v[k] for v in values], f"{where}.{k}", left_out) for k in keys}
+        return {
+            k: pooled_record([v[k] for v in values])
+            if k in RECORDS
+            else average([v[k] for v in values], f"{where}.{k}", left_out)
+            for k in keys
+        }
     if all(is_number(v) for v in values):
         return sum(values) / len(values)
     if all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
         if all(is_number(x) for v in values for x in v):
             return [sum(column) / len(column) for column in zip(*values)]
     return first
+
+
+def pooled_record(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each seed's record of a part added later, beside the budget they share (`budgets` reads it)."""
+    return {"budget": records[0].get("budget"), "per_seed": records}
 
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
