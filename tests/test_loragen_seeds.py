@@ -1,7 +1,7 @@
 """The LoRA-Gen study's seeds pooled (`edgeadapt.studies.loragen_seeds`, bench/loragen_seeds.py): scores
 averaged task by task, the summary's paired gaps over the seed means, each seed's own figures beside them,
 and the refusals (one run, runs over other tasks, controls made from different texts, different
-training budgets)."""
+training budgets); one row of two runs paired (bench/loragen_paired.py)."""
 
 from __future__ import annotations
 
@@ -193,3 +193,44 @@ def test_a_part_added_later_keeps_each_seeds_record_beside_their_budget():
     assert [r["seconds"] for r in pooled["per_seed"]] == [100.0, 300.0]
     assert pooled["budget"] == {"steps": 800, "batch_size": 16, "lr": 2e-3}
     assert isinstance(pooled["budget"]["steps"], int)
+
+
+def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
+    """bench/loragen_paired.py: the same generator trained twice (bf16 against fp32, say), paired over the
+    tasks both scored; a row one file lacks is one error line and exit 2."""
+    first = study(
+        {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
+    )
+    second = study(
+        {"a": 0.7, "b": 0.5, "c": 0.6, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.3, 100
+    )
+    for name, run in (("first.json", first), ("second.json", second)):
+        (tmp_path / name).write_text(json.dumps(run))
+
+    def paired(*rows: str) -> subprocess.CompletedProcess:
+        args = [
+            str(tmp_path / "first.json"),
+            str(tmp_path / "second.json"),
+            "--out",
+            str(tmp_path / "p.json"),
+        ]
+        script = str(ROOT / "bench" / "loragen_paired.py")
+        return subprocess.run(
+            [sys.executable, script, *args, *[f"--row={r}" for r in rows]], capture_output=True, text=True
+        )
+
+    done = paired(f"generated[{SPEC}]")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads((tmp_path / "p.json").read_text())[f"generated[{SPEC}]"]
+    seen = figures["groups"]["seen"]
+    gaps = [10.0, 0.0, 20.0]
+    assert seen["means"] == pytest.approx([50.0, 60.0])
+    assert seen["paired"]["gap_points"] == pytest.approx(10.0)
+    assert seen["paired"]["gap_stderr"] == pytest.approx(statistics.stdev(gaps) / 3**0.5)
+    assert seen["paired"]["wins_losses"] == [2, 0]
+    assert figures["controls_seen"][1]["random_gap_points"] == pytest.approx(100 * (0.6 - 0.3))
+    assert figures["forgetting"][0]["general_ppl"] == 45.0
+
+    missing = paired("per-task", "nope")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: row 'nope' is not in both files")
+    assert "Traceback" not in missing.stderr
