@@ -133,7 +133,7 @@ def train_generator(
     folder = generator_dir(cfg, encoder_spec)
     kind_name, encoder_name = split_spec(encoder_spec, cfg.loragen.kind)
     kind = get_generator(kind_name, "loragen.kind")
-    settings = comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
+    settings = generator_settings(cfg, kind)
     if resume and not same_training(folder, settings, f"[generator {encoder_spec}]", log):
         forget_training(folder)
     done = TrainResult.load(folder) if resume else None
@@ -194,6 +194,12 @@ def train_generator(
     save_file({"embeddings": fingerprints.contiguous()}, str(folder / DESCRIPTIONS))
     result.save(folder)  # last: its presence means the generator is complete
     return folder
+
+
+def generator_settings(cfg: RunConfig, kind) -> dict:
+    """The settings a generator of this design (a `GeneratorKind`) is trained under, as its folder's
+    trained_under.json records them: what `--resume` compares before reusing it."""
+    return comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
 
 
 def same_training(folder: Path, settings: dict, label: str, log: Callable[[str], None]) -> bool:
