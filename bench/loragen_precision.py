@@ -22,9 +22,8 @@ from pathlib import Path
 
 
 def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
-    import torch
-
     from edgeadapt.evaluation.task_scores import Prompting
+    from edgeadapt.inference.predictor import answering
     from edgeadapt.loragen.merge import merged
 
     k, out = evaluation.cfg.loragen.train_paraphrases, {}
@@ -33,7 +32,7 @@ def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
         tensors = generator.generate(text)[0]
         # merged in fp32 either way: only the answering model's matrix products change precision
         with merged(evaluation.model, tensors, generator.cfg.scaling):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with answering(evaluation.model, bf16):
                 result = evaluation.measure(task, Prompting("none"), f"{spec} bf16={bf16}", timed=False)
         out[task.name] = result["score"]
     return out

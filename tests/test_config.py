@@ -91,6 +91,10 @@ def test_an_override_that_is_not_yaml_is_one_clear_error():
             "train.precision=bf61",
             r"train.precision: one of auto, bf16, fp32, got 'bf61'. Did you mean 'bf16'\?",
         ),
+        (
+            "loragen.answer_precision=fp23",
+            r"loragen.answer_precision: one of fp32, bf16, got 'fp23'. Did you mean 'fp32'\?",
+        ),
     ],
 )
 def test_library_and_router_options_are_checked(override, message):

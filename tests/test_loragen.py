@@ -411,3 +411,34 @@ def test_the_held_out_gain_goal_is_undecided_below_five_tasks_with_a_gain(evalua
     assert goals["heldout_tasks_with_gain"] == tasks
     assert goals["heldout_in_context_gain_share"] == pytest.approx((generated - 0.2) / 0.4)
     assert goals["met"]["heldout_half_in_context_gain"] is met
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_the_study_answers_and_times_in_the_precision_asked(trained, precision, dtype):
+    """loragen.answer_precision: every answer the study scores and times multiplies in that precision (the
+    weights stay fp32); a part measured before the setting existed counts as fp32, and one measured in fp32
+    is measured again in bf16."""
+    from edgeadapt.evaluation.task_scores import Prompting
+    from edgeadapt.studies import loragen_eval
+    from edgeadapt.studies.parts import comparable, differences
+
+    cfg = config.load(SMOKE, [f"out_dir={trained.parent}", f"loragen.answer_precision={precision}"])
+    evaluation = loragen_eval.Evaluation(cfg)
+    linear = next(m for m in evaluation.model.modules() if isinstance(m, torch.nn.Linear))
+    seen: list[torch.dtype] = []
+    handle = linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    task = evaluation.groups["heldout"][0]
+    try:
+        scored = len(
+            evaluation.score(task, Prompting("description", task.description), "in-context") and seen
+        )
+        evaluation.latency(task, Prompting("description", task.description))
+    finally:
+        handle.remove()
+    assert 0 < scored < len(seen) and set(seen) == {dtype}
+    assert {p.dtype for p in evaluation.model.parameters()} == {torch.float32}
+
+    before = comparable(cfg_of(trained), loragen_eval.READS)
+    del before["loragen.answer_precision"]
+    changed = differences(before, comparable(cfg, loragen_eval.READS))
+    assert changed == ([] if precision == "fp32" else ["loragen.answer_precision"])

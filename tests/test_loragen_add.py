@@ -69,6 +69,11 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
         add_generator(cfg, spec, other, "study.json", resume=True, log=quiet)
     with pytest.raises(UserError, match="already scores generator minilm.*--replace"):
         add_generator(cfg, spec, evaluated, "study.json", resume=True, log=quiet)
+    assert evaluated["answer_precision"] == "fp32"  # the study records what it answered in
+    with pytest.raises(UserError, match="answered in fp32, this config answers in bf16: pass loragen.answer"):
+        add_generator(
+            cfg_with("loragen.answer_precision=bf16"), spec, without, "s.json", resume=True, log=quiet
+        )
     # asked to, it measures a generator the file scores again and replaces its rows
     stale = copy.deepcopy(evaluated)
     stale["generated"][spec]["controls"] = {}

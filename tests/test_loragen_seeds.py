@@ -171,6 +171,13 @@ def test_pooling_refuses_seeds_trained_on_different_budgets():
     ):
         pool_seeds({"short.json": short, "long.json": longer})
 
+    answered = json.loads(json.dumps(short))
+    answered["answer_precision"] = "bf16"
+    with pytest.raises(
+        UserError, match=r"answered in different precisions \(short.json: fp32; bf16.json: bf16\)"
+    ):
+        pool_seeds({"short.json": short, "bf16.json": answered})
+
     lora_longer = json.loads(json.dumps(short))
     lora_longer["lora"]["multitask_added"] = {"budget": {"steps": 800, "batch_size": 16, "lr": 2e-3}}
     with pytest.raises(UserError, match="multi-task LoRA trained on different budgets"):

@@ -114,3 +114,36 @@ def test_perplexity_of_responses_equals_a_hand_computation_from_every_logit(tiny
     scores = row_nll(tiny_model, tokenizer, rows, batch_size=3)
     assert (sum(s for s, _ in scores), sum(n for _, n in scores)) == (pytest.approx(total, rel=1e-5), count)
     assert perplexity_of(scores) == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_predictor_answers_in_the_precision_asked_and_keeps_its_weights(tiny_model, tokenizer, bf16):
+    """`ModelPredictor(bf16=True)`: generation and log-likelihood multiply in bf16 (autocast), the weights stay
+    fp32; by default everything stays fp32."""
+    predictor = ModelPredictor(tiny_model, tokenizer, bf16=bf16)
+    linear = next(m for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
+    seen: list[torch.dtype] = []
+    handle = linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    try:
+        ids = tokenizer("the cat sat")["input_ids"]
+        predictor.generate([ids], max_new_tokens=2, batch_size=1)
+        predictor.loglikelihood([{"input_ids": ids, "labels": ids}], batch_size=1)
+    finally:
+        handle.remove()
+    assert len(seen) >= 3 and set(seen) == {torch.bfloat16 if bf16 else torch.float32}
+    assert {p.dtype for p in tiny_model.parameters()} == {torch.float32}
+
+
+def test_a_predictor_left_in_fp32_keeps_its_callers_bf16(tiny_model, tokenizer):
+    """A caller's own autocast (bench/loragen_precision.py answers that way) holds through a default predictor."""
+    from edgeadapt.inference.predictor import answering
+
+    seen: list[torch.dtype] = []
+    linear = next(m for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
+    handle = linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    try:
+        with answering(tiny_model, True):
+            ModelPredictor(tiny_model, tokenizer).generate([tokenizer("the cat")["input_ids"]], 2, 1)
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {torch.bfloat16}

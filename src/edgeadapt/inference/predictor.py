@@ -12,6 +12,7 @@ it); `open_model` builds one from a checkpoint folder and, optionally, a saved u
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,17 +40,28 @@ class Predictor(Protocol):
     ) -> list[str]: ...
 
 
-class ModelPredictor:
-    """A plain transformers model (base, or tuned and merged)."""
+def answering(model: nn.Module, bf16: bool):
+    """The context a model answers in: its matrix products in bf16 (autocast on its device; the weights stay
+    as they are) when `bf16`, else no context at all, so that a caller's own autocast still holds (an
+    autocast with enabled=False would switch it off)."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
 
-    def __init__(self, model: nn.Module, tokenizer, name: str = "model"):
-        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+
+class ModelPredictor:
+    """A plain transformers model (base, or tuned and merged). `bf16`: it answers under bf16 autocast."""
+
+    def __init__(self, model: nn.Module, tokenizer, name: str = "model", bf16: bool = False):
+        self.model, self.tokenizer, self.name, self.bf16 = model.eval(), tokenizer, name, bf16
 
     def loglikelihood(self, rows, batch_size, desc="perplexity"):
-        return row_nll(self.model, self.tokenizer, rows, batch_size, desc)
+        with answering(self.model, self.bf16):
+            return row_nll(self.model, self.tokenizer, rows, batch_size, desc)
 
     def generate(self, prompts, max_new_tokens, batch_size, desc="generating"):
-        return greedy(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, desc)
+        with answering(self.model, self.bf16):
+            return greedy(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, desc)
 
 
 def perplexity(predictor: Predictor, rows: list[dict[str, list[int]]], batch_size: int, desc="perplexity"):

@@ -197,6 +197,8 @@ class LoragenResults(Record):
     budget: dict[str, Any] = field(default_factory=dict)
     """What the study trained with (generator and multi-task steps and batch, the generator's lr, per-task
     steps); empty in files measured before 2026-12-05."""
+    answer_precision: str = "fp32"
+    """The edge model's precision while answering (`loragen.answer_precision`); fp32 in files before it."""
 
 
 def read(path: Path, kind: type[Record]) -> Any:

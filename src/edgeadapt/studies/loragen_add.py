@@ -135,6 +135,12 @@ def added_record(source: str, replaced: bool, seconds: list[float], budget: dict
 def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str) -> None:
     """Refuse a file measured on other tasks, rows or base model than this config's: its groups must match,
     and so must the base model's zero-shot answers on the seen tasks (measured again, untimed)."""
+    answered = results.get("answer_precision", "fp32")
+    if answered != evaluation.cfg.loragen.answer_precision:
+        raise UserError(
+            f"{source} was answered in {answered}, this config answers in "
+            f"{evaluation.cfg.loragen.answer_precision}: pass loragen.answer_precision={answered}."
+        )
     if results.get("groups") != evaluation.group_names():
         raise UserError(
             f"{source} was measured on other tasks than this config chooses: pass the config, overrides and "

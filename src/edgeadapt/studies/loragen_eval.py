@@ -26,7 +26,7 @@ import torch
 from edgeadapt.core.config import RunConfig
 from edgeadapt.data.tasks import Collection, Task
 from edgeadapt.evaluation.task_scores import Prompting, prompt_for, score_rows, user_ids
-from edgeadapt.inference.predictor import ModelPredictor
+from edgeadapt.inference.predictor import ModelPredictor, answering
 from edgeadapt.inference.timing import timed_answer
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.merge import merged, read_adapter
@@ -62,6 +62,7 @@ READS = (
     "loragen.latency_requests",
     "loragen.generation_repeats",
     "loragen.forgetting_tasks",
+    "loragen.answer_precision",
 )
 """The settings every part of the study reads: the model, its evaluation, the tasks and rows scored. What was
 trained enters a part as the digest of its files (`identities`), so retraining one generator measures its
@@ -123,7 +124,8 @@ class Evaluation:
         self.run = base_run(cfg)
         self.tokenizer = self.run.tokenizer
         self.model = self.run.load_model(torch.float32)
-        self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen")
+        self.bf16 = cfg.loragen.answer_precision == "bf16"
+        self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen", self.bf16)
         g = cfg.loragen
         seen = seen_sample(self.collection.by_role("train"), g.seen_tasks, g.per_task)
         self.groups = {
@@ -160,20 +162,24 @@ class Evaluation:
 
     def latency(self, task: Task, how: Prompting) -> dict[str, float]:
         """Median prefill and total seconds of `latency_requests` requests, one at a time, as served."""
-        timings = [
-            timed_answer(
-                self.model,
-                user_ids(self.tokenizer, prompt_for(row, how)),
-                self.cfg.eval.max_new_tokens,
-                self.stop_ids,
-            )
-            for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
-        ]
+        with answering(self.model, self.bf16):
+            timings = [
+                self.timed(row, how) for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
+            ]
         return {
             "prefill_ms": 1000 * statistics.median(t["prefill_s"] for t in timings),
             "total_ms": 1000 * statistics.median(t["total_s"] for t in timings),
             "new_tokens": statistics.mean(t["new_tokens"] for t in timings),
         }
+
+    def timed(self, row: dict, how: Prompting) -> dict[str, float]:
+        """One request answered alone, as served."""
+        return timed_answer(
+            self.model,
+            user_ids(self.tokenizer, prompt_for(row, how)),
+            self.cfg.eval.max_new_tokens,
+            self.stop_ids,
+        )
 
     def measure(self, task: Task, how: Prompting, label: str, timed: bool = True) -> dict[str, Any]:
         result = self.score(task, how, label)
@@ -376,6 +382,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
         for n, t in evaluation.collection.tasks.items()
     }
     results["budget"] = study_budget(cfg)
+    results["answer_precision"] = cfg.loragen.answer_precision
     results["seconds"] = round(sum(seconds), 1)
     results["summary"] = summarize(results)
     return schema.write(cfg.run_dir() / "loragen.json", results, schema.LoragenResults)

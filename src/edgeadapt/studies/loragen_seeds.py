@@ -140,6 +140,10 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"{label} scored other tasks than {labels[0]}: seeds pool only runs of one config and "
                 "collection (change train.seed and name=, nothing else)."
             )
+    answered = {label: run.get("answer_precision", "fp32") for label, run in runs.items()}
+    if len(set(answered.values())) > 1:
+        each = "; ".join(f"{label}: {precision}" for label, precision in answered.items())
+        raise UserError(f"the seeds were answered in different precisions ({each}): measure them alike.")
     refuse_mixed_controls(runs)
     refuse_mixed_budgets(runs)
     left_out: list[str] = []
