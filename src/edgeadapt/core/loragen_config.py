@@ -81,7 +81,7 @@ class LoraGenConfig:
     answer_precision: str = "fp32"
     """fp32 | bf16: the edge model's matrix products while `loragen eval` scores, times and measures forgetting
     (bf16: autocast, the weights stay fp32; adapters are generated and merged in fp32 either way). On this
-    project's CPU bf16 answers 2.7x faster with seen-task scores within a point (docs/RESULTS.md); every
+    project's CPU bf16 answers 2.8x faster with seen-task scores within a point (docs/RESULTS.md); every
     result before it is fp32, and parts measured in one precision are measured again in the other."""
 
     def check(self, where: str = "loragen") -> list[str]:

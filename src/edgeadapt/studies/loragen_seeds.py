@@ -90,6 +90,14 @@ def spread_between(figures: list[Any]) -> Any:
     }
 
 
+def refuse_mixed_answering(runs: dict[str, dict[str, Any]]) -> None:
+    """Refuses seeds answered in different precisions (`loragen.answer_precision`; fp32 in older files)."""
+    answered = {label: run.get("answer_precision", "fp32") for label, run in runs.items()}
+    if len(set(answered.values())) > 1:
+        each = "; ".join(f"{label}: {precision}" for label, precision in answered.items())
+        raise UserError(f"the seeds were answered in different precisions ({each}): measure them alike.")
+
+
 def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
     """Refuses seeds whose controls were made from different texts: their average would be neither."""
     for spec in runs[next(iter(runs))]["generated"]:
@@ -140,10 +148,7 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"{label} scored other tasks than {labels[0]}: seeds pool only runs of one config and "
                 "collection (change train.seed and name=, nothing else)."
             )
-    answered = {label: run.get("answer_precision", "fp32") for label, run in runs.items()}
-    if len(set(answered.values())) > 1:
-        each = "; ".join(f"{label}: {precision}" for label, precision in answered.items())
-        raise UserError(f"the seeds were answered in different precisions ({each}): measure them alike.")
+    refuse_mixed_answering(runs)
     refuse_mixed_controls(runs)
     refuse_mixed_budgets(runs)
     left_out: list[str] = []
