@@ -56,6 +56,9 @@ def main() -> int:
     args = parser.parse_args()
     try:
         cfg = config.load(args.config, args.overrides)
+        cfg.loragen.answer_precision = (
+            "fp32"  # each pass picks its own; a bf16 predictor would make both bf16
+        )
         folder = generator_dir(cfg, args.spec)
         if not (folder / TRAINED_UNDER).is_file():
             raise UserError(f"{folder}: no trained generator there; pass the overrides it was trained under")

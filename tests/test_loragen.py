@@ -442,3 +442,27 @@ def test_the_study_answers_and_times_in_the_precision_asked(trained, precision, 
     del before["loragen.answer_precision"]
     changed = differences(before, comparable(cfg, loragen_eval.READS))
     assert changed == ([] if precision == "fp32" else ["loragen.answer_precision"])
+
+
+def test_the_precision_probe_scores_seen_tasks_both_ways(trained, evaluated, tmp_path):
+    """bench/loragen_precision.py: the trained generator's seen tasks answered in fp32 (as the study scored
+    them) and in bf16, with the time each took; a generator not trained under these settings is one error line
+    and exit 2."""
+    import subprocess
+    import sys
+
+    def probe(*more: str) -> subprocess.CompletedProcess:
+        script = str(ROOT / "bench" / "loragen_precision.py")
+        args = [str(SMOKE), "model:tiny-random", f"out_dir={trained.parent}", *more]
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    done = probe("loragen.answer_precision=bf16", "--out", str(tmp_path / "p.json"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "p.json").read_text())
+    study = evaluated["generated"]["model:tiny-random"]["tasks"]
+    assert record["fp32"] == {name: study[name]["score"] for name in evaluated["groups"]["seen"]}
+    assert set(record["bf16"]) == set(record["fp32"])
+    assert set(record["seconds"]) == {"fp32", "bf16"} and "bf16 - fp32" in done.stdout
+    refused = probe("loragen.rank=3")
+    assert refused.returncode == 2 and "trained under other settings (loragen.rank)" in refused.stderr
+    assert "Traceback" not in refused.stderr
