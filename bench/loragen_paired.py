@@ -57,7 +57,7 @@ def report(row: str, figures: dict) -> None:
         )
     for label, controls in zip(("first", "second"), figures.get("controls_seen", [])):
         gaps = ", ".join(
-            f"{kind} {controls[f'{kind}_gap_points']:+.1f} ± {controls[f'{kind}_gap_stderr']:.1f}"
+            f"{kind} {controls[f'{kind}_gap_points'] or 0:+.1f} ± {controls[f'{kind}_gap_stderr'] or 0:.1f}"
             for kind in ("random", "other", "shuffled")
         )
         print(f"  controls on seen, {label}: {gaps}")
