@@ -164,7 +164,8 @@ class Evaluation:
         """Median prefill and total seconds of `latency_requests` requests, one at a time, as served."""
         with answering(self.model, self.bf16):
             timings = [
-                self.timed(row, how) for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
+                self.one_request(row, how)
+                for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
             ]
         return {
             "prefill_ms": 1000 * statistics.median(t["prefill_s"] for t in timings),
@@ -172,7 +173,7 @@ class Evaluation:
             "new_tokens": statistics.mean(t["new_tokens"] for t in timings),
         }
 
-    def timed(self, row: dict, how: Prompting) -> dict[str, float]:
+    def one_request(self, row: dict, how: Prompting) -> dict[str, float]:
         """One request answered alone, as served."""
         return timed_answer(
             self.model,
