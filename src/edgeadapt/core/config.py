@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from edgeadapt.core.checks import positive
+from edgeadapt.core.checks import choice, positive
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.core.loragen_config import LoraGenConfig, TasksConfig
 from edgeadapt.core.mitigation_config import EWCConfig, KLToBaseConfig, SelfReplayConfig
@@ -150,11 +150,7 @@ class TrainConfig:
             problems.append(f"{where}.epochs: must be >= 0 (0: train.steps decides), got {self.epochs}")
         if self.forgetting_budget_pct < 0 or self.budget_patience < 1:
             problems.append(f"{where}.forgetting_budget_pct must be >= 0 and {where}.budget_patience >= 1")
-        if self.precision not in PRECISIONS:
-            problems.append(
-                f"{where}.precision: one of {', '.join(PRECISIONS)}, got '{self.precision}'."
-                + did_you_mean(self.precision, PRECISIONS)
-            )
+        problems += choice(f"{where}.precision", self.precision, PRECISIONS)
         if self.report_to not in ("none", "tensorboard"):
             problems.append(f"{where}.report_to: none or tensorboard, got '{self.report_to}'")
         return problems + self.kl_to_base.check(f"{where}.kl_to_base") + self.ewc.check(f"{where}.ewc")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeadapt.core.checks import positive
-from edgeadapt.core.errors import did_you_mean
+from edgeadapt.core.checks import choice, positive
 
 ANSWER_PRECISIONS = ("fp32", "bf16")
 
@@ -111,11 +110,7 @@ class LoraGenConfig:
             problems.append(
                 f"{where}: train_paraphrases, shots, forgetting_tasks and seen_tasks must be >= 0"
             )
-        if self.answer_precision not in ANSWER_PRECISIONS:
-            problems.append(
-                f"{where}.answer_precision: one of {', '.join(ANSWER_PRECISIONS)}, got '{self.answer_precision}'."
-                + did_you_mean(self.answer_precision, ANSWER_PRECISIONS)
-            )
+        problems += choice(f"{where}.answer_precision", self.answer_precision, ANSWER_PRECISIONS)
         for spec in [self.encoder, *self.compare_encoders]:
             if not encoder_spec_ok(spec):
                 problems.append(f"{where}.encoder: '{spec}' is not minilm, model:NAME or KIND:either")

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeadapt.core.errors import did_you_mean
+from edgeadapt.core.checks import choice
 
 GENERAL_ROWS = ("text", "prompts")
 """Where the KL term and EWC read general text: `text`, the general pack's prose that no evaluation reads
 (the replay half); `prompts`, the project's general requests answered by the base itself (no corpus)."""
 ANSWERS = ("greedy", "sampled")
-
-
-def _choice(where: str, value: str, choices: tuple[str, ...]) -> list[str]:
-    if value in choices:
-        return []
-    return [f"{where}: one of {', '.join(choices)}, got '{value}'.{did_you_mean(str(value), choices)}"]
 
 
 def _number(where: str, value, low: float, high: float | None = None, closed: bool = True) -> list[str]:
@@ -48,7 +42,7 @@ class KLToBaseConfig:
     def check(self, where: str = "train.kl_to_base") -> list[str]:
         return (
             _number(f"{where}.weight", self.weight, 0.0)
-            + _choice(f"{where}.source", self.source, GENERAL_ROWS)
+            + choice(f"{where}.source", self.source, GENERAL_ROWS)
             + _number(f"{where}.temperature", self.temperature, 0.0, closed=False)
             + _number(f"{where}.batch_size", self.batch_size, 1)
             + _number(f"{where}.rows", self.rows, 1)
@@ -70,7 +64,7 @@ class EWCConfig:
         return (
             _number(f"{where}.weight", self.weight, 0.0)
             + _number(f"{where}.samples", self.samples, 1)
-            + _choice(f"{where}.source", self.source, GENERAL_ROWS)
+            + choice(f"{where}.source", self.source, GENERAL_ROWS)
         )
 
 
@@ -87,6 +81,6 @@ class SelfReplayConfig:
     def check(self, where: str = "data.self_replay") -> list[str]:
         return (
             _number(f"{where}.ratio", self.ratio, 0.0, 1.0)
-            + _choice(f"{where}.answers", self.answers, ANSWERS)
+            + choice(f"{where}.answers", self.answers, ANSWERS)
             + _number(f"{where}.max_new_tokens", self.max_new_tokens, 1)
         )
