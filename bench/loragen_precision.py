@@ -22,19 +22,16 @@ from pathlib import Path
 
 
 def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
-    from edgeadapt.evaluation.task_scores import Prompting
-    from edgeadapt.inference.predictor import answering
-    from edgeadapt.loragen.merge import merged
-
+    """The seen tasks' scores as the study measures them (`Evaluation.with_adapter`: merged in fp32, then
+    answered by its predictor), its predictor set to answer as `loragen.answer_precision` would."""
+    evaluation.bf16 = evaluation.predictor.bf16 = bf16
     k, out = evaluation.cfg.loragen.train_paraphrases, {}
     for task in evaluation.groups["seen"]:
         text = task.paraphrases[k]  # the study's seen-task text: the first paraphrase not trained on
-        tensors = generator.generate(text)[0]
-        # merged in fp32 either way: only the answering model's matrix products change precision
-        with merged(evaluation.model, tensors, generator.cfg.scaling):
-            with answering(evaluation.model, bf16):
-                result = evaluation.measure(task, Prompting("none"), f"{spec} bf16={bf16}", timed=False)
-        out[task.name] = result["score"]
+        rows = evaluation.with_adapter(
+            generator.generate(text)[0], generator.cfg.scaling, [task], f"{spec} bf16={bf16}", timed=False
+        )
+        out[task.name] = rows[task.name]["score"]
     return out
 
 
