@@ -418,6 +418,49 @@ def test_bf16_precision_trains_in_bf16_on_the_cpu_and_a_change_of_precision_trai
     assert "[lora] already trained (2 steps)" in capsys.readouterr().out
 
 
+def test_group_by_length_cuts_padding_and_a_change_of_batching_trains_again(tmp_path, capsys, monkeypatch):
+    """train.group_by_length: batches hold rows of like length (far less padding than random batches of the
+    same rows), the result records it, and resumed under random batches the grouped LoRA is not reused."""
+    from edgeadapt.training import loop
+
+    padding: list[float] = []
+
+    def counting(tokenizer, sparse):
+        collate = loop_collator(tokenizer, sparse)
+
+        def count(features):
+            out = collate(features)
+            padding.append(1 - out["attention_mask"].float().mean().item())
+            return out
+
+        return count
+
+    loop_collator = loop.collator
+    monkeypatch.setattr(loop, "collator", counting)
+    args = [
+        "train",
+        str(SMOKE),
+        "--method",
+        "lora",
+        f"out_dir={tmp_path}",
+        "train.steps=32",
+        "train.eval_every=32",
+    ]
+    shares = {}
+    for grouped in ("false", "true"):
+        padding.clear()
+        assert main([*args, f"train.group_by_length={grouped}", f"name=g{grouped}"]) == 0
+        shares[grouped] = sum(padding) / len(padding)
+    assert shares["false"] > 0.08  # the smoke rows vary in length: random batches pad (12%)
+    assert shares["true"] < shares["false"] / 2  # 5%, evaluation batches included
+    folder = tmp_path / "gtrue" / "lora"
+    assert json.loads((folder / "train_result.json").read_text())["group_by_length"] is True
+    capsys.readouterr()
+    assert main([*args, "name=gtrue", "--resume"]) == 0
+    assert "[lora] trained on other batches than train.group_by_length asks" in capsys.readouterr().out
+    assert json.loads((folder / "train_result.json").read_text())["group_by_length"] is False
+
+
 def test_tensorboard_receives_the_forgetting_curve(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

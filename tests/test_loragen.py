@@ -466,3 +466,21 @@ def test_the_precision_probe_scores_seen_tasks_both_ways(trained, evaluated, tmp
     refused = probe("loragen.rank=3")
     assert refused.returncode == 2 and "trained under other settings (loragen.rank)" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
+    """bench/loragen_steps.py: the generator's step time with random and with length-grouped batches, and each
+    way's padding; grouping pads less."""
+    import subprocess
+    import sys
+
+    script = str(ROOT / "bench" / "loragen_steps.py")
+    out = tmp_path / "steps.json"
+    args = [str(SMOKE), "model:tiny-random", "--steps", "4", "--out", str(out)]
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    random_rows, grouped = json.loads(out.read_text())["rows"]
+    assert (random_rows["batches"], grouped["batches"]) == ("random", "grouped")
+    assert random_rows["steps"] == grouped["steps"] == 4 and grouped["mean_s"] > 0
+    assert grouped["padding_share"] < random_rows["padding_share"]
+    assert "grouped / random in fp32" in done.stdout

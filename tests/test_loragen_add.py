@@ -54,6 +54,7 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
         "batch_size": 8,
         "lr": 1e-3,
         "precision": "fp32",
+        "group_by_length": False,
     }  # the smoke study's
     assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
     assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
@@ -97,6 +98,7 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
         "batch_size": 8,
         "lr": 1e-3,
         "precision": "fp32",
+        "group_by_length": False,
         "per_task_steps": 3,
     }  # the config's
     lora_lr = 2e-3  # the LoRA's own, not the generator's
@@ -105,6 +107,7 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
         "batch_size": 8,
         "lr": lora_lr,
         "precision": "fp32",
+        "group_by_length": False,
     }
     # on half the steps it trains again, measures again, and the generators' rows stay the file's
     cfg = cfg_with("loragen.steps=3")
@@ -131,12 +134,17 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
     assert TrainResult.load(weights.parents[1]).steps == 3
 
 
-def test_one_budget_is_the_same_steps_batch_and_precision():
-    """Learning rates are each trainer's own; a budget recorded before precision was trained in fp32."""
+def test_one_budget_is_the_same_steps_batch_precision_and_batching():
+    """Learning rates are each trainer's own; a budget recorded before precision was trained in fp32, one
+    recorded before batching was, on random batches."""
     from edgeadapt.studies.loragen_summary import same_budget
 
     lora = {"steps": 800, "batch_size": 16, "lr": 2e-3, "precision": "fp32"}
     assert same_budget({"steps": 800, "batch_size": 16, "lr": 1e-3}, lora) is True
     assert same_budget({"steps": 800, "batch_size": 16, "lr": 1e-3, "precision": "bf16"}, lora) is False
     assert same_budget({"steps": 400, "batch_size": 16, "lr": 1e-3, "precision": "fp32"}, lora) is False
+    grouped = {"steps": 800, "batch_size": 16, "lr": 1e-3, "precision": "fp32", "group_by_length": True}
+    assert same_budget(grouped, lora) is False
+    assert same_budget(grouped, {**lora, "group_by_length": True}) is True
+    assert same_budget({**grouped, "group_by_length": False}, lora) is True
     assert same_budget(None, lora) is None

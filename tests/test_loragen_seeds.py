@@ -171,6 +171,11 @@ def test_pooling_refuses_seeds_trained_on_different_budgets():
     ):
         pool_seeds({"short.json": short, "long.json": longer})
 
+    grouped = json.loads(json.dumps(short))
+    grouped["budget"]["group_by_length"] = True
+    with pytest.raises(UserError, match=r"grouped.json: 400 steps of 16 in fp32, grouped by length\)"):
+        pool_seeds({"short.json": short, "grouped.json": grouped})
+
     answered = json.loads(json.dumps(short))
     answered["answer_precision"] = "bf16"
     with pytest.raises(

@@ -50,6 +50,7 @@ GENERATOR_READS = (
     "train.scheduler",
     "train.weight_decay",
     "train.precision",
+    "train.group_by_length",
     "loragen.targets",
     "loragen.rank",
     "loragen.alpha",
@@ -125,9 +126,10 @@ def train_generator(
     resume: bool = False,
     log: Callable[[str], None] = print,
     encoder: DescriptionEncoder | None = None,
+    callbacks: tuple = (),
 ) -> Path:
     """Train (or reuse) the generator of this spec (`[KIND:]ENCODER`, kind `loragen.kind` when not named);
-    return its folder."""
+    return its folder. `callbacks`: extra TrainerCallbacks (bench/loragen_steps.py times steps with one)."""
     from safetensors.torch import save_file
 
     folder = generator_dir(cfg, encoder_spec)
@@ -182,6 +184,7 @@ def train_generator(
         run.device,
         bf16=bf16_training(cfg.train, run.device, cfg.model.dtype),
         resume=resume,
+        callbacks=callbacks,
         regularizers=kind.regularizers(generator, g),
     )
     model.remove_hooks()
@@ -282,7 +285,14 @@ def generator_budget(cfg: RunConfig) -> dict[str, Any]:
     """The steps, batch, learning rate and precision a generator trains with."""
     g = cfg.loragen
     precision = training_precision(cfg.train, pick_device(), cfg.model.dtype)
-    return {"steps": g.steps, "batch_size": g.batch_size, "lr": g.lr, "precision": precision}
+    grouped = cfg.train.group_by_length
+    return {
+        "steps": g.steps,
+        "batch_size": g.batch_size,
+        "lr": g.lr,
+        "precision": precision,
+        "group_by_length": grouped,
+    }
 
 
 def per_task_names(cfg: RunConfig, collection: Collection) -> list[str]:

@@ -113,6 +113,7 @@ def add_multitask(
         "batch_size": cfg.loragen.batch_size,
         "lr": trained.lr,
         "precision": trained.precision,
+        "group_by_length": trained.group_by_length,
     }
     out["lora"]["multitask_added"] = added_record(source, True, seconds, budget)
     out["forgetting"]["multitask"] = forgetting

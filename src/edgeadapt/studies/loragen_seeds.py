@@ -115,7 +115,7 @@ def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
 
 def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
     """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps, batches or
-    precision (an 800-step generator averaged with a 400-step one is neither). A budget a file did not record
+    precision or batching (an 800-step generator averaged with a 400-step one is neither). A budget a file did not record
     (older files) cannot be checked and does not refuse."""
     for spec in runs[next(iter(runs))]["generated"]:
         for which, role in ((0, spec), (1, "multi-task LoRA")):
@@ -125,14 +125,17 @@ def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
                 if spec in run["generated"] and (budget := budgets(run, spec)[which])
             }
             if len(set(recorded.values())) > 1:
-                each = "; ".join(
-                    f"{label}: {steps} steps of {batch} in {precision}"
-                    for label, (steps, batch, precision) in recorded.items()
-                )
+                each = "; ".join(f"{label}: {budget_words(key)}" for label, key in recorded.items())
                 raise UserError(
                     f"the seeds' {role} trained on different budgets ({each}): train them alike "
                     "(bench/loragen_add.py with the same loragen.steps) before pooling."
                 )
+
+
+def budget_words(key: tuple) -> str:
+    """A `budget_key` as the refusal says it: "800 steps of 16 in fp32", grouped by length where it was."""
+    steps, batch, precision, grouped = key
+    return f"{steps} steps of {batch} in {precision}" + (", grouped by length" if grouped else "")
 
 
 def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

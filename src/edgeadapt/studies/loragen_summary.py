@@ -233,9 +233,11 @@ def same_budget(generator: dict | None, multitask: dict | None) -> bool | None:
 
 
 def budget_key(budget: dict[str, Any]) -> tuple:
-    """What makes two trainings one budget: steps, batch and precision. A budget recorded before precision was
-    is fp32: every LoRA-Gen result before it was trained on the CPU, where fp32 was the only choice."""
-    return budget["steps"], budget["batch_size"], budget.get("precision", "fp32")
+    """What makes two trainings one budget: steps, batch, precision and batching. A budget recorded before
+    precision was is fp32 (every LoRA-Gen result before it was trained on the CPU, where fp32 was the only
+    choice); one recorded before batching was, random batches."""
+    precision, grouped = budget.get("precision", "fp32"), budget.get("group_by_length", False)
+    return budget["steps"], budget["batch_size"], precision, grouped
 
 
 def no_worse_forgetting(generated: dict | None, multitask: dict | None) -> dict[str, bool] | None:

@@ -59,6 +59,9 @@ def train_variant(
     elif done is not None and done.precision not in (None, precision):  # None: not recorded
         log(f"[{name}] trained in {done.precision}, train.precision asks otherwise: training again")
         forget_training(folder)
+    elif done is not None and done.group_by_length != train_cfg.group_by_length:
+        log(f"[{name}] trained on other batches than train.group_by_length asks: training again")
+        forget_training(folder)
     elif done is not None:
         log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
         return done

@@ -47,6 +47,8 @@ class TrainResult:
     precision: str | None = None
     """What the matrix products ran in: bf16 (autocast, fp32 weights) or fp32; None in results from before it
     was recorded (fp32 on the CPU, bf16 on CUDA unless model.dtype was float32)."""
+    group_by_length: bool = False
+    """Whether batches were grouped by length (`train.group_by_length`); False in results from before."""
 
     def save(self, folder: Path) -> None:
         (folder / RESULT_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -251,6 +253,7 @@ def training_arguments(cfg: TrainConfig, lr: float, out_dir: Path, device: torch
         save_total_limit=1,
         seed=cfg.seed,
         data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         bf16=bf16,
         use_cpu=device.type == "cpu",
         report_to="none",
@@ -334,6 +337,7 @@ def train(
         budget=budget.summary(trainer.state.global_step) if budget else None,
         regularizers={r.name: r.summary() for r in regularizers} or None,
         precision="bf16" if bf16 else "fp32",
+        group_by_length=cfg.group_by_length,
     )
 
 
