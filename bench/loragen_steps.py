@@ -7,9 +7,8 @@ batches grouped by length (`train.group_by_length`): what grouping saves where r
 Trains the generator `--steps` steps each way (in each `--precision`, as `train.precision`) in a scratch
 folder (nothing of the study's is touched), one after the other in one process, and reports the mean and
 median step time after the first two, with each way's share of padding over an epoch of its training batches
-(drawn as the Trainer's samplers draw them). Grouped batches come in windows of 50 sorted longest first
-(`LengthGroupedSampler`), so fewer than 50 steps measure the long end of a window only: keep `--steps` at 50
-or more. Time it on an idle machine: anything else on the CPU changes every column.
+(drawn as training draws them). Grouped batches come in random order (`edgeadapt.data.batches`), so a few
+steps already sample every length; 50 or more keep the mean steady. Time it on an idle machine: anything else on the CPU changes every column.
 """
 
 from __future__ import annotations
@@ -27,15 +26,15 @@ from throughput import StepTimer  # noqa: E402
 
 def padding_share(lengths: list[int], batch_size: int, grouped: bool, seed: int) -> float:
     """The share of padding positions in one epoch of training batches over rows of these lengths, random or
-    grouped as the Trainer's samplers draw them (right-padded to the batch's longest row)."""
-    import torch
-    from transformers.trainer_pt_utils import get_length_grouped_indices
+    grouped as training draws them (right-padded to the batch's longest row)."""
+    import random
 
-    generator = torch.Generator().manual_seed(seed)
+    from edgeadapt.data.batches import grouped_by_length
+
     if grouped:
-        order = get_length_grouped_indices(lengths, batch_size, generator=generator)
+        order = grouped_by_length(lengths, batch_size, len(lengths), seed)
     else:
-        order = torch.randperm(len(lengths), generator=generator).tolist()
+        order = random.Random(seed).sample(range(len(lengths)), len(lengths))
     batches = [[lengths[i] for i in order[n : n + batch_size]] for n in range(0, len(order), batch_size)]
     return 1 - sum(map(sum, batches)) / sum(max(b) * len(b) for b in batches)
 
@@ -88,9 +87,7 @@ def main() -> int:
     parser.add_argument("config", help="the study's YAML config")
     parser.add_argument("spec", help="the generator, [KIND:]ENCODER")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.seed=1")
-    parser.add_argument(
-        "--steps", type=int, default=50, help="steps each way (50: one window of grouped batches)"
-    )
+    parser.add_argument("--steps", type=int, default=50, help="steps each way")
     parser.add_argument(
         "--precision",
         nargs="+",

@@ -129,9 +129,9 @@ class TrainConfig:
     on CUDA unless model.dtype is float32, fp32 on the CPU. bf16 on the CPU is autocast, fast only where the CPU
     computes in bf16 (AVX512-BF16 or AMX: this project's two-core EPYC multiplies 3.8-4.5x faster than in fp32)."""
     group_by_length: bool = False
-    """Batch rows of like length together (transformers' `LengthGroupedSampler`: shuffled, then sorted by length
-    within windows of 50 batches), so batches carry less padding: on the LoRA-Gen collection a third of a random
-    batch's tokens are padding, 1.5% of a grouped one's. Batches then mix fewer tasks; RESULTS measures the cost."""
+    """Batch rows of like length together, the batches in random order (`edgeadapt.data.batches`), so batches
+    carry less padding: on the LoRA-Gen collection a third of a random batch's tokens are padding, under 2% of
+    a grouped one's. Batches then mix fewer tasks; docs/RESULTS.md measures what it costs."""
     report_to: str = "none"
     """none | tensorboard: the training loss and the forgetting curve's points as TensorBoard scalars in
     RUN/VARIANT/tensorboard/ (offline; `tensorboard --logdir RUN` shows them while a long run trains)."""

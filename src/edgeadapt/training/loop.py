@@ -253,7 +253,8 @@ def training_arguments(cfg: TrainConfig, lr: float, out_dir: Path, device: torch
         save_total_limit=1,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        # grouped rows come ordered (`grouped_rows`): read as they are
+        train_sampling_strategy="sequential" if cfg.group_by_length else "random",
         bf16=bf16,
         use_cpu=device.type == "cpu",
         report_to="none",
@@ -295,7 +296,7 @@ def train(
         model=model,
         args=training_arguments(cfg, lr, out_dir, device, bf16),
         data_collator=collator(tokenizer, sparse),
-        train_dataset=to_dataset(train_rows),
+        train_dataset=to_dataset(grouped_rows(train_rows, cfg) if cfg.group_by_length else train_rows),
         eval_dataset={name: to_dataset(rows) for name, rows in eval_sets.items()},
         compute_loss_func=labelled_loss if sparse else None,
     )
@@ -339,6 +340,17 @@ def train(
         precision="bf16" if bf16 else "fp32",
         group_by_length=cfg.group_by_length,
     )
+
+
+def grouped_rows(rows: list[dict], cfg: TrainConfig) -> list[dict]:
+    """The training rows in the order `train.group_by_length` reads them: batches of like length in random
+    order, as many as the steps take (each process of a distributed run reads every world-size-th batch)."""
+    from edgeadapt.data.batches import grouped_by_length
+    from edgeadapt.training.distributed import world_size
+
+    needed = cfg.steps * cfg.batch_size * cfg.grad_accum * world_size()
+    lengths = [len(row["input_ids"]) for row in rows]
+    return [rows[i] for i in grouped_by_length(lengths, cfg.batch_size, needed, cfg.seed)]
 
 
 def latest_complete_checkpoint(folder: Path) -> Path | None:
