@@ -1,5 +1,5 @@
-"""Seconds per training step of a LoRA-Gen generator on the study's own collection, with random batches and with
-batches grouped by length (`train.group_by_length`): what grouping saves where rows differ in length.
+"""Seconds per training step of a LoRA-Gen generator on the study's own collection, with random batches and
+with batches grouped by length (`train.group_by_length`): what grouping saves where rows differ in length.
 
     python bench/loragen_steps.py configs/loragen-pool.yaml pool:minilm train.seed=1 [--steps 50] \
         [--precision fp32 bf16] [--out FILE]
@@ -8,7 +8,8 @@ Trains the generator `--steps` steps each way (in each `--precision`, as `train.
 folder (nothing of the study's is touched), one after the other in one process, and reports the mean and
 median step time after the first two, with each way's share of padding over an epoch of its training batches
 (drawn as training draws them). Grouped batches come in random order (`edgeadapt.data.batches`), so a few
-steps already sample every length; 50 or more keep the mean steady. Time it on an idle machine: anything else on the CPU changes every column.
+steps already sample every length; more steps keep the mean steadier. Time it on an idle machine: anything
+else on the CPU changes every column.
 """
 
 from __future__ import annotations

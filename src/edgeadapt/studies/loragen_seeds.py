@@ -114,9 +114,9 @@ def refuse_mixed_controls(runs: dict[str, dict[str, Any]]) -> None:
 
 
 def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
-    """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps, batches or
-    precision or batching (an 800-step generator averaged with a 400-step one is neither). A budget a file did not record
-    (older files) cannot be checked and does not refuse."""
+    """Refuses seeds whose generator, or whose multi-task LoRA, trained for different steps, batches,
+    precision or batching (an 800-step generator averaged with a 400-step one is neither). A budget a file did
+    not record (older files) cannot be checked and does not refuse."""
     for spec in runs[next(iter(runs))]["generated"]:
         for which, role in ((0, spec), (1, "multi-task LoRA")):
             recorded = {
