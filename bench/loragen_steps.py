@@ -116,9 +116,18 @@ def main() -> int:
         ratio = grouped["mean_s"] / random_row["mean_s"]
         print(f"grouped / random in {grouped['precision']}: {ratio:.2f} of the time a step")
     if args.out:
-        Path(args.out).write_text(
-            json.dumps({"config": cfg, "spec": args.spec, "rows": rows}, indent=2) + "\n"
-        )
+        import platform
+        from datetime import date
+
+        import torch
+
+        where = {
+            "date": date.today().isoformat(),
+            "cpu": platform.processor(),
+            "threads": torch.get_num_threads(),
+        }
+        record = {"config": cfg, "spec": args.spec, **where, "rows": rows}
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
 

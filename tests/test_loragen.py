@@ -479,7 +479,9 @@ def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
     args = [str(SMOKE), "model:tiny-random", "--steps", "4", "--out", str(out)]
     done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    random_rows, grouped = json.loads(out.read_text())["rows"]
+    record = json.loads(out.read_text())
+    assert record["threads"] >= 1 and len(record["date"]) == 10  # when and on what it was timed
+    random_rows, grouped = record["rows"]
     assert (random_rows["batches"], grouped["batches"]) == ("random", "grouped")
     assert random_rows["steps"] == grouped["steps"] == 4 and grouped["mean_s"] > 0
     assert grouped["padding_share"] < random_rows["padding_share"]
