@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from edgeadapt.core.config import TrainConfig
 from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.run_data import rows_in_words
 from edgeadapt.runs.results import EVAL_CACHE, forget_method
@@ -53,14 +54,9 @@ def train_variant(
     train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
     done = TrainResult.load(folder) if resume else None
     precision = training_precision(train_cfg, run.device, cfg.model.dtype)
-    if done is not None and done.steps != train_cfg.steps and not done.budget:
-        log(f"[{name}] trained for {done.steps} steps, the config asks {train_cfg.steps}: training again")
-        forget_training(folder)
-    elif done is not None and done.precision not in (None, precision):  # None: not recorded
-        log(f"[{name}] trained in {done.precision}, train.precision asks otherwise: training again")
-        forget_training(folder)
-    elif done is not None and done.group_by_length != train_cfg.group_by_length:
-        log(f"[{name}] trained on other batches than train.group_by_length asks: training again")
+    stale = done and trained_otherwise(done, train_cfg, precision)
+    if stale:
+        log(f"[{name}] {stale}: training again")
         forget_training(folder)
     elif done is not None:
         log(f"[{name}] already trained ({done.steps} steps): reusing {folder / 'update'}")
@@ -100,6 +96,17 @@ def train_variant(
         result.save(folder)  # last: its presence means the update is complete
     wait_for_everyone()
     return TrainResult.load(folder) or result
+
+
+def trained_otherwise(done: TrainResult, train_cfg: TrainConfig, precision: str) -> str | None:
+    """How a finished training differs from what the config now asks (None: it is what the config asks)."""
+    if done.steps != train_cfg.steps and not done.budget:
+        return f"trained for {done.steps} steps, the config asks {train_cfg.steps}"
+    if done.precision not in (None, precision):  # None: not recorded
+        return f"trained in {done.precision}, train.precision asks otherwise"
+    if done.group_by_length != train_cfg.group_by_length:
+        return "trained on other batches than train.group_by_length asks"
+    return None
 
 
 def train_run(run: Run, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, TrainResult]:
