@@ -24,7 +24,7 @@ from pathlib import Path
 def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
     """The seen tasks' scores as the study measures them (`Evaluation.with_adapter`: merged in fp32, then
     answered by its predictor), its predictor set to answer as `loragen.answer_precision` would."""
-    evaluation.bf16 = evaluation.predictor.bf16 = bf16
+    evaluation.predictor.bf16 = bf16
     k, out = evaluation.cfg.loragen.train_paraphrases, {}
     for task in evaluation.groups["seen"]:
         text = task.paraphrases[k]  # the study's seen-task text: the first paraphrase not trained on
@@ -53,9 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         cfg = config.load(args.config, args.overrides)
-        cfg.loragen.answer_precision = (
-            "fp32"  # each pass picks its own; a bf16 predictor would make both bf16
-        )
+        cfg.loragen.answer_precision = "fp32"  # each pass sets its own; a bf16 one would make both bf16
         folder = generator_dir(cfg, args.spec)
         if not (folder / TRAINED_UNDER).is_file():
             raise UserError(f"{folder}: no trained generator there; pass the overrides it was trained under")

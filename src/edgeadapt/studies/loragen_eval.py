@@ -124,8 +124,8 @@ class Evaluation:
         self.run = base_run(cfg)
         self.tokenizer = self.run.tokenizer
         self.model = self.run.load_model(torch.float32)
-        self.bf16 = cfg.loragen.answer_precision == "bf16"
-        self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen", self.bf16)
+        bf16 = cfg.loragen.answer_precision == "bf16"
+        self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen", bf16)
         g = cfg.loragen
         seen = seen_sample(self.collection.by_role("train"), g.seen_tasks, g.per_task)
         self.groups = {
@@ -162,7 +162,7 @@ class Evaluation:
 
     def latency(self, task: Task, how: Prompting) -> dict[str, float]:
         """Median prefill and total seconds of `latency_requests` requests, one at a time, as served."""
-        with answering(self.model, self.bf16):
+        with answering(self.model, self.predictor.bf16):  # timed as it scores
             timings = [
                 self.one_request(row, how)
                 for row in self.rows[task.name][: self.cfg.loragen.latency_requests]
