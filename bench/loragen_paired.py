@@ -44,6 +44,15 @@ def compare(first: dict, second: dict, row: str) -> dict:
     return out
 
 
+def control_gap(kind: str, controls: dict) -> str:
+    """One control's gap as printed: "random +16.4 ± 8.5"; a gap never measured says so rather than +0.0 (a
+    standard error of None is one task's, printed as 0)."""
+    gap = controls.get(f"{kind}_gap_points")
+    if gap is None:
+        return f"{kind} not measured"
+    return f"{kind} {gap:+.1f} ± {controls.get(f'{kind}_gap_stderr') or 0:.1f}"
+
+
 def report(row: str, figures: dict) -> None:
     print(f"\n{row}: first / second, paired difference (second - first) in points ± s.e. (won/lost)")
     for group, g in figures["groups"].items():
@@ -56,10 +65,7 @@ def report(row: str, figures: dict) -> None:
             f"({p['wins_losses'][0]}/{p['wins_losses'][1]}, {p['tasks']} tasks)"
         )
     for label, controls in zip(("first", "second"), figures.get("controls_seen", [])):
-        gaps = ", ".join(
-            f"{kind} {controls[f'{kind}_gap_points'] or 0:+.1f} ± {controls[f'{kind}_gap_stderr'] or 0:.1f}"
-            for kind in ("random", "other", "shuffled")
-        )
+        gaps = ", ".join(control_gap(kind, controls) for kind in ("random", "other", "shuffled"))
         print(f"  controls on seen, {label}: {gaps}")
     for label, forgetting in zip(("first", "second"), figures["forgetting"]):
         if forgetting:

@@ -209,13 +209,15 @@ def test_a_part_added_later_keeps_each_seeds_record_beside_their_budget():
 
 def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
     """bench/loragen_paired.py: the same generator trained twice (bf16 against fp32, say), paired over the
-    tasks both scored; a row one file lacks is one error line and exit 2."""
+    tasks both scored, a control gap never measured printed as such; a row one file lacks is one error line and
+    exit 2."""
     first = study(
         {"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.1, 100
     )
     second = study(
         {"a": 0.7, "b": 0.5, "c": 0.6, "h": 0.2}, {"a": 0.5, "b": 0.5, "c": 0.5, "h": 0.2}, 0.3, 100
     )
+    first["generated"][SPEC]["controls"] = {}  # a run scored without controls
     for name, run in (("first.json", first), ("second.json", second)):
         (tmp_path / name).write_text(json.dumps(run))
 
@@ -242,6 +244,8 @@ def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
     assert seen["paired"]["wins_losses"] == [2, 0]
     assert figures["controls_seen"][1]["random_gap_points"] == pytest.approx(100 * (0.6 - 0.3))
     assert figures["forgetting"][0]["general_ppl"] == 45.0
+    assert "controls on seen, first: random not measured, other not measured" in done.stdout
+    assert "controls on seen, second: random +30.0 ± 5.8, other +60.0 ± 5.8" in done.stdout
 
     missing = paired("per-task", "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("error: row 'nope' is not in both files")

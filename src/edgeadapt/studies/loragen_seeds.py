@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.studies.loragen_summary import budget_key, budgets, summarize
+from edgeadapt.studies.loragen_summary import BudgetKey, budget_key, budgets, summarize
 
 NOT_AVERAGED = ("summary", "seconds", "seeds", "between_seeds")
 """Recomputed from the pooled measurements (summary), added up (seconds), or this module's own output."""
@@ -132,10 +132,10 @@ def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
                 )
 
 
-def budget_words(key: tuple) -> str:
-    """A `budget_key` as the refusal says it: "800 steps of 16 in fp32", grouped by length where it was."""
-    steps, batch, precision, grouped = key
-    return f"{steps} steps of {batch} in {precision}" + (", grouped by length" if grouped else "")
+def budget_words(key: BudgetKey) -> str:
+    """A budget as the refusal says it: "800 steps of 16 in fp32", grouped by length where it was."""
+    words = f"{key.steps} steps of {key.batch_size} in {key.precision}"
+    return words + (", grouped by length" if key.group_by_length else "")
 
 
 def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ controls; the paraphrase spread; and each goal of the study with whether it was 
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def row_tables(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
@@ -232,12 +232,24 @@ def same_budget(generator: dict | None, multitask: dict | None) -> bool | None:
     return budget_key(generator) == budget_key(multitask)
 
 
-def budget_key(budget: dict[str, Any]) -> tuple:
-    """What makes two trainings one budget: steps, batch, precision and batching. A budget recorded before
-    precision was is fp32 (every LoRA-Gen result before it was trained on the CPU, where fp32 was the only
-    choice); one recorded before batching was, random batches."""
-    precision, grouped = budget.get("precision", "fp32"), budget.get("group_by_length", False)
-    return budget["steps"], budget["batch_size"], precision, grouped
+class BudgetKey(NamedTuple):
+    """What makes two trainings one budget."""
+
+    steps: int
+    batch_size: int
+    precision: str
+    group_by_length: bool
+
+
+def budget_key(budget: dict[str, Any]) -> BudgetKey:
+    """A recorded budget's key. A budget recorded before precision was is fp32 (every LoRA-Gen result before it
+    was trained on the CPU, where fp32 was the only choice); one recorded before batching was, random batches."""
+    return BudgetKey(
+        budget["steps"],
+        budget["batch_size"],
+        budget.get("precision", "fp32"),
+        budget.get("group_by_length", False),
+    )
 
 
 def no_worse_forgetting(generated: dict | None, multitask: dict | None) -> dict[str, bool] | None:
