@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -228,6 +229,37 @@ def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypat
     other = config.load(SMOKE, [f"out_dir={trained.parent}", "loragen.eval_rows=5"])
     with pytest.raises(AssertionError, match="measured again"):
         loragen_eval.evaluate(other, resume=True)
+
+
+def test_another_seed_reuses_the_base_models_rows_and_measures_the_rest_again(
+    evaluated, trained, tmp_path, monkeypatch
+):
+    """The prompting rows read no training seed (PROMPTING_READS): a study of another seed given the first's
+    prompting part reuses it; every part that reads the seed (the controls do) is measured again."""
+    from edgeadapt.studies import loragen_eval
+
+    shutil.copytree(trained, tmp_path / trained.name)
+    measured = []
+
+    def counted(name):
+        real = getattr(loragen_eval.Evaluation, name)
+
+        def measure(self, *args, **kwargs):
+            measured.append(name)
+            return real(self, *args, **kwargs)
+
+        return measure
+
+    def measure_again(*args, **kwargs):
+        raise AssertionError("the base model's rows measured again")
+
+    monkeypatch.setattr(loragen_eval.Evaluation, "prompting_rows", measure_again)
+    for name in ("generated_rows", "lora_rows"):
+        monkeypatch.setattr(loragen_eval.Evaluation, name, counted(name))
+    other_seed = config.load(SMOKE, [f"out_dir={tmp_path}", "train.seed=5"])
+    resumed = loragen_eval.evaluate(other_seed, resume=True)
+    assert json.loads(json.dumps(resumed["prompting"])) == evaluated["prompting"]
+    assert sorted(set(measured)) == ["generated_rows", "lora_rows"]
 
 
 def test_controls_are_made_from_the_text_the_right_row_reads(trained):

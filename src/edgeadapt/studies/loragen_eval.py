@@ -67,6 +67,10 @@ READS = (
 """The settings every part of the study reads: the model, its evaluation, the tasks and rows scored. What was
 trained enters a part as the digest of its files (`identities`), so retraining one generator measures its
 rows again and a change to a generator's settings alone measures nothing until it is retrained."""
+PROMPTING_READS = tuple(key for key in READS if key != "train.seed")
+"""The base model's rows (zero-shot, in-context, few-shot) read no training seed: greedy answers to the same
+rows. A second seed's study reuses the first's when RUN/loragen-parts/prompting.json is copied into its run
+(`--resume`); on two cores that part is most of an hour with 48 seen tasks."""
 
 
 def test_rows(collection: Collection, task: Task, cap: int) -> list[dict]:
@@ -333,11 +337,14 @@ def part_runner(
     cfg: RunConfig, resume: bool, log: Callable[[str], None], seconds: list[float]
 ) -> Callable[[str, Callable[[], Any], str, dict], Any]:
     """What runs one `Part` of the study: logs its heading, measures it (or with `resume` reads it back from
-    RUN/loragen-parts/), adds its seconds to `seconds` and returns its result."""
+    RUN/loragen-parts/, when measured under the same `reads` settings), adds its seconds to `seconds` and returns
+    its result."""
 
-    def run_part(name: str, compute: Callable[[], Any], heading: str, identity: dict) -> Any:
+    def run_part(
+        name: str, compute: Callable[[], Any], heading: str, identity: dict, reads: tuple[str, ...] = READS
+    ) -> Any:
         log(heading)
-        result, took = part(cfg, "loragen-parts", name, compute, resume, log, READS, identity)
+        result, took = part(cfg, "loragen-parts", name, compute, resume, log, reads, identity)
         seconds.append(took)
         return result
 
@@ -362,6 +369,7 @@ def evaluate(cfg: RunConfig, log: Callable[[str], None] = print, resume: bool = 
             evaluation.prompting_rows,
             "rows 1-2: the base model, zero-shot, in-context and few-shot",
             {},
+            PROMPTING_READS,
         ),
     }
     results["generated"] = {
