@@ -250,3 +250,40 @@ def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
     missing = paired("per-task", "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("error: row 'nope' is not in both files")
     assert "Traceback" not in missing.stderr
+
+
+def test_two_rows_compared_per_source_and_against_an_earlier_sample(tmp_path):
+    """bench/loragen_subsets.py: a larger seen sample split per source and into the tasks an earlier sample
+    measured and the new ones; an earlier sample with tasks this one lacks is one error line and exit 2."""
+    larger = study({"a": 0.6, "b": 0.5, "c": 0.4}, {"a": 0.5, "b": 0.5, "c": 0.1}, 0.1, 100)
+    larger["task_info"] = {"a": {"source": "s1"}, "b": {"source": "s1"}, "c": {"source": "s2"}}
+    earlier = {"groups": {"seen": ["a", "b"]}}
+    for name, run in (("larger.json", larger), ("earlier.json", earlier)):
+        (tmp_path / name).write_text(json.dumps(run))
+    script = str(ROOT / "bench" / "loragen_subsets.py")
+
+    def subsets(earlier_file: str) -> subprocess.CompletedProcess:
+        args = [str(tmp_path / "larger.json"), f"--row=generated[{SPEC}]", "--out", str(tmp_path / "s.json")]
+        return subprocess.run(
+            [sys.executable, script, *args, "--earlier", str(tmp_path / earlier_file)],
+            capture_output=True,
+            text=True,
+        )
+
+    done = subsets("earlier.json")
+    assert done.returncode == 0, done.stderr
+    parts = json.loads((tmp_path / "s.json").read_text())["parts"]
+    assert parts["all"]["gap_points"] == pytest.approx((10 + 0 + 30) / 3)
+    assert parts["all"]["wins_losses"] == [2, 0] and parts["all"]["ties"] == 1
+    assert parts["source s1"]["tasks"] == 2 and parts["source s1"]["gap_points"] == pytest.approx(5.0)
+    assert parts["in the earlier sample"]["means"] == pytest.approx([55.0, 50.0])
+    assert parts["new to this sample"]["gap_points"] == pytest.approx(30.0)
+    assert "new to this sample" in done.stdout and "+30.0 (one task) (1/0/0)" in done.stdout
+
+    earlier["groups"]["seen"].append("z")
+    (tmp_path / "wider.json").write_text(json.dumps(earlier))
+    refused = subsets("wider.json")
+    assert (
+        refused.returncode == 2
+        and refused.stderr == "error: the earlier sample has seen tasks this file lacks: z\n"
+    )
