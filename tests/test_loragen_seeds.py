@@ -287,3 +287,21 @@ def test_two_rows_compared_per_source_and_against_an_earlier_sample(tmp_path):
         refused.returncode == 2
         and refused.stderr == "error: the earlier sample has seen tasks this file lacks: z\n"
     )
+
+
+def test_a_speedup_divides_the_in_context_timing_taken_beside_the_adapters_when_there_is_one():
+    """A generator's rows time in-context requests in their own process (`in_context_latency`); the speed-ups
+    divide those, and a file from before falls back to the prompting rows' timing, saying so."""
+    from edgeadapt.studies.loragen_summary import summarize
+
+    run = study({"a": 0.6, "h": 0.2}, {"a": 0.5, "h": 0.2}, 0.1, 100)
+    older = summarize(run)["goals"][SPEC]
+    assert older["heldout_latency_speedup"] == pytest.approx(2.0) and not older["in_context_timed_beside"]
+    run["generated"][SPEC]["in_context_latency"] = {
+        "h": {"prefill_ms": 150.0, "total_ms": 450.0, "new_tokens": 4}
+    }
+    beside = summarize(run)["goals"][SPEC]
+    assert beside["in_context_timed_beside"]
+    assert beside["heldout_latency_speedup"] == pytest.approx(450 / 300)
+    # equal length: the adapter's 100 ms prefill and 50 ms a token for in-context's 4 tokens = 300 ms
+    assert beside["heldout_latency_speedup_equal_length"] == pytest.approx(450 / 300)

@@ -1,14 +1,13 @@
 """`edgeadapt loragen eval CONFIG`: the generated adapters against the ways a user has today, side by side on
 held-out tasks, on seen tasks with unseen paraphrases, and on unseen concepts of a seen source.
 
-Rows (`ROWS`): the base model told only a short task name (zero-shot), the description (in-context), the
-description and worked examples (few-shot); the adapter generated from the description, merged, with no
-description in the prompt (one row per encoder); the multi-task LoRA; the per-task LoRA. Controls: adapters
-generated from a random string, another task's description, and the description's words shuffled.
-Robustness: the score from each paraphrase of a description.
+Rows: the base model told only a short task name (zero-shot), the description (in-context), the description
+and worked examples (few-shot); the adapter generated from the description, merged, with no description in the
+prompt (one row per encoder); the multi-task LoRA; the per-task LoRA. Controls: adapters generated from a
+random string, another task's description, the description's words shuffled. Robustness: each paraphrase.
 
-Per row: task score (mean and per task), prompt tokens, prefill and total latency per request (timed, batch 1),
-general forgetting (perplexity, topics, facts), adapter generation time and size. Results go to
+Per row: task score, prompt tokens, prefill and total latency per request (batch 1; each generator's rows also
+time in-context requests beside them), forgetting, adapter generation time and size. Results go to
 RUN/loragen.json and RUN/loragen.md; each finished part (the prompting rows, each encoder's generated rows,
 the LoRA rows, forgetting) also to RUN/loragen-parts/, which `--resume` reads back instead of measuring again.
 """
@@ -253,6 +252,10 @@ class Evaluation:
                         )[task.name]["score"]
                         for kind, text in controls(texts[0], task, tasks, self.cfg.train.seed).items()
                     }
+        # in-context timed again here: a speed-up divides one process's timings, never two sessions'
+        out["in_context_latency"] = {
+            t.name: self.latency(t, Prompting("description", t.description)) for t in self.groups["heldout"]
+        }
         out["generation_ms"] = generation_ms(
             generator, self.groups["heldout"][0].description, self.cfg.loragen.generation_repeats
         )
@@ -337,8 +340,7 @@ def part_runner(
     cfg: RunConfig, resume: bool, log: Callable[[str], None], seconds: list[float]
 ) -> Callable[[str, Callable[[], Any], str, dict], Any]:
     """What runs one `Part` of the study: logs its heading, measures it (or with `resume` reads it back from
-    RUN/loragen-parts/, when measured under the same `reads` settings), adds its seconds to `seconds` and returns
-    its result."""
+    RUN/loragen-parts/, if measured under the same `reads`), adds its seconds to `seconds`, returns its result."""
 
     def run_part(
         name: str, compute: Callable[[], Any], heading: str, identity: dict, reads: tuple[str, ...] = READS
