@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,8 @@ from edgeadapt.studies.loragen_summary import summarize
 from edgeadapt.studies.parts import digest
 from edgeadapt.training.loop import TrainResult
 
-SMOKE = Path(__file__).parents[1] / "configs" / "smoke-loragen.yaml"
+ROOT = Path(__file__).parents[1]
+SMOKE = ROOT / "configs" / "smoke-loragen.yaml"
 
 
 def quiet(line: str) -> None:
@@ -148,3 +151,46 @@ def test_one_budget_is_the_same_steps_batch_precision_and_batching():
     assert same_budget(grouped, {**lora, "group_by_length": True}) is True
     assert same_budget({**grouped, "group_by_length": False}, lora) is True
     assert same_budget(None, lora) is None
+
+
+def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
+    loragen_trained, loragen_evaluated, tmp_path
+):
+    """bench/loragen_per_task.py: per-task LoRAs for `--count` seen tasks (the study's first, reused under
+    --resume), scored on their rows, and the generator's share of them; a results file of other seen tasks is one
+    error line and exit 2."""
+    trained, evaluated = loragen_trained, loragen_evaluated
+    run = tmp_path / trained.name
+    shutil.copytree(trained, run)
+    cfg = config.load(SMOKE, [f"out_dir={tmp_path}"])
+    study_lora = lora_update_dir(cfg, "per-task/reverse") / ADAPTER_WEIGHTS
+    before = study_lora.read_bytes()
+    (tmp_path / "study.json").write_text(json.dumps(evaluated))
+    spec = next(iter(evaluated["generated"]))
+
+    def per_task(results: str, *extra: str) -> subprocess.CompletedProcess:
+        args = [str(SMOKE), f"out_dir={tmp_path}", *extra, "--results", str(tmp_path / results)]
+        args += ["--row", f"generated[{spec}]", "--count", "2", "--out", str(tmp_path / "p.json"), "--resume"]
+        script = str(ROOT / "bench" / "loragen_per_task.py")
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    done = per_task("study.json")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads((tmp_path / "p.json").read_text())
+    scores = figures["per_task_scores"]
+    assert len(scores) == 2 and "reverse" in scores and set(scores) <= set(evaluated["groups"]["seen"])
+    assert study_lora.read_bytes() == before  # the study's own per-task LoRA reused, not trained again
+    assert scores["reverse"]["per-task"] == evaluated["lora"]["per-task"]["reverse"]["score"]
+    new = next(n for n in scores if n != "reverse")
+    assert (lora_update_dir(cfg, f"per-task/{new}") / ADAPTER_WEIGHTS).is_file()
+    generated = [evaluated["generated"][spec]["tasks"][n]["score"] for n in scores]
+    mean_per_task = sum(s["per-task"] for s in scores.values()) / 2
+    if mean_per_task:
+        assert figures["generated_share"] == pytest.approx(sum(generated) / 2 / mean_per_task)
+
+    other = dict(evaluated, groups={**evaluated["groups"], "seen": ["reverse"]})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    refused = per_task("other.json")
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: the results file scored other seen tasks"
+    )

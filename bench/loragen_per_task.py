@@ -1,0 +1,108 @@
+"""Per-task LoRAs for more seen tasks of a finished LoRA-Gen study, and a generator's share of them.
+
+    python bench/loragen_per_task.py configs/loragen-pool.yaml train.seed=1 name=loragen-pool-seed1-seen48 \
+        loragen.steps=800 loragen.seen_tasks=48 loragen.encoder=pool:minilm loragen.compare_encoders=[] \
+        --results docs/results/loragen-pool-seed1-seen48.json --count 16 \
+        --out docs/results/loragen-pool-seed1-seen48-per-task.json [--resume]
+
+The study trains per-task LoRAs for `loragen.per_task` only (four tasks), so its "share of the per-task LoRA"
+rests on four tasks. This trains one for each of `--count` seen tasks (those of `loragen.per_task` first, then
+one source at a time in turn, as the study samples seen tasks), the study's way (`loragen.per_task_steps`, its
+batch, into RUN/per-task/TASK; `--resume` reuses one already trained), scores each on its own test rows as
+the study does, and sets them beside the results file's generator and multi-task LoRA rows on those tasks:
+the generator's share of the per-task LoRA (ratio of the means, as the study's summary computes it) and the
+paired gaps. The results file must come from the same config and overrides (its seen tasks are checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from edgeadapt.core import config
+from edgeadapt.core.errors import UserError
+from edgeadapt.loragen.merge import read_adapter
+from edgeadapt.studies.loragen import sub_run, train_lora, trained_per_task
+from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
+from edgeadapt.studies.loragen_summary import paired_gap
+
+
+def per_task_scores(cfg, results: dict, count: int, resume: bool, log=print) -> dict[str, float]:
+    """Each chosen seen task's per-task LoRA score, trained (or with `resume` found) and scored now."""
+    evaluation = Evaluation(cfg, log)
+    if evaluation.group_names()["seen"] != results["groups"]["seen"]:
+        raise UserError("the results file scored other seen tasks than this config: give the same overrides")
+    chosen = seen_sample(evaluation.groups["seen"], count, cfg.loragen.per_task)[:count]
+    scores = {}
+    for n, task in enumerate(chosen, 1):
+        log(f"per-task LoRA {n} of {len(chosen)}: {task.name}")
+        if not (resume and trained_per_task(cfg, task.name)):
+            run = sub_run(cfg, f"per-task/{task.name}")
+            steps = cfg.loragen.per_task_steps
+            train_lora(cfg, run, evaluation.collection, [task], steps, resume, log)
+        tensors, scaling = read_adapter(trained_per_task(cfg, task.name))
+        row = evaluation.with_adapter(tensors, scaling, [task], "per-task", timed=False)
+        scores[task.name] = row[task.name]["score"]
+    return scores
+
+
+def shares(results: dict, row: str, per_task: dict[str, float]) -> dict:
+    """The row's and the multi-task LoRA's share of the per-task LoRAs and paired gaps to them, in points."""
+    spec = row[len("generated[") : -1]
+    generated = {n: results["generated"][spec]["tasks"][n]["score"] for n in per_task}
+    multitask = {n: results["lora"]["multitask"][n]["score"] for n in per_task}
+    mean = sum(per_task.values()) / len(per_task)
+    return {
+        "tasks": len(per_task),
+        "per_task_mean": 100 * mean,
+        "generated_share": sum(generated.values()) / len(generated) / mean if mean else None,
+        "multitask_share": sum(multitask.values()) / len(multitask) / mean if mean else None,
+        "generated_vs_per_task": paired_gap(generated, per_task),
+        "multitask_vs_per_task": paired_gap(multitask, per_task),
+        "per_task_scores": {
+            n: {"per-task": s, row: generated[n], "multitask": multitask[n]} for n, s in per_task.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--results", type=Path, required=True, help="the study's loragen.json")
+    parser.add_argument("--row", default="generated[pool:minilm]")
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    try:
+        cfg = config.load(args.config, args.overrides)
+        results = json.loads(args.results.read_text())
+        if args.row[len("generated[") : -1] not in results["generated"]:
+            raise UserError(f"row {args.row!r} is not in {args.results}")
+        figures = shares(results, args.row, per_task_scores(cfg, results, args.count, args.resume))
+    except (OSError, ValueError, UserError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    record = {"date": date.today().isoformat(), "results": str(args.results), "overrides": args.overrides}
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    args.out.write_text(json.dumps({**record, "row": args.row, **figures}, indent=1))
+    gap = figures["generated_vs_per_task"]
+
+    def share(key: str) -> str:  # None when every per-task LoRA scored 0 (a tiny model)
+        return "-" if figures[key] is None else f"{figures[key]:.0%}"
+
+    print(
+        f"{figures['tasks']} seen tasks: per-task LoRA {figures['per_task_mean']:.1f}%; {args.row} reaches "
+        f"{share('generated_share')} of it ({gap['gap_points']:+.1f} ± {gap['gap_stderr'] or 0:.1f} points), "
+        f"the multi-task LoRA {share('multitask_share')}"
+    )
+
+
+if __name__ == "__main__":
+    main()
