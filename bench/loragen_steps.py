@@ -116,16 +116,13 @@ def main() -> int:
         ratio = grouped["mean_s"] / random_row["mean_s"]
         print(f"grouped / random in {grouped['precision']}: {ratio:.2f} of the time a step")
     if args.out:
-        import platform
         from datetime import date
 
         import torch
 
-        where = {
-            "date": date.today().isoformat(),
-            "cpu": platform.processor(),
-            "threads": torch.get_num_threads(),
-        }
+        from device_speed import cpu_name  # platform.processor() is empty on Linux
+
+        where = {"date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads()}
         record = {"config": cfg, "spec": args.spec, **where, "rows": rows}
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     return 0

@@ -517,6 +517,7 @@ def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["threads"] >= 1 and len(record["date"]) == 10  # when and on what it was timed
+    assert record["cpu"]  # a name, not platform.processor()'s empty string
     random_rows, grouped = record["rows"]
     assert (random_rows["batches"], grouped["batches"]) == ("random", "grouped")
     assert random_rows["steps"] == grouped["steps"] == 4 and grouped["mean_s"] > 0
