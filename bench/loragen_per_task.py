@@ -8,7 +8,8 @@
 The study trains per-task LoRAs for `loragen.per_task` only (four tasks), so its "share of the per-task LoRA"
 rests on four tasks. This trains one for each of `--count` seen tasks (those of `loragen.per_task` first, then
 one source at a time in turn, as the study samples seen tasks), the study's way (`loragen.per_task_steps`, its
-batch, into RUN/per-task/TASK; `--resume` reuses one already trained), scores each on its own test rows as
+batch, into RUN/per-task/TASK; one already trained, the study's own say, is reused, never trained again over
+the rows that scored it; `--resume` continues one stopped mid-training), scores each on its own test rows as
 the study does, and sets them beside the results file's generator and multi-task LoRA rows on those tasks:
 the generator's share of the per-task LoRA (ratio of the means, as the study's summary computes it) and the
 paired gaps. The results file must come from the same config and overrides (its seen tasks are checked).
@@ -32,7 +33,7 @@ from edgeadapt.studies.loragen_summary import paired_gap
 
 
 def per_task_scores(cfg, results: dict, count: int, resume: bool, log=print) -> dict[str, float]:
-    """Each chosen seen task's per-task LoRA score, trained (or with `resume` found) and scored now."""
+    """Each chosen seen task's per-task LoRA score: trained where none is, and scored now."""
     evaluation = Evaluation(cfg, log)
     if evaluation.group_names()["seen"] != results["groups"]["seen"]:
         raise UserError("the results file scored other seen tasks than this config: give the same overrides")
@@ -40,7 +41,7 @@ def per_task_scores(cfg, results: dict, count: int, resume: bool, log=print) -> 
     scores = {}
     for n, task in enumerate(chosen, 1):
         log(f"per-task LoRA {n} of {len(chosen)}: {task.name}")
-        if not (resume and trained_per_task(cfg, task.name)):
+        if trained_per_task(cfg, task.name) is None:
             run = sub_run(cfg, f"per-task/{task.name}")
             steps = cfg.loragen.per_task_steps
             train_lora(cfg, run, evaluation.collection, [task], steps, resume, log)

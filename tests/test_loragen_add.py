@@ -156,21 +156,21 @@ def test_one_budget_is_the_same_steps_batch_precision_and_batching():
 def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     loragen_trained, loragen_evaluated, tmp_path
 ):
-    """bench/loragen_per_task.py: per-task LoRAs for `--count` seen tasks (the study's first, reused under
-    --resume), scored on their rows, and the generator's share of them; a results file of other seen tasks is one
+    """bench/loragen_per_task.py: per-task LoRAs for `--count` seen tasks (the study's first, reused even
+    without --resume: never trained again over what scored it), scored on their rows, and the generator's share of them; a results file of other seen tasks is one
     error line and exit 2."""
     trained, evaluated = loragen_trained, loragen_evaluated
     run = tmp_path / trained.name
     shutil.copytree(trained, run)
     cfg = config.load(SMOKE, [f"out_dir={tmp_path}"])
     study_lora = lora_update_dir(cfg, "per-task/reverse") / ADAPTER_WEIGHTS
-    before = study_lora.read_bytes()
+    before, written = study_lora.read_bytes(), study_lora.stat().st_mtime_ns
     (tmp_path / "study.json").write_text(json.dumps(evaluated))
     spec = next(iter(evaluated["generated"]))
 
     def per_task(results: str, *extra: str) -> subprocess.CompletedProcess:
         args = [str(SMOKE), f"out_dir={tmp_path}", *extra, "--results", str(tmp_path / results)]
-        args += ["--row", f"generated[{spec}]", "--count", "2", "--out", str(tmp_path / "p.json"), "--resume"]
+        args += ["--row", f"generated[{spec}]", "--count", "2", "--out", str(tmp_path / "p.json")]
         script = str(ROOT / "bench" / "loragen_per_task.py")
         return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
@@ -179,7 +179,8 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     figures = json.loads((tmp_path / "p.json").read_text())
     scores = figures["per_task_scores"]
     assert len(scores) == 2 and "reverse" in scores and set(scores) <= set(evaluated["groups"]["seen"])
-    assert study_lora.read_bytes() == before  # the study's own per-task LoRA reused, not trained again
+    # the study's own per-task LoRA reused, not trained again (even to the same bytes)
+    assert study_lora.read_bytes() == before and study_lora.stat().st_mtime_ns == written
     assert scores["reverse"]["per-task"] == evaluated["lora"]["per-task"]["reverse"]["score"]
     new = next(n for n in scores if n != "reverse")
     assert (lora_update_dir(cfg, f"per-task/{new}") / ADAPTER_WEIGHTS).is_file()
