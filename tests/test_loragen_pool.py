@@ -16,6 +16,7 @@ from edgeadapt import models
 from edgeadapt.cli import main
 from edgeadapt.core import config
 from edgeadapt.core.errors import UserError
+from edgeadapt.loragen import pool
 from edgeadapt.loragen.generated import write_adapter
 from edgeadapt.loragen.make import Generator
 from edgeadapt.loragen.pool import PoolConfig, PoolLoRA, balance_term, top_k_gates
@@ -184,26 +185,48 @@ def test_resume_trains_again_only_a_generator_whose_own_settings_changed(trained
             path.write_bytes(data)
 
 
-def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_path):
-    """train.precision=bf16 reaches the generator's training: the edge model's products (with the gated experts
-    added) run in bf16, the result and trained_under.json record it, the adapter it makes is fp32."""
+def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_path, monkeypatch):
+    """train.precision=bf16 reaches the generator's training: the edge model's products run in bf16, the
+    generator's (the reader's meta tokens, the gate logits) and the generated adapter's path in fp32; the result
+    and trained_under.json record bf16, the adapter it makes is fp32."""
     from safetensors.torch import load_file
 
     from edgeadapt.studies.loragen import TRAINED_UNDER, collection_of, train_generator
 
-    seen: set[torch.dtype] = set()
+    cfg = config.load(SMOKE, [*POOL, f"out_dir={tmp_path}", "train.precision=bf16", "loragen.steps=2"])
+    linear: dict[str, set[torch.dtype]] = {"edge": set(), "reader": set()}
+    products: dict[str, set[torch.dtype]] = {}
+    einsum, open_reader, readers = torch.einsum, pool.open_reader, []
+
+    def record_einsum(equation, *operands):
+        out = einsum(equation, *operands)
+        if torch.is_grad_enabled():
+            products.setdefault(equation, set()).add(out.dtype)
+        return out
+
+    def open_and_keep(*args):
+        readers.append(open_reader(*args))  # the reader is its own copy of the tiny model
+        return readers[-1]
+
+    monkeypatch.setattr(torch, "einsum", record_einsum)
+    monkeypatch.setattr(pool, "open_reader", open_and_keep)
 
     def record(module, args, output):
         if isinstance(module, torch.nn.Linear) and torch.is_grad_enabled():
-            seen.add(output.dtype)
+            of_reader = any(module is m for r in readers for m in r.model.modules())
+            linear["reader" if of_reader else "edge"].add(output.dtype)
 
-    cfg = config.load(SMOKE, [*POOL, f"out_dir={tmp_path}", "train.precision=bf16", "loragen.steps=2"])
     hook = torch.nn.modules.module.register_module_forward_hook(record)
     try:
         folder = train_generator(cfg, collection_of(cfg), cfg.loragen.encoder, log=lambda line: None)
     finally:
         hook.remove()
-    assert seen == {torch.bfloat16}
+    assert linear == {"edge": {torch.bfloat16}, "reader": {torch.float32}}  # the reader: meta tokens' pass
+    assert products == {
+        "nld,lkd->nlk": {torch.float32},
+        "bti,bri->btr": {torch.float32},
+        "btr,bor->bto": {torch.float32},
+    }
     result = json.loads((folder / "train_result.json").read_text())
     assert result["precision"] == "bf16" and all(
         torch.isfinite(torch.tensor(p["domain_loss"])) for p in result["curve"]

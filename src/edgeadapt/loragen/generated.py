@@ -52,14 +52,16 @@ class GeneratedLoRAModel(nn.Module):
             if self._weights is None:
                 return output
             a, b = self._weights[name]
-            x = inputs[0].to(a.dtype)
-            low = torch.einsum("bti,bri->btr", x, a[:, layer])
-            return output + scaling * torch.einsum("btr,bor->bto", low, b[:, layer]).to(output.dtype)
+            with full_precision(output):
+                low = torch.einsum("bti,bri->btr", inputs[0].to(a.dtype), a[:, layer])
+                added = scaling * torch.einsum("btr,bor->bto", low, b[:, layer])
+            return output + added.to(output.dtype)
 
         return add_generated
 
     def forward(self, input_ids, attention_mask=None, labels=None, task=None, logits_to_keep=None, **kwargs):
-        self._weights = self.generator.for_descriptions(task)
+        with full_precision(input_ids):
+            self._weights = self.generator.for_descriptions(task)
         try:
             extra = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
             return self.base(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **extra)
@@ -69,6 +71,13 @@ class GeneratedLoRAModel(nn.Module):
     def remove_hooks(self) -> None:
         for hook in self._hooks:
             hook.remove()
+
+
+def full_precision(tensor: torch.Tensor):
+    """Autocast off: the generator (its gates, its experts' sums) and the generated adapter's path multiply in
+    fp32 while the frozen base model multiplies in bf16 under `train.precision: bf16`. Whole-bf16 training cost
+    the pool about 4 points on seen tasks (docs/RESULTS.md, "bf16 on the CPU"); these products are small."""
+    return torch.autocast(tensor.device.type, enabled=False)
 
 
 @torch.no_grad()
