@@ -157,11 +157,12 @@ def test_the_pool_trains_through_the_reader_and_makes_a_plain_lora(trained, tmp_
     assert one.keys() == other.keys() and any(not torch.equal(one[k], other[k]) for k in one)
 
 
+def train_again(*args, **kwargs):
+    raise RuntimeError("trained again")
+
+
 def test_resume_trains_again_only_a_generator_whose_own_settings_changed(trained, monkeypatch):
     from edgeadapt.studies import loragen
-
-    def train_again(*args, **kwargs):
-        raise RuntimeError("trained again")
 
     monkeypatch.setattr(loragen, "train", train_again)
     runs = f"out_dir={trained.parents[2]}"
@@ -191,6 +192,7 @@ def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_pa
     and trained_under.json record bf16, the adapter it makes is fp32."""
     from safetensors.torch import load_file
 
+    from edgeadapt.studies import loragen
     from edgeadapt.studies.loragen import TRAINED_UNDER, collection_of, train_generator
 
     cfg = config.load(SMOKE, [*POOL, f"out_dir={tmp_path}", "train.precision=bf16", "loragen.steps=2"])
@@ -231,12 +233,21 @@ def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_pa
     assert result["precision"] == "bf16" and all(
         torch.isfinite(torch.tensor(p["domain_loss"])) for p in result["curve"]
     )
-    assert json.loads((folder / TRAINED_UNDER).read_text())["train.precision"] == "bf16"
+    under = json.loads((folder / TRAINED_UNDER).read_text())
+    assert under["train.precision"] == "bf16" and under["generator_precision"] == "fp32"
     out = tmp_path / "adapter"
     assert (
         main(["loragen", "make", str(folder), "Write the letters in reverse order.", "--out", str(out)]) == 0
     )
     assert {t.dtype for t in load_file(str(out / "adapter_model.safetensors")).values()} == {torch.float32}
+    # one trained before the generator stayed fp32 records bf16 alone: --resume trains it again
+    del under["generator_precision"]
+    (folder / TRAINED_UNDER).write_text(json.dumps(under))
+    lines: list[str] = []
+    monkeypatch.setattr(loragen, "train", train_again)
+    with pytest.raises(RuntimeError, match="trained again"):
+        train_generator(cfg, collection_of(cfg), cfg.loragen.encoder, True, lines.append)
+    assert any("trained under other settings (generator_precision)" in line for line in lines)
 
 
 @pytest.mark.parametrize(

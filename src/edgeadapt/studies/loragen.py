@@ -63,6 +63,8 @@ GENERATOR_READS = (
 """The settings every generator is trained under (each design adds its own, `GeneratorKind.reads`): under
 `--resume`, a generator trained under others is trained again."""
 TRAINED_UNDER = "trained_under.json"
+GENERATOR_PRECISION = "generator_precision"
+"""Recorded beside train.precision bf16: what the generator multiplied in (bf16 too, before 2026-12-05)."""
 
 
 def collection_of(cfg: RunConfig, log: Callable[[str], None] = print) -> Collection:
@@ -202,7 +204,11 @@ def train_generator(
 def generator_settings(cfg: RunConfig, kind) -> dict:
     """The settings a generator of this design (a `GeneratorKind`) is trained under, as its folder's
     trained_under.json records them: what `--resume` compares before reusing it."""
-    return comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
+    settings = comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
+    if training_precision(cfg.train, pick_device(), cfg.model.dtype) == "bf16":
+        # the generator's own products stay fp32 (`full_precision`); one trained in bf16 before is retrained
+        settings[GENERATOR_PRECISION] = "fp32"
+    return settings
 
 
 def same_training(folder: Path, settings: dict, label: str, log: Callable[[str], None]) -> bool:

@@ -54,7 +54,7 @@ def train_variant(
     train_cfg = dataclasses.replace(cfg.train, steps=steps or cfg.train.steps)
     done = TrainResult.load(folder) if resume else None
     precision = training_precision(train_cfg, run.device, cfg.model.dtype)
-    stale = done and trained_otherwise(done, train_cfg, precision)
+    stale = trained_otherwise(done, train_cfg, precision) if done is not None else None
     if stale:
         log(f"[{name}] {stale}: training again")
         forget_training(folder)
