@@ -157,8 +157,8 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     loragen_trained, loragen_evaluated, tmp_path
 ):
     """bench/loragen_per_task.py: per-task LoRAs for `--count` seen tasks (the study's first, reused even
-    without --resume: never trained again over what scored it), scored on their rows, and the generator's share of them; a results file of other seen tasks is one
-    error line and exit 2."""
+    without --resume: never trained again over what scored it), scored on their rows, and the generator's
+    share of them; a results file of other seen tasks is one error line and exit 2."""
     trained, evaluated = loragen_trained, loragen_evaluated
     run = tmp_path / trained.name
     shutil.copytree(trained, run)

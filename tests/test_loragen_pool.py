@@ -188,8 +188,8 @@ def test_resume_trains_again_only_a_generator_whose_own_settings_changed(trained
 
 def test_a_pool_trained_in_bf16_multiplies_in_bf16_and_makes_an_fp32_lora(tmp_path, monkeypatch):
     """train.precision=bf16 reaches the generator's training: the edge model's products run in bf16, the
-    generator's (the reader's meta tokens, the gate logits) and the generated adapter's path in fp32; the result
-    and trained_under.json record bf16, the adapter it makes is fp32."""
+    generator's (the reader's meta tokens, the gate logits) and the generated adapter's path in fp32; the
+    result and trained_under.json record bf16, the adapter it makes is fp32."""
     from safetensors.torch import load_file
 
     from edgeadapt.studies import loragen

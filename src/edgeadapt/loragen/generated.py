@@ -75,9 +75,9 @@ class GeneratedLoRAModel(nn.Module):
 
 def full_precision(tensor: torch.Tensor):
     """Autocast off: the generator (its gates, its experts' sums) and the generated adapter's path multiply in
-    fp32 while the frozen base model multiplies in bf16 under `train.precision: bf16`, as `loragen make` computes
-    them. Whole-bf16 training cost the pool 4.2 points on seen tasks, this 2.4 ± 1.6 (docs/RESULTS.md, "One full
-    run"); these products are small beside the base model's."""
+    fp32 while the frozen base model multiplies in bf16 under `train.precision: bf16`, as `loragen make`
+    computes them. Whole-bf16 training cost the pool 4.2 points on seen tasks, this 2.4 ± 1.6
+    (docs/RESULTS.md, "One full run"); these products are small beside the base model's."""
     return torch.autocast(tensor.device.type, enabled=False)
 
 
