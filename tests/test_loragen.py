@@ -210,6 +210,15 @@ def test_the_study_reports_every_row_control_and_goal(evaluated):
     assert (ROOT / "configs" / "loragen.yaml").is_file()
 
 
+def test_the_report_gives_each_generators_equal_length_speedup_beside_its_ceiling(evaluated, trained):
+    goals = evaluated["summary"]["goals"]
+    report = (trained / "loragen.md").read_text()
+    for spec in ("model:tiny-random", "minilm"):
+        speedup, ceiling = (goals[spec][f"heldout_latency_{k}_equal_length"] for k in ("speedup", "ceiling"))
+        assert speedup <= ceiling + 1e-9  # the measured lengths are one of the lengths the ceiling covers
+        assert f"- {spec}: {speedup:.2f}x faster than in-context; at most {ceiling:.2f}x" in report
+
+
 def test_eval_resumes_from_the_parts_that_finished(evaluated, trained, monkeypatch):
     from edgeadapt.studies import loragen_eval
 
@@ -409,6 +418,27 @@ def test_the_equal_length_speedup_charges_the_adapter_for_the_answer_the_base_wr
     }
     assert equal_length_speedup(context, generated, ["a", "b", "missing"]) == pytest.approx(1000 / 900)
     assert equal_length_speedup(context, generated, ["b"]) is None
+
+
+def test_the_equal_length_ceiling_is_the_larger_of_the_prefill_and_answer_time_ratios():
+    """Whatever the answers' length, the equal-length speed-up lies between the prefill ratio and the
+    answer-time ratio: the ceiling is the larger, and bounds the measured speed-up."""
+    from edgeadapt.studies.loragen_summary import equal_length_ceiling, equal_length_speedup
+
+    context = {
+        "a": {"total_ms": 1000.0, "prefill_ms": 200.0, "new_tokens": 10},  # 800 ms of answer
+        "b": {"total_ms": 700.0, "prefill_ms": 100.0, "new_tokens": 6},  # 600 ms
+    }
+    generated = {
+        "a": {"total_ms": 300.0, "prefill_ms": 150.0, "new_tokens": 2},  # 75 ms a token: 750 ms for 10
+        "b": {"total_ms": 130.0, "prefill_ms": 100.0, "new_tokens": 1},  # 30 ms a token: 180 ms for 6
+    }
+    # prefill 300 / 250 = 1.2; answers 1400 / 930 = 1.505: the answers' ratio is the ceiling here
+    assert equal_length_ceiling(context, generated, ["a", "b"]) == pytest.approx(1400 / 930)
+    assert equal_length_speedup(context, generated, ["a", "b"]) == pytest.approx(1700 / 1180)
+    # on task a alone the prefill ratio is the larger: 200 / 150 against 800 / 750
+    assert equal_length_ceiling(context, generated, ["a"]) == pytest.approx(200 / 150)
+    assert equal_length_ceiling(context, generated, ["missing"]) is None
 
 
 def test_forgetting_is_no_worse_only_when_perplexity_topics_and_facts_all_hold():

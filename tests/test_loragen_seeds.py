@@ -305,3 +305,5 @@ def test_a_speedup_divides_the_in_context_timing_taken_beside_the_adapters_when_
     assert beside["heldout_latency_speedup"] == pytest.approx(450 / 300)
     # equal length: the adapter's 100 ms prefill and 50 ms a token for in-context's 4 tokens = 300 ms
     assert beside["heldout_latency_speedup_equal_length"] == pytest.approx(450 / 300)
+    # the ceiling: prefill 150 / 100 against answers 300 / 200, both 1.5
+    assert beside["heldout_latency_ceiling_equal_length"] == pytest.approx(1.5)

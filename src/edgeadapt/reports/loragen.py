@@ -100,6 +100,14 @@ def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
                 f"in context; the generated adapter recovers {pct(share)}% "
                 "of that gain on average ((generated - zero-shot) / (in-context - zero-shot))"
             )
+    lines += ["", "## Requests at equal answer length (held out)", ""]
+    for spec, g in s["goals"].items():
+        lines.append(
+            f"- {spec}: {fmt(g.get('heldout_latency_speedup_equal_length'), '{:.2f}x')} faster than in-context; "
+            f"at most {fmt(g.get('heldout_latency_ceiling_equal_length'), '{:.2f}x')} at any answer length "
+            "for any adapter that takes the description out of these prompts (the larger of the prefill and "
+            "per-token ratios)"
+        )
     lines += ["", "## Goals", ""]
     for spec, g in s["goals"].items():
         lines.append(f"- encoder {spec}: " + ", ".join(f"{k} {verdict(v)}" for k, v in g["met"].items()))

@@ -83,21 +83,47 @@ def paired_gap(better: dict[str, float], worse: dict[str, float]) -> dict[str, A
     }
 
 
-def equal_length_speedup(
+def equal_length_parts(
     context: dict[str, dict], generated: dict[str, dict], names: list[str]
-) -> float | None:
-    """In-context total latency over the generated adapter's had it answered as long as the prompted base did:
-    per task, its prefill plus its own time per new token times in-context's new tokens (tasks where either
-    wrote no token are left out); the ratio of the means over tasks. Tuned models stop after short answers
-    where the prompted base runs on: this is the part of the speed-up that is not answer length."""
-    pairs = []
+) -> list[tuple[float, float, float, float]]:
+    """Per task, in-context's prefill and answer ms, and the generated adapter's prefill and answer ms had it
+    answered as many tokens as the prompted base did (its own time per new token); tasks where either wrote
+    no token are left out."""
+    parts = []
     for n in names:
         c, g = context.get(n, {}), generated.get(n, {})
         if min(c.get("new_tokens") or 0, g.get("new_tokens") or 0) < 1:
             continue
         per_token = (g["total_ms"] - g["prefill_ms"]) / g["new_tokens"]
-        pairs.append((c["total_ms"], g["prefill_ms"] + per_token * c["new_tokens"]))
-    return sum(c for c, _ in pairs) / sum(g for _, g in pairs) if pairs else None
+        parts.append(
+            (c["prefill_ms"], c["total_ms"] - c["prefill_ms"], g["prefill_ms"], per_token * c["new_tokens"])
+        )
+    return parts
+
+
+def equal_length_speedup(
+    context: dict[str, dict], generated: dict[str, dict], names: list[str]
+) -> float | None:
+    """In-context total latency over the generated adapter's had it answered as long as the prompted base did:
+    the ratio of the means over tasks. Tuned models stop after short answers where the prompted base runs
+    on: this is the part of the speed-up that is not answer length."""
+    parts = equal_length_parts(context, generated, names)
+    return sum(p + a for p, a, _, _ in parts) / sum(p + a for _, _, p, a in parts) if parts else None
+
+
+def equal_length_ceiling(
+    context: dict[str, dict], generated: dict[str, dict], names: list[str]
+) -> float | None:
+    """The most the equal-length speed-up can be at any answer length (every task's scaled alike): it is the
+    mediant of the prefill ratio and the answer-time ratio, so it lies between them, nearing the prefill ratio as
+    answers shrink and the answer-time ratio as they grow. Under 2, no adapter that takes the description
+    out of the prompt answers twice as fast at equal length on these prompts, however good it is."""
+    parts = equal_length_parts(context, generated, names)
+    if not parts:
+        return None
+    prefill = sum(p for p, _, _, _ in parts) / sum(p for _, _, p, _ in parts)
+    answer = sum(a for _, a, _, _ in parts) / sum(a for _, _, _, a in parts)
+    return max(prefill, answer)
 
 
 MIN_GAIN_TASKS = 5
@@ -171,6 +197,9 @@ def goals(summary: dict[str, Any], results: dict[str, Any], spec: str) -> dict[s
             mean_of(timing, results["groups"]["heldout"], "total_ms"), gen.get("total_ms")
         ),
         "heldout_latency_speedup_equal_length": equal_length_speedup(
+            timing, results["generated"][spec]["tasks"], results["groups"]["heldout"]
+        ),
+        "heldout_latency_ceiling_equal_length": equal_length_ceiling(
             timing, results["generated"][spec]["tasks"], results["groups"]["heldout"]
         ),
         # False in files from before 2026-12-05: in-context timed in the prompting part, perhaps another session
