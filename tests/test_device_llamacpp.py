@@ -6,6 +6,8 @@ The same update answers on both runtimes with the same greedy token ids."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,33 @@ def test_llamacpp_is_the_default_runtime_and_what_it_cannot_run_names_the_fix(op
         lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(lines) == 1 and "--runtime transformers" in lines[0], lines
         assert not refused_out.exists()
+
+
+HEAVY = ("torch", "transformers", "peft")
+LOADED = f"""
+import sys
+from edgeadapt.cli import main
+code = main(sys.argv[1:])
+print([m for m in {HEAVY!r} if m in sys.modules])
+sys.exit(code)
+"""
+
+
+def test_reading_and_rolling_back_a_llamacpp_device_never_loads_torch(opened, tmp_path):
+    """A llama.cpp device runs no PyTorch model: its state and a rollback are answered without importing
+    torch, transformers or PEFT (each command paid 1.2 s for them before; the methods' registrations, which
+    a manifest check reads, import torch only where a method runs)."""
+    dev = llama_device(tmp_path)
+    device.apply(package(opened, "lora", tmp_path / "l.eaupd", 1), dev, None, allow_unsigned=True)
+    for action in ("status", "rollback"):
+        done = subprocess.run(
+            [sys.executable, "-c", LOADED, "device", action, "--device-dir", str(dev)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.splitlines()[-1] == "[]", (action, done.stdout[-300:])
+    assert device.status(dev)["active"] is None
 
 
 @pytest.mark.parametrize("variant", ["lora", "sft"])

@@ -249,11 +249,12 @@ def quiet_third_party() -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_third_party()
-    if not sys.stderr.isatty():  # a log file: one line per stage, no progress-bar debris (read at import)
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from transformers.utils import logging as transformers_logging
+    if not sys.stderr.isatty():  # a log file: one line per stage, no progress-bar debris
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
+        if "transformers" in sys.modules:  # imported already (main called in-process): told directly
+            from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
+            transformers_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
     top = parser()
     # Overrides may come after options (`train CONFIG --method lora train.steps=6`): collect them here.
     args, extra = top.parse_known_args(argv)

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from edgeadapt.core.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    import torch
 
 INFO_FILE = "edgeadapt_model.json"  # provenance written beside a fetched checkpoint
 
 
 def pick_device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     """The weights' dtype (`model.dtype`): auto is fp32 on the CPU (evaluation there has not been measured in
     bf16), bf16 on CUDA. Training multiplies in what `train.precision` says."""
+    import torch
+
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, name)
@@ -39,13 +45,14 @@ def load_tokenizer(path: Path):
     return tokenizer
 
 
-def load(path: Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
-    """Load a causal LM and its tokenizer (see `load_tokenizer`)."""
+def load(path: Path, dtype: torch.dtype | None = None, device: torch.device | None = None):
+    """Load a causal LM (fp32 unless `dtype` says) and its tokenizer (see `load_tokenizer`)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
     except OSError as exc:
         raise UserError(f"Could not load model from {path}: {str(exc).splitlines()[0]}") from None
     return model.to(device or pick_device()), tokenizer
@@ -68,5 +75,5 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
             continue
         seen.add(id(param))
         state = getattr(param, "quant_state", None)  # bitsandbytes' Params4bit: the unpacked shape
-        total += int(torch.Size(state.shape).numel()) if state is not None else param.numel()
+        total += math.prod(state.shape) if state is not None else param.numel()
     return total

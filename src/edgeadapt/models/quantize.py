@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BITS = (4, 8, 16, 32)
-QUANT_TYPES = ("nf4", "fp4")
+from edgeadapt.models.quant_choices import BITS, QUANT_TYPES  # noqa: F401  (quantize.BITS as before)
 
 
 class Linear16(nn.Module):

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from edgeadapt.core.errors import UserError, did_you_mean
 from edgeadapt.core.files import atomic_write
 from edgeadapt.core.paths import edgeadapt_home, package_path
@@ -188,6 +186,7 @@ def fetch(name: str, log: Callable[[str], None] = print) -> Path:
 
 def convert_gguf(gguf_path: Path, out: Path, info: dict[str, Any]) -> Path:
     """Dequantize a GGUF file into a plain, trainable transformers checkpoint (fp32 safetensors)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     folder, filename = str(gguf_path.parent), gguf_path.name

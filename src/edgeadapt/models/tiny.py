@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from edgeadapt.models.loading import INFO_FILE, count_parameters
 
 
@@ -39,6 +37,7 @@ def tiny_tokenizer():
 
 def tiny_random_model(seed: int = 0, vocab_size: int = 259):
     """A 2-layer Llama (hidden 64, GQA 4/2 heads) with fixed random weights for `seed`."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(

@@ -24,17 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
-from torch.nn.utils.rnn import pad_sequence
+from typing import TYPE_CHECKING, Any
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.models.quantize import BITS, QUANT_TYPES, quantize_linears
+from edgeadapt.models.quant_choices import BITS, QUANT_TYPES
 from edgeadapt.models.structure import decoder_layers as blocks
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import Capabilities, register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 SELECTIONS = ("activation", "first", "last", "random")
 UPDATES = ("full", "lora")
@@ -88,9 +87,11 @@ def check(cfg: Config, where: str) -> list[str]:
     return problems
 
 
-@torch.no_grad()
 def profile(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int = 8) -> list[float]:
     """Mean |output hidden state| of every block over the real tokens of `rows` (input_ids lists)."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
     layers, device = blocks(model), next(model.parameters()).device
     sums = [0.0] * len(layers)
     state = {"mask": None}
@@ -107,13 +108,14 @@ def profile(model: nn.Module, rows: list[dict[str, list[int]]], batch_size: int 
     was_training, values = model.training, 0
     model.eval()
     try:
-        for start in range(0, len(rows), batch_size):
-            chunk = [torch.tensor(r["input_ids"]) for r in rows[start : start + batch_size]]
-            # Right-padded; the mask keeps padding out of the scores (its token id does not matter).
-            ids = pad_sequence(chunk, batch_first=True).to(device)
-            state["mask"] = pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
-            model(input_ids=ids, attention_mask=state["mask"])
-            values += sum(map(len, chunk)) * model.config.hidden_size
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                chunk = [torch.tensor(r["input_ids"]) for r in rows[start : start + batch_size]]
+                # Right-padded; the mask keeps padding out of the scores (its token id does not matter).
+                ids = pad_sequence(chunk, batch_first=True).to(device)
+                state["mask"] = pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
+                model(input_ids=ids, attention_mask=state["mask"])
+                values += sum(map(len, chunk)) * model.config.hidden_size
     finally:
         for handle in handles:
             handle.remove()
@@ -143,6 +145,8 @@ def select(scores: list[float], cfg: Config) -> list[int]:
 
 def selected_linear_names(model: nn.Module, selected: list[int]) -> list[str]:
     """Parameter names of the linear weights (and biases) inside the selected blocks."""
+    from torch import nn
+
     layers = blocks(model)
     prefix = next(n for n, m in model.named_modules() if m is layers)
     names = []
@@ -160,6 +164,8 @@ def embedding_names(model: nn.Module) -> list[str]:
 
 
 def _quantize_others(model: nn.Module, meta: dict[str, Any]) -> None:
+    from edgeadapt.models.quantize import quantize_linears
+
     for index, block in enumerate(blocks(model)):
         if index not in meta["selected_layers"]:
             quantize_linears(block, meta["frozen_bits"], meta["quant_type"])
@@ -219,8 +225,8 @@ def save_update(model: nn.Module, out_dir: Path) -> list[Path]:
     return files
 
 
-@torch.no_grad()
 def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
+    import torch
     from safetensors.torch import load_file
 
     meta = json.loads((update_dir / META_FILE).read_text())
@@ -229,8 +235,9 @@ def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
         model = lora.load_tuned(base, update_dir)
     if meta["update_keys"]:
         params = dict(model.named_parameters())
-        for key, value in load_file(str(update_dir / UPDATE_FILE)).items():
-            params[key].copy_(value)
+        with torch.no_grad():
+            for key, value in load_file(str(update_dir / UPDATE_FILE)).items():
+                params[key].copy_(value)
     model.requires_grad_(False)
     _quantize_others(model, meta)
     model.edgeadapt_adaptq = meta
@@ -294,7 +301,6 @@ def describe(model: nn.Module) -> dict[str, Any]:
 
 
 @contextmanager
-@torch.no_grad()
 def scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
     """Selected weights at base + s·(tuned − base) (or the adapter at scale s); the rest stays quantized."""
     meta = tuned.edgeadapt_adaptq
@@ -302,15 +308,19 @@ def scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
         with lora.scaled(tuned, base, s) as model:
             yield model
         return
+    import torch
+
     base_params, params = dict(base.named_parameters()), dict(tuned.named_parameters())
     saved = {k: params[k].detach().clone() for k in meta["update_keys"]}
-    for key, value in saved.items():
-        params[key].copy_(base_params[key] + s * (value - base_params[key]))
+    with torch.no_grad():
+        for key, value in saved.items():
+            params[key].copy_(base_params[key] + s * (value - base_params[key]))
     try:
         yield tuned
     finally:
-        for key, value in saved.items():
-            params[key].copy_(value)
+        with torch.no_grad():
+            for key, value in saved.items():
+                params[key].copy_(value)
 
 
 register(

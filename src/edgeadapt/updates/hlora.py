@@ -9,11 +9,13 @@ the whole model; the report shows that share.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 
 @dataclass

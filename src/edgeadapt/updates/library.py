@@ -17,15 +17,16 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import write_json_atomic
 from edgeadapt.core.paths import ROUTER_FILE
 from edgeadapt.models.fingerprint import fingerprint
 from edgeadapt.updates.registry import get
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 LIBRARY_FILE = "library.json"
 FORMAT = "edgeadapt-library"

@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgeadapt.core.errors import UserError
 from edgeadapt.updates.registry import Capabilities, register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 SCALINGS = ("standard", "rslora", "none")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -52,6 +54,8 @@ def check(cfg: Config, where: str) -> list[str]:
 
 def target_shapes(model: nn.Module, targets: list[str]) -> dict[str, tuple[int, int]]:
     """(in, out) features of every linear module whose last name part is in `targets`."""
+    from torch import nn
+
     shapes = {
         name: (mod.in_features, mod.out_features)
         for name, mod in model.named_modules()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 
 @dataclass

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from edgeadapt.models.quantize import BITS, QUANT_TYPES, dequantized_weight, quantize_blocks, quantized
+from edgeadapt.models.quant_choices import BITS, QUANT_TYPES
 from edgeadapt.updates import lora
 from edgeadapt.updates.registry import Capabilities, register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 META_FILE = "qlora.json"
 
@@ -42,6 +43,8 @@ def check(cfg: Config, where: str) -> list[str]:
 def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None) -> nn.Module:
     from peft import get_peft_model
 
+    from edgeadapt.models.quantize import quantize_blocks
+
     peft_cfg = lora.peft_config(model, cfg, cfg.rank)
     model.requires_grad_(False)
     quantize_blocks(model, cfg.bits, cfg.quant_type)
@@ -59,6 +62,8 @@ def save_update(model: nn.Module, out_dir: Path) -> list[Path]:
 def load_tuned(base: nn.Module, update_dir: Path) -> nn.Module:
     """The base quantized as it was in training, with the adapter on top (not merged)."""
     from peft import PeftModel
+
+    from edgeadapt.models.quantize import quantize_blocks
 
     meta = json.loads((Path(update_dir) / META_FILE).read_text())
     base.requires_grad_(False)
@@ -78,7 +83,11 @@ def merged_into_quantized(model: nn.Module) -> nn.Module:
 
     By hand, because PEFT wraps bitsandbytes layers on the CPU in its plain LoRA layer, whose merge adds
     the update to the packed 4-bit storage (a shape error)."""
+    import torch
     from peft.tuners.lora import LoraLayer
+    from torch import nn
+
+    from edgeadapt.models.quantize import dequantized_weight, quantized
 
     meta = model.edgeadapt_qlora
     deltas = {

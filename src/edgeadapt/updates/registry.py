@@ -28,12 +28,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from edgeadapt.core.config import from_dict
 from edgeadapt.core.errors import UserError, unknown
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from edgeadapt.models.quantize import quantize_blocks
 from edgeadapt.updates.registry import Capabilities, register
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
+    from torch import nn
 
 
 @dataclass
@@ -78,21 +78,31 @@ def merge(model: nn.Module) -> nn.Module:
 
 
 @contextmanager
-@torch.no_grad()
 def scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
     """The tuned model with weights base + s·(tuned − base) while inside; restored on exit.
 
     The comparable move to scaling an adapter: s=0 is the base model, s=1 the tuned one.
     """
+    import torch
+
     base_params = dict(base.named_parameters())
     saved = {name: p.detach().clone() for name, p in tuned.named_parameters()}
-    for name, p in tuned.named_parameters():
-        p.copy_(base_params[name] + s * (saved[name] - base_params[name]))
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            p.copy_(base_params[name] + s * (saved[name] - base_params[name]))
     try:
         yield tuned
     finally:
-        for name, p in tuned.named_parameters():
-            p.copy_(saved[name])
+        with torch.no_grad():
+            for name, p in tuned.named_parameters():
+                p.copy_(saved[name])
+
+
+def nf4(model: nn.Module) -> nn.Module:
+    """Train, then quantize: the tuned model's block linears in 4-bit NF4."""
+    from edgeadapt.models.quantize import quantize_blocks
+
+    return quantize_blocks(model, 4, "nf4")
 
 
 register(
@@ -107,7 +117,7 @@ register(
     merge=merge,
     scaled=scaled,
     check_files=check_files,
-    deploy_variants={"NF4": quantize_blocks},  # train, then quantize
+    deploy_variants={"NF4": nf4},
     capabilities=Capabilities(
         lora_family=False,
         mergeable=True,
