@@ -65,30 +65,35 @@ def test_llamacpp_is_the_default_runtime_and_what_it_cannot_run_names_the_fix(op
         assert not refused_out.exists()
 
 
-HEAVY = ("torch", "transformers", "peft")
-LOADED = f"""
+LOADED = """
 import sys
 from edgeadapt.cli import main
 code = main(sys.argv[1:])
-print([m for m in {HEAVY!r} if m in sys.modules])
+print([m for m in ("torch", "peft", "transformers") if m in sys.modules])
 sys.exit(code)
 """
 
 
-def test_reading_and_rolling_back_a_llamacpp_device_never_loads_torch(opened, tmp_path):
-    """A llama.cpp device runs no PyTorch model: its state and a rollback are answered without importing
-    torch, transformers or PEFT (each command paid 1.2 s for them before; the methods' registrations, which
-    a manifest check reads, import torch only where a method runs)."""
-    dev = llama_device(tmp_path)
-    device.apply(package(opened, "lora", tmp_path / "l.eaupd", 1), dev, None, allow_unsigned=True)
-    for action in ("status", "rollback"):
+def test_a_llamacpp_device_holding_an_update_never_loads_torch(opened, tmp_path):
+    """A llama.cpp device runs no PyTorch model: applying an update, answering with it, reading the state and
+    rolling back import neither torch nor PEFT (each command paid 1.2 s for them before), and only applying
+    and answering import transformers, for the tokenizer."""
+    dev, pkg = llama_device(tmp_path), package(opened, "lora", tmp_path / "l.eaupd", 1)
+    commands = {
+        "apply": [str(pkg), "--allow-unsigned"],
+        "generate": ["hello world"],
+        "status": [],
+        "rollback": [],
+    }
+    for action, extra in commands.items():
         done = subprocess.run(
-            [sys.executable, "-c", LOADED, "device", action, "--device-dir", str(dev)],
+            [sys.executable, "-c", LOADED, "device", action, "--device-dir", str(dev), *extra],
             capture_output=True,
             text=True,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        assert done.stdout.splitlines()[-1] == "[]", (action, done.stdout[-300:])
+        loaded = done.stdout.splitlines()[-1]
+        assert loaded == ("['transformers']" if action in ("apply", "generate") else "[]"), (action, loaded)
     assert device.status(dev)["active"] is None
 
 

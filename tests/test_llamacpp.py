@@ -172,6 +172,42 @@ def test_real_model_exports_answer_in_llamacpp_as_results_json_says(real_lora_ru
 
 
 @pytest.mark.slow
+def test_a_llamacpp_devices_tokenizer_files_give_the_ids_and_text_autotokenizer_gives(tmp_path):
+    """The real default model's tokenizer, saved as `device init` saves it beside base.gguf and read back from
+    its files alone (no torch): the same chat-formatted prompt ids, health ids and decoded text."""
+    from edgeadapt import models
+    from edgeadapt.data.format import prompt_ids
+    from edgeadapt.deploy.health_rules import HEALTH_PROMPTS, HEALTH_TEXT
+    from edgeadapt.models.loading import load_tokenizer, load_tokenizer_files
+
+    auto = load_tokenizer(models.fetch("smollm2-135m-instruct"))
+    auto.save_pretrained(tmp_path / "base")
+    files = load_tokenizer_files(tmp_path / "base")
+    texts = [
+        *HEALTH_PROMPTS,
+        "ICD-10-CM category of: Acute appendicitis",
+        "naïve café, 北京 😀\tand\nlines",
+        "  x",
+        "",
+    ]
+    for text in texts:
+        message = [{"role": "user", "content": text}]
+        assert prompt_ids(files, message) == prompt_ids(auto, message), text
+    assert (
+        files(HEALTH_TEXT, add_special_tokens=False)["input_ids"]
+        == auto(HEALTH_TEXT, add_special_tokens=False)["input_ids"]
+    )
+    ids = prompt_ids(auto, [{"role": "user", "content": texts[-3]}]) + list(range(200, 260))
+    for skip in (True, False):
+        assert files.decode(ids, skip_special_tokens=skip) == auto.decode(ids, skip_special_tokens=skip)
+    assert (files.pad_token_id, files.eos_token_id, files.padding_side) == (
+        auto.pad_token_id,
+        auto.eos_token_id,
+        auto.padding_side,
+    )
+
+
+@pytest.mark.slow
 def test_a_real_model_update_end_to_end_on_a_llamacpp_device(real_lora_run, tmp_path):
     """The real default model: a short LoRA run, its update signed and shipped as a GGUF LoRA to a llama.cpp
     device (base f16 GGUF, health check in llama.cpp), applied, and asked a domain question; it answers as the

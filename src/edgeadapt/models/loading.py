@@ -39,6 +39,25 @@ def load_tokenizer(path: Path):
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except OSError as exc:
         raise UserError(f"Could not load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
+    return padded_left(tokenizer)
+
+
+def load_tokenizer_files(path: Path):
+    """The tokenizer from its files alone (tokenizer.json, its config and chat template) as transformers'
+    fast tokenizer: what a llama.cpp device formats prompts and reads answers with. AutoTokenizer would
+    import the model classes it maps, and with them torch (1.4 s a command); the ids are the same (tested
+    on the real model)."""
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Could not load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
+    return padded_left(tokenizer)
+
+
+def padded_left(tokenizer):
+    """A pad token (the end-of-sequence one where it has none) and left padding, for batched generation."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

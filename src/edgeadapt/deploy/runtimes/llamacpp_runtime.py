@@ -66,9 +66,9 @@ def check(folder: Path, manifest: dict[str, Any], device_dir: Path) -> None:
     if problems:
         raise PackageError(f"refused before activation: {problems[0]}")
     report = run_check(job(folder, manifest, Path(device_dir) / "base"))
-    from edgeadapt.models.loading import load_tokenizer
+    from edgeadapt.models.loading import load_tokenizer_files
 
-    tokenizer = load_tokenizer(Path(device_dir) / "base")
+    tokenizer = load_tokenizer_files(Path(device_dir) / "base")
     for part in (report["base"], report["update"]):
         part["answers"] = [tokenizer.decode(ids, skip_special_tokens=True) for ids in part["answer_ids"]]
     judge(report, manifest)
@@ -119,9 +119,9 @@ def router_layer_problems(folder: Path) -> list[str]:
 def job(folder: Path, manifest: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """What the child process checks: files, token ids (the parent tokenizes), the scale."""
     from edgeadapt.deploy.health_rules import HEALTH_PROMPTS, HEALTH_TEXT, health_ids
-    from edgeadapt.models.loading import load_tokenizer
+    from edgeadapt.models.loading import load_tokenizer_files
 
-    tokenizer = load_tokenizer(base_dir)
+    tokenizer = load_tokenizer_files(base_dir)
     update: dict[str, Any] = {"kind": update_kind(manifest) or "library"}
     if manifest.get("kind", "update") != "update":
         experts = json.loads((folder / "library.json").read_text())["experts"]
@@ -199,10 +199,10 @@ class Served:
         import os
 
         from edgeadapt.deploy.llamacpp import LlamaCpp
-        from edgeadapt.models.loading import load_tokenizer
+        from edgeadapt.models.loading import load_tokenizer_files
 
         base_dir = Path(device_dir) / "base"
-        self.tokenizer = load_tokenizer(base_dir)
+        self.tokenizer = load_tokenizer_files(base_dir)
         threads = threads or os.cpu_count() or 1
         self.router = None
         kind = update_kind(manifest) if manifest else ""
