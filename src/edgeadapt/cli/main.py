@@ -250,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_third_party()
     if not sys.stderr.isatty():  # a log file: one line per stage, no progress-bar debris
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
-        if "transformers" in sys.modules:  # imported already (main called in-process): told directly
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
+        if "huggingface_hub" in sys.modules:  # imported already (main called in-process): told directly
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()  # transformers asks the hub at its import
+        if "transformers" in sys.modules:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
