@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeadapt.models.quant_choices import BITS, QUANT_TYPES  # noqa: F401  (quantize.BITS as before)
+from edgeadapt.models.quant_choices import BITS
 
 
 class Linear16(nn.Module):

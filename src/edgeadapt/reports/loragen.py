@@ -102,8 +102,9 @@ def write_report(results: dict[str, Any], cfg: RunConfig, out: Path) -> Path:
             )
     lines += ["", "## Requests at equal answer length (held out)", ""]
     for spec, g in s["goals"].items():
+        speedup = fmt(g.get("heldout_latency_speedup_equal_length"), "{:.2f}x")
         lines.append(
-            f"- {spec}: {fmt(g.get('heldout_latency_speedup_equal_length'), '{:.2f}x')} faster than in-context; "
+            f"- {spec}: {speedup} faster than in-context; "
             f"at most {fmt(g.get('heldout_latency_ceiling_equal_length'), '{:.2f}x')} at any answer length "
             "for any adapter that takes the description out of these prompts (the larger of the prefill and "
             "per-token ratios)"

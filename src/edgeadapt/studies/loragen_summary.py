@@ -115,9 +115,9 @@ def equal_length_ceiling(
     context: dict[str, dict], generated: dict[str, dict], names: list[str]
 ) -> float | None:
     """The most the equal-length speed-up can be at any answer length (every task's scaled alike): it is the
-    mediant of the prefill ratio and the answer-time ratio, so it lies between them, nearing the prefill ratio as
-    answers shrink and the answer-time ratio as they grow. Under 2, no adapter that takes the description
-    out of the prompt answers twice as fast at equal length on these prompts, however good it is."""
+    mediant of the prefill ratio and the answer-time ratio, so it lies between them, nearing the prefill
+    ratio as answers shrink and the answer-time ratio as they grow. Under 2, no adapter that takes the
+    description out of the prompt answers twice as fast at equal length on these prompts, however good."""
     parts = equal_length_parts(context, generated, names)
     if not parts:
         return None

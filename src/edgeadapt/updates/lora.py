@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeadapt.core.errors import UserError
+from edgeadapt.updates import sft
 from edgeadapt.updates.registry import Capabilities, register
 
 if TYPE_CHECKING:  # torch is imported where a model runs: a device's commands read this without it
@@ -205,8 +206,6 @@ def merged_scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Mo
     For adapters whose scale-0 model is not the base (DoRA's magnitude, PiSSA's residual base weights), the
     path from the base to the tuned model is taken on merged weights instead, as for full fine-tuning.
     """
-    from edgeadapt.updates import sft
-
     merged = copy.deepcopy(tuned).merge_and_unload()
     with sft.scaled(merged, base, s) as model:
         yield model
@@ -217,14 +216,7 @@ ADAPTER = Capabilities(
 )
 
 
-def nf4_after_merge(model: nn.Module) -> nn.Module:
-    """Train, then quantize: the merged model's linear layers in 4-bit NF4 (how a 4-bit device would hold it)."""
-    from edgeadapt.models.quantize import quantize_blocks
-
-    return quantize_blocks(model, 4, "nf4")
-
-
-AFTER_MERGE = {"merged, then NF4": nf4_after_merge}
+AFTER_MERGE = {"merged, then NF4": sft.nf4}
 
 PEFT_ADAPTER = {
     "check": check,

@@ -99,7 +99,8 @@ def scaled(tuned: nn.Module, base: nn.Module, s: float) -> Iterator[nn.Module]:
 
 
 def nf4(model: nn.Module) -> nn.Module:
-    """Train, then quantize: the tuned model's block linears in 4-bit NF4."""
+    """Train, then quantize: a tuned (for an adapter, merged) model's block linears in 4-bit NF4, as a 4-bit
+    device would hold it."""
     from edgeadapt.models.quantize import quantize_blocks
 
     return quantize_blocks(model, 4, "nf4")
