@@ -32,14 +32,19 @@ from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
 from edgeadapt.studies.loragen_summary import paired_gap
 
 
-def per_task_scores(cfg, results: dict, count: int, resume: bool, log=print) -> dict[str, float]:
-    """Each chosen seen task's per-task LoRA score: trained where none is, and scored now."""
+def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, save, log=print) -> dict:
+    """Each chosen seen task's per-task LoRA score: taken from `done`, or trained where none is and scored
+    now; `save(scores, complete)` after each task scored."""
     evaluation = Evaluation(cfg, log)
     if evaluation.group_names()["seen"] != results["groups"]["seen"]:
         raise UserError("the results file scored other seen tasks than this config: give the same overrides")
     chosen = seen_sample(evaluation.groups["seen"], count, cfg.loragen.per_task)[:count]
-    scores = {}
+    scores = {t.name: done[t.name] for t in chosen if t.name in done}
+    if scores:
+        log(f"{len(scores)} of {len(chosen)} per-task scores kept from the output file")
     for n, task in enumerate(chosen, 1):
+        if task.name in scores:
+            continue
         log(f"per-task LoRA {n} of {len(chosen)}: {task.name}")
         if trained_per_task(cfg, task.name) is None:
             run = sub_run(cfg, f"per-task/{task.name}")
@@ -48,7 +53,21 @@ def per_task_scores(cfg, results: dict, count: int, resume: bool, log=print) -> 
         tensors, scaling = read_adapter(trained_per_task(cfg, task.name))
         row = evaluation.with_adapter(tensors, scaling, [task], "per-task", timed=False)
         scores[task.name] = row[task.name]["score"]
+        save(scores, len(scores) == len(chosen))
     return scores
+
+
+def kept_scores(out: Path, results: Path, overrides: list[str]) -> dict[str, float]:
+    """The per-task scores an earlier run of the same results file and overrides wrote to `out`."""
+    if not out.is_file():
+        return {}
+    earlier = json.loads(out.read_text())
+    if (earlier.get("results"), earlier.get("overrides")) != (str(results), overrides):
+        raise UserError(
+            f"{out} holds scores of another results file or overrides ({earlier.get('results')}, "
+            f"{earlier.get('overrides')}): give those, or another --out"
+        )
+    return {name: row["per-task"] for name, row in earlier.get("per_task_scores", {}).items()}
 
 
 def shares(results: dict, row: str, per_task: dict[str, float]) -> dict:
@@ -81,18 +100,28 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     start = time.perf_counter()
+    record = {"date": date.today().isoformat(), "results": str(args.results), "overrides": args.overrides}
     try:
         cfg = config.load(args.config, args.overrides)
         results = json.loads(args.results.read_text())
         if args.row[len("generated[") : -1] not in results["generated"]:
             raise UserError(f"row {args.row!r} is not in {args.results}")
-        figures = shares(results, args.row, per_task_scores(cfg, results, args.count, args.resume))
+        done = kept_scores(args.out, args.results, args.overrides) if args.resume else {}
+        seconds = json.loads(args.out.read_text()).get("seconds", 0) if done else 0
+
+        def save(scores: dict[str, float], complete: bool) -> None:  # seconds summed over the runs
+            record["seconds"] = round(seconds + time.perf_counter() - start, 1)
+            figures = shares(results, args.row, scores)
+            args.out.write_text(
+                json.dumps({**record, "complete": complete, "row": args.row, **figures}, indent=1)
+            )
+
+        scores = per_task_scores(cfg, results, args.count, args.resume, done, save)
+        save(scores, True)
     except (OSError, ValueError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    record = {"date": date.today().isoformat(), "results": str(args.results), "overrides": args.overrides}
-    record["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.write_text(json.dumps({**record, "row": args.row, **figures}, indent=1))
+    figures = shares(results, args.row, scores)
     gap = figures["generated_vs_per_task"]
 
     def share(key: str) -> str:  # None when every per-task LoRA scored 0 (a tiny model)

@@ -158,7 +158,8 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
 ):
     """bench/loragen_per_task.py: per-task LoRAs for `--count` seen tasks (the study's first, reused even
     without --resume: never trained again over what scored it), scored on their rows, and the generator's
-    share of them; a results file of other seen tasks is one error line and exit 2."""
+    share of them; `--resume` keeps the scores already in `--out` and scores only the missing tasks; a
+    results file of other seen tasks, or an `--out` of other overrides, is one error line and exit 2."""
     trained, evaluated = loragen_trained, loragen_evaluated
     run = tmp_path / trained.name
     shutil.copytree(trained, run)
@@ -168,9 +169,9 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     (tmp_path / "study.json").write_text(json.dumps(evaluated))
     spec = next(iter(evaluated["generated"]))
 
-    def per_task(results: str, *extra: str) -> subprocess.CompletedProcess:
+    def per_task(results: str, *extra: str, count: int = 2) -> subprocess.CompletedProcess:
         args = [str(SMOKE), f"out_dir={tmp_path}", *extra, "--results", str(tmp_path / results)]
-        args += ["--row", f"generated[{spec}]", "--count", "2", "--out", str(tmp_path / "p.json")]
+        args += ["--row", f"generated[{spec}]", "--count", str(count), "--out", str(tmp_path / "p.json")]
         script = str(ROOT / "bench" / "loragen_per_task.py")
         return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
@@ -188,6 +189,20 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     mean_per_task = sum(s["per-task"] for s in scores.values()) / 2
     if mean_per_task:
         assert figures["generated_share"] == pytest.approx(sum(generated) / 2 / mean_per_task)
+    assert figures["complete"] is True
+
+    # a larger count resumed: the two scores in the file are kept (a marked one proves it), one more scored
+    figures["per_task_scores"][new]["per-task"] = 0.123
+    (tmp_path / "p.json").write_text(json.dumps({**figures, "complete": False}))
+    grown = per_task("study.json", "--resume", count=3)
+    assert grown.returncode == 0, grown.stderr
+    assert "2 of 3 per-task scores kept from the output file" in grown.stdout
+    regrown = json.loads((tmp_path / "p.json").read_text())
+    assert regrown["complete"] is True and len(regrown["per_task_scores"]) == 3
+    assert regrown["per_task_scores"][new]["per-task"] == 0.123
+    assert regrown["seconds"] > figures["seconds"]
+    moved = per_task("study.json", "train.seed=5", "--resume")
+    assert moved.returncode == 2 and moved.stderr.startswith("error: ") and "another --out" in moved.stderr
 
     other = dict(evaluated, groups={**evaluated["groups"], "seen": ["reverse"]})
     (tmp_path / "other.json").write_text(json.dumps(other))
