@@ -111,11 +111,41 @@ def test_quantized_export_loads_in_llamacpp_and_is_smaller(smoke_run, exported, 
         assert len(llama.greedy_ids(run.tokenizer(PROMPTS[0])["input_ids"], TOKENS)) == TOKENS
 
 
-def test_what_cannot_be_exported_says_why(smoke_run, tmp_path):
+def test_a_gguf_lora_is_half_the_bytes_in_f16_and_answers_as_in_f32(smoke_run, exported, tmp_path):
+    """An adapter is written f16 unless f32 is asked for: every tensor half the bytes, the same answers."""
+    import gguf
+
+    run, _ = reopen(str(smoke_run), [], "test")
+    wide = Path(export_run(str(smoke_run), "lora", tmp_path / "f32.gguf", "f32", adapter=True)["path"])
+    tensors = {
+        kind: {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+        for kind, path in (("f16", exported["lora-adapter"]), ("f32", wide))
+    }
+    assert set(tensors["f16"]) == set(tensors["f32"]) and tensors["f16"]
+    for name, tensor in tensors["f16"].items():
+        assert tensor.tensor_type == gguf.GGMLQuantizationType.F16, name
+        assert tensors["f32"][name].tensor_type == gguf.GGMLQuantizationType.F32, name
+        assert tensor.n_bytes * 2 == tensors["f32"][name].n_bytes, name
+    with (
+        LlamaCpp(exported["base"], lora=exported["lora-adapter"]) as half,
+        LlamaCpp(exported["base"], lora=wide) as full,
+    ):
+        for text in PROMPTS:
+            prompt = run.tokenizer(text)["input_ids"]
+            half_ids, half_lp = half.greedy(prompt, TOKENS)
+            full_ids, full_lp = full.greedy(prompt, TOKENS)
+            assert half_ids == full_ids and half_lp == pytest.approx(full_lp, abs=1e-3), text
+
+
+def test_what_cannot_be_exported_says_why(smoke_run, tmp_path, capsys):
     with pytest.raises(UserError, match="llama-quantize"):
         export_run(str(smoke_run), "lora", tmp_path / "x.gguf", "q4_k_m")
     with pytest.raises(UserError, match="not an adapter"):
         export_run(str(smoke_run), "sft", tmp_path / "x.gguf", adapter=True)
+    quantized = ["export", "gguf", str(smoke_run), "--method", "lora", "--adapter", "--quantize", "q8_0"]
+    assert main([*quantized, "--out", str(tmp_path / "q.gguf")]) == 2
+    assert "a GGUF LoRA is written f16 or f32, not q8_0" in capsys.readouterr().err
+    assert not (tmp_path / "q.gguf").exists()
     assert (
         main(
             [

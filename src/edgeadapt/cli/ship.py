@@ -283,7 +283,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--method", help="the run's method (variant) to merge, or 'base'")
     p.add_argument("--out", required=True, help="the .gguf file to write")
     p.add_argument(
-        "--dtype", default="f16", choices=["f16", "f32"], help="the merged weights' type (norms stay f32)"
+        "--dtype",
+        default="f16",
+        choices=["f16", "f32"],
+        help="the merged weights' type (norms stay f32), or with --adapter the LoRA's",
     )
     p.add_argument(
         "--quantize", choices=["q8_0", "q4_0", "q4_k_m"], help="write the weights quantized (llama.cpp types)"

@@ -108,9 +108,11 @@ def export_package(
 
 
 def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str, Any]:
-    from edgeadapt.deploy.gguf import check_dtype, source_pre_tokenizer, write, write_lora
+    from edgeadapt.deploy.gguf import check_dtype, check_lora_dtype, source_pre_tokenizer, write, write_lora
 
     check_dtype(dtype)
+    if adapter:
+        check_lora_dtype(dtype)
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
     with checked_adapter(folder, info, base_dir) as adapter_dir:  # checked before the base model loads
@@ -118,13 +120,13 @@ def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str,
         tuned = updates.get(info["method"]).load_tuned(model, adapter_dir)
     name = f"{info['base_model']} + {info.get('made_by', 'adapter')}"
     if adapter:
-        write_lora(tuned, out, name)
+        write_lora(tuned, out, name, dtype)
     else:
         write(tuned.merge_and_unload(), tokenizer, out, dtype, name, source_pre_tokenizer(info["base_model"]))
     return {
         "path": str(out),
         "bytes": out.stat().st_size,
-        "dtype": "f32" if adapter else dtype,
+        "dtype": dtype,
         "variant": name,
         "kind": "lora adapter" if adapter else "merged model",
     }

@@ -239,10 +239,21 @@ def lora_tensors(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
-def write_lora(model: torch.nn.Module, out: Path, name: str = "") -> Path:
+LORA_DTYPES = {"f16": np.float16, "f32": np.float32}
+"""A GGUF LoRA's types: f16 (the default, as llama.cpp's own converter writes them) halves the bytes sent
+over the air; llama.cpp's quantized types need rows of 32 values, which a rank-8 B matrix does not have."""
+
+
+def check_lora_dtype(dtype: str) -> None:
+    if dtype not in LORA_DTYPES:
+        raise UserError(f"a GGUF LoRA is written f16 or f32, not {dtype}: give --dtype f16 or f32")
+
+
+def write_lora(model: torch.nn.Module, out: Path, name: str = "", dtype: str = "f16") -> Path:
     """A LoRA adapter as a GGUF file llama.cpp applies at run time to the base it holds (`--lora`)."""
     import gguf
 
+    check_lora_dtype(dtype)
     check_supported(model.get_base_model())
     if any(getattr(cfg, "use_dora", False) for cfg in model.peft_config.values()):
         raise UserError(
@@ -260,7 +271,7 @@ def write_lora(model: torch.nn.Module, out: Path, name: str = "") -> Path:
     )  # 0: llama.cpp applies B·A at scale 1; PEFT's scaling is in B
     writer.add_name(name or "edgeadapt adapter")
     for tensor_name, array in tensors.items():
-        writer.add_tensor(tensor_name, array.astype(np.float32))
+        writer.add_tensor(tensor_name, array.astype(LORA_DTYPES[dtype]))
     finish(writer)
     return out
 
@@ -290,6 +301,8 @@ def export_run(
     """`edgeadapt export gguf`: the variant's update merged into the base as one GGUF model, or with
     `adapter` the update alone as a GGUF LoRA that llama.cpp applies to the base it already holds."""
     check_dtype(dtype)
+    if adapter:
+        check_lora_dtype(dtype)
     run, results = reopen(run_dir, [], "export")
     check_variants(run, results, [variant], allow_base=not adapter)
     if variant != "base":
@@ -303,13 +316,12 @@ def export_run(
         if refusal:
             raise UserError(f"{variant}: {refusal}.")
     if adapter:
-        write_lora(
-            run.open(variant, torch.float32, merge=False).model, out, f"{run.cfg.model.name} + {variant}"
-        )
+        name = f"{run.cfg.model.name} + {variant}"
+        write_lora(run.open(variant, torch.float32, merge=False).model, out, name, dtype)
         return {
             "path": str(out),
             "bytes": out.stat().st_size,
-            "dtype": "f32",
+            "dtype": dtype,
             "variant": variant,
             "kind": "lora adapter",
         }

@@ -3,7 +3,7 @@ GGUF files in place of PyTorch ones, and the manifest naming its runtime and GGU
 `gguf: {kind, type}`), hashed like any file.
 
 - A LoRA-family update (lora, hlora, pissa saved as plain LoRA, a generated LoRA-Gen adapter) becomes
-  `update/adapter.gguf`, a GGUF LoRA llama.cpp applies to the base GGUF the device holds.
+  `update/adapter.gguf`, a GGUF LoRA (f16) llama.cpp applies to the base GGUF the device holds.
 - SFT, and an adapter a GGUF LoRA cannot hold (DoRA's magnitudes), become `update/model.gguf`: the merged
   model, at `--gguf-type` (f16 or q8_0).
 - A method llama.cpp cannot run (adaptq's and qlora's bitsandbytes 4-bit layers) is refused, saying why.
@@ -25,6 +25,8 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.deploy import build
 
 RUNTIME = "llamacpp"
+ADAPTER_TYPE = "f16"
+"""What a package's GGUF LoRA is written as, whatever `--gguf-type` the model takes (see gguf.LORA_DTYPES)."""
 
 
 def gguf_fields(kind: str, gguf_type: str) -> dict[str, Any]:
@@ -51,8 +53,9 @@ def run_sources(
     kind = method_kind(run.method(variant), variant)
     name = f"{run.cfg.model.name} + {variant}"
     if kind == "adapter":
-        path = write_lora(run.open(variant, torch.float32, merge=False).model, tmp / "adapter.gguf", name)
-        return [("update/adapter.gguf", path)], gguf_fields("adapter", "f32")
+        tuned = run.open(variant, torch.float32, merge=False).model
+        path = write_lora(tuned, tmp / "adapter.gguf", name, ADAPTER_TYPE)
+        return [("update/adapter.gguf", path)], gguf_fields("adapter", ADAPTER_TYPE)
     model = run.open(variant, torch.float32).model
     path = write(
         model, run.tokenizer, tmp / "model.gguf", gguf_type, name, source_pre_tokenizer(run.cfg.model.name)
@@ -69,8 +72,8 @@ def adapter_folder_sources(folder: Path, method_name: str, base_dir: Path, tmp: 
     if method_kind(method, method_name) != "adapter":
         raise UserError(f"{folder}: not an adapter a GGUF LoRA can hold")
     base, _ = models.load(base_dir, torch.float32, torch.device("cpu"))
-    path = write_lora(method.load_tuned(base, folder), tmp / "adapter.gguf", f"{folder.name}")
-    return [("update/adapter.gguf", path)], gguf_fields("adapter", "f32")
+    path = write_lora(method.load_tuned(base, folder), tmp / "adapter.gguf", f"{folder.name}", ADAPTER_TYPE)
+    return [("update/adapter.gguf", path)], gguf_fields("adapter", ADAPTER_TYPE)
 
 
 def library_sources(library, tmp: Path, names: list[str] | None = None) -> list[tuple[str, Path]]:
@@ -88,7 +91,7 @@ def library_sources(library, tmp: Path, names: list[str] | None = None) -> list[
         base, _ = models.load(base_dir, torch.float32, torch.device("cpu"))
         tuned = library.load(base, [name])
         out = tmp / "experts" / name / "adapter.gguf"
-        write_lora(tuned, out, f"{library.base_name} + expert {name}")
+        write_lora(tuned, out, f"{library.base_name} + expert {name}", ADAPTER_TYPE)
         sources.append((f"library/experts/{name}/adapter.gguf", out))
     if names:
         return sources
