@@ -307,3 +307,51 @@ def test_a_speedup_divides_the_in_context_timing_taken_beside_the_adapters_when_
     assert beside["heldout_latency_speedup_equal_length"] == pytest.approx(450 / 300)
     # the ceiling: prefill 150 / 100 against answers 300 / 200, both 1.5
     assert beside["heldout_latency_ceiling_equal_length"] == pytest.approx(1.5)
+
+
+def test_per_task_shares_pool_seeds_task_by_task_and_split_the_list_functions(tmp_path):
+    """bench/loragen_per_task_seeds.py: a task's score is its mean over the seeds' per-task files, shares are
+    ratios of means, gaps paired; the list functions (by source in the results file) apart from the rest; an
+    unfinished file, or files of other tasks, are one error line and exit 2."""
+    row = f"generated[{SPEC}]"
+    sources = {"l1": "bigbench:list_functions", "l2": "bigbench:list_functions", "a": "x", "b": "y"}
+    (tmp_path / "study.json").write_text(
+        json.dumps({"task_info": {n: {"source": s} for n, s in sources.items()}})
+    )
+    seeds = [  # per task: (per-task LoRA, generated, multi-task)
+        {"l1": (1.0, 0.2, 0.0), "l2": (0.8, 0.4, 0.1), "a": (0.5, 0.5, 0.4), "b": (0.3, 0.4, 0.3)},
+        {"l1": (0.6, 0.4, 0.0), "l2": (1.0, 0.2, 0.1), "a": (0.7, 0.5, 0.6), "b": (0.5, 0.2, 0.5)},
+    ]
+    files = []
+    for n, seed in enumerate(seeds):
+        scores = {t: dict(zip(("per-task", row, "multitask"), s)) for t, s in seed.items()}
+        files.append(tmp_path / f"s{n}.json")
+        record = {"results": str(tmp_path / "study.json"), "row": row, "complete": True}
+        files[-1].write_text(json.dumps({**record, "per_task_scores": scores}))
+
+    def bench(*paths: Path) -> subprocess.CompletedProcess:
+        script = str(ROOT / "bench" / "loragen_per_task_seeds.py")
+        args = [*map(str, paths), "--out", str(tmp_path / "p.json")]
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    done = bench(*files)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "p.json").read_text())
+    pooled = report["pooled"]
+    # seed means: per-task l1 .8 l2 .9 a .6 b .4; generated .3 .3 .5 .3; multi-task 0 .1 .5 .4
+    assert pooled["all"]["means"]["per-task"] == pytest.approx(67.5)
+    assert pooled["all"]["generated_share"] == pytest.approx(1.4 / 2.7)
+    assert pooled["list functions"]["tasks"] == 2
+    assert pooled["list functions"]["generated_vs_per_task"]["gap_points"] == pytest.approx(-55.0)
+    assert pooled["list functions"]["generated_vs_per_task"]["gap_stderr"] == pytest.approx(5.0)
+    rest = pooled["all but the list functions"]
+    assert rest["multitask_share"] == pytest.approx(0.9 / 1.0)
+    assert rest["generated_vs_multitask"]["wins_losses"] == [0, 1]
+    assert report["seeds"][1]["all"]["means"]["per-task"] == pytest.approx(70.0)
+
+    unfinished = json.loads(files[1].read_text()) | {"complete": False}
+    (tmp_path / "u.json").write_text(json.dumps(unfinished))
+    (tmp_path / "o.json").write_text(json.dumps({**unfinished, "complete": True, "per_task_scores": {}}))
+    for other, says in (("u.json", "is not complete"), ("o.json", "score different tasks")):
+        refused = bench(files[0], tmp_path / other)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: ") and says in refused.stderr

@@ -1,0 +1,108 @@
+"""The generator's share of the per-task LoRAs, pooled over seeds and by task family.
+
+    python bench/loragen_per_task_seeds.py docs/results/loragen-pool-seed{0,1}-seen48-per-task48.json \
+        --out docs/results/loragen-pool-seeds-per-task48.json
+
+Each file holds one seed's scores per task (the per-task LoRA, the generator's row, the multi-task LoRA);
+pooled, a task's score is its mean over the seeds, as bench/loragen_seeds.py pools the study's rows. Shares
+are ratios of means (the study's way); gaps are paired over tasks, in points, with their standard error.
+Families are the tasks' sources in the study's results file (`task_info`): the list functions, where only the
+description says what to do, apart from the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgeadapt.studies.loragen_summary import paired_gap
+
+LIST_FUNCTIONS = "bigbench:list_functions"
+
+
+def read(paths: list[Path]) -> tuple[str, list[dict[str, dict[str, float]]], dict[str, str]]:
+    """The generator's row, each file's scores per task and each task's source; files must be complete and
+    score the same tasks with the same row."""
+    files = [json.loads(p.read_text()) for p in paths]
+    for path, f in zip(paths, files):
+        if not f.get("complete", True):
+            raise ValueError(f"{path} is not complete: finish it with bench/loragen_per_task.py --resume")
+    rows, tasks = {f["row"] for f in files}, {frozenset(f["per_task_scores"]) for f in files}
+    if len(rows) > 1 or len(tasks) > 1:
+        raise ValueError("the files score different tasks or generator rows: give one seed's file each")
+    info = json.loads(Path(files[0]["results"]).read_text())["task_info"]
+    sources = {name: info[name]["source"] for name in files[0]["per_task_scores"]}
+    return rows.pop(), [f["per_task_scores"] for f in files], sources
+
+
+def figures(scores: dict[str, dict[str, float]], row: str, names: list[str]) -> dict:
+    """Means, shares of the per-task LoRA and paired gaps over `names`."""
+    column = {k: {n: scores[n][k] for n in names} for k in ("per-task", row, "multitask")}
+    mean = {k: 100 * sum(v.values()) / len(v) for k, v in column.items()}
+    return {
+        "tasks": len(names),
+        "means": mean,
+        "generated_share": mean[row] / mean["per-task"] if mean["per-task"] else None,
+        "multitask_share": mean["multitask"] / mean["per-task"] if mean["per-task"] else None,
+        "generated_vs_per_task": paired_gap(column[row], column["per-task"]),
+        "multitask_vs_per_task": paired_gap(column["multitask"], column["per-task"]),
+        "generated_vs_multitask": paired_gap(column[row], column["multitask"]),
+    }
+
+
+def families(scores: dict[str, dict[str, float]], row: str, sources: dict[str, str]) -> dict:
+    names = sorted(scores)
+    lists = [n for n in names if sources[n] == LIST_FUNCTIONS]
+    rest = sorted(set(names) - set(lists))
+    groups = {"all": names, "list functions": lists, "all but the list functions": rest}
+    return {label: figures(scores, row, group) for label, group in groups.items() if group}
+
+
+def pooled(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {k: sum(s[name][k] for s in per_seed) / len(per_seed) for k in per_seed[0][name]}
+        for name in per_seed[0]
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path, help="bench/loragen_per_task.py's files, one per seed")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        row, per_seed, sources = read(args.files)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    report = {
+        "files": [str(p) for p in args.files],
+        "row": row,
+        "seeds": [families(s, row, sources) for s in per_seed],
+        "pooled": families(pooled(per_seed), row, sources),
+    }
+    args.out.write_text(json.dumps(report, indent=1))
+    for label, f in report["pooled"].items():
+        print(f"{label} ({f['tasks']} tasks, {len(per_seed)} seeds pooled): {line(f, row)}")
+    return 0
+
+
+def line(f: dict, row: str) -> str:
+    def share(key: str) -> str:  # None when every per-task LoRA scored 0 (a tiny model)
+        return "-" if f[key] is None else f"{f[key]:.0%}"
+
+    def gap(key: str) -> str:
+        return f"{f[key]['gap_points']:+.1f} ± {f[key]['gap_stderr'] or 0:.1f}"
+
+    means = f["means"]
+    return (
+        f"per-task LoRA {means['per-task']:.1f}%, {row} {means[row]:.1f}% ({share('generated_share')}; "
+        f"{gap('generated_vs_per_task')}), multi-task {means['multitask']:.1f}% "
+        f"({share('multitask_share')}); {row} vs multi-task {gap('generated_vs_multitask')}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
