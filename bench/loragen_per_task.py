@@ -13,6 +13,11 @@ the rows that scored it; `--resume` continues one stopped mid-training), scores 
 the study does, and sets them beside the results file's generator and multi-task LoRA rows on those tasks:
 the generator's share of the per-task LoRA (ratio of the means, as the study's summary computes it) and the
 paired gaps. The results file must come from the same config and overrides (its seen tasks are checked).
+
+`--out` is written after every task, `"complete": false` until the last. With `--resume` the scores already
+in it (same results file and overrides) are kept and only the missing tasks trained and scored, so a count can
+grow across sessions whose run folders are gone (copy the smaller count's file to the new `--out` first); a
+`--count` that would drop scores the file holds is refused. `bench/loragen_per_task_seeds.py` pools the seeds.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, sa
     if evaluation.group_names()["seen"] != results["groups"]["seen"]:
         raise UserError("the results file scored other seen tasks than this config: give the same overrides")
     chosen = seen_sample(evaluation.groups["seen"], count, cfg.loragen.per_task)[:count]
+    dropped = set(done) - {t.name for t in chosen}
+    if dropped:  # rewriting the file with fewer tasks would lose scores already paid for
+        raise UserError(
+            f"the output file holds scores --count {count} would drop ({', '.join(sorted(dropped)[:3])}"
+            f"{', ...' if len(dropped) > 3 else ''}): give a larger --count, or another --out"
+        )
     scores = {t.name: done[t.name] for t in chosen if t.name in done}
     if scores:
         log(f"{len(scores)} of {len(chosen)} per-task scores kept from the output file")

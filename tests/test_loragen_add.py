@@ -201,6 +201,10 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     assert regrown["complete"] is True and len(regrown["per_task_scores"]) == 3
     assert regrown["per_task_scores"][new]["per-task"] == 0.123
     assert regrown["seconds"] > figures["seconds"]
+    kept = (tmp_path / "p.json").read_bytes()
+    shrunk = per_task("study.json", "--resume", count=2)
+    assert shrunk.returncode == 2 and "holds scores --count 2 would drop" in shrunk.stderr
+    assert (tmp_path / "p.json").read_bytes() == kept
     moved = per_task("study.json", "train.seed=5", "--resume")
     assert moved.returncode == 2 and moved.stderr.startswith("error: ") and "another --out" in moved.stderr
 
