@@ -73,12 +73,17 @@ def kept_scores(out: Path, results: Path, overrides: list[str]) -> dict[str, flo
     if not out.is_file():
         return {}
     earlier = json.loads(out.read_text())
+    if not isinstance(earlier, dict):
+        raise UserError(f"{out}: not a file this script wrote; give another --out")
     if (earlier.get("results"), earlier.get("overrides")) != (str(results), overrides):
         raise UserError(
             f"{out} holds scores of another results file or overrides ({earlier.get('results')}, "
             f"{earlier.get('overrides')}): give those, or another --out"
         )
-    return {name: row["per-task"] for name, row in earlier.get("per_task_scores", {}).items()}
+    try:
+        return {name: float(row["per-task"]) for name, row in earlier.get("per_task_scores", {}).items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{out}: not a file this script wrote; give another --out") from None
 
 
 def shares(results: dict, row: str, per_task: dict[str, float]) -> dict:

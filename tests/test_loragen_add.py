@@ -205,6 +205,10 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     shrunk = per_task("study.json", "--resume", count=2)
     assert shrunk.returncode == 2 and "holds scores --count 2 would drop" in shrunk.stderr
     assert (tmp_path / "p.json").read_bytes() == kept
+    (tmp_path / "p.json").write_text(json.dumps({**regrown, "per_task_scores": {new: 0.5}}))
+    foreign = per_task("study.json", "--resume", count=3)
+    assert foreign.returncode == 2 and "not a file this script wrote" in foreign.stderr
+    assert "Traceback" not in foreign.stderr
     moved = per_task("study.json", "train.seed=5", "--resume")
     assert moved.returncode == 2 and moved.stderr.startswith("error: ") and "another --out" in moved.stderr
 
