@@ -68,10 +68,11 @@ def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, sa
     return scores
 
 
-def kept_scores(out: Path, results: Path, overrides: list[str]) -> dict[str, float]:
-    """The per-task scores an earlier run of the same results file and overrides wrote to `out`."""
+def kept_scores(out: Path, results: Path, overrides: list[str]) -> tuple[dict[str, float], float]:
+    """The per-task scores an earlier run of the same results file and overrides wrote to `out`, and the
+    seconds it took."""
     if not out.is_file():
-        return {}
+        return {}, 0.0
     earlier = json.loads(out.read_text())
     if not isinstance(earlier, dict):
         raise UserError(f"{out}: not a file this script wrote; give another --out")
@@ -81,7 +82,8 @@ def kept_scores(out: Path, results: Path, overrides: list[str]) -> dict[str, flo
             f"{earlier.get('overrides')}): give those, or another --out"
         )
     try:
-        return {name: float(row["per-task"]) for name, row in earlier.get("per_task_scores", {}).items()}
+        scores = {name: float(row["per-task"]) for name, row in earlier.get("per_task_scores", {}).items()}
+        return scores, float(earlier.get("seconds", 0))
     except (AttributeError, KeyError, TypeError, ValueError):
         raise UserError(f"{out}: not a file this script wrote; give another --out") from None
 
@@ -122,22 +124,20 @@ def main() -> None:
         results = json.loads(args.results.read_text())
         if args.row[len("generated[") : -1] not in results["generated"]:
             raise UserError(f"row {args.row!r} is not in {args.results}")
-        done = kept_scores(args.out, args.results, args.overrides) if args.resume else {}
-        seconds = json.loads(args.out.read_text()).get("seconds", 0) if done else 0
+        done, seconds = kept_scores(args.out, args.results, args.overrides) if args.resume else ({}, 0.0)
 
-        def save(scores: dict[str, float], complete: bool) -> None:  # seconds summed over the runs
+        def save(scores: dict[str, float], complete: bool) -> dict:  # seconds summed over the runs
             record["seconds"] = round(seconds + time.perf_counter() - start, 1)
             figures = shares(results, args.row, scores)
             args.out.write_text(
                 json.dumps({**record, "complete": complete, "row": args.row, **figures}, indent=1)
             )
+            return figures
 
-        scores = per_task_scores(cfg, results, args.count, args.resume, done, save)
-        save(scores, True)
+        figures = save(per_task_scores(cfg, results, args.count, args.resume, done, save), True)
     except (OSError, ValueError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    figures = shares(results, args.row, scores)
     gap = figures["generated_vs_per_task"]
 
     def share(key: str) -> str:  # None when every per-task LoRA scored 0 (a tiny model)

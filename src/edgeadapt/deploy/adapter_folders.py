@@ -108,11 +108,9 @@ def export_package(
 
 
 def export_gguf(folder: Path, out: Path, dtype: str, adapter: bool) -> dict[str, Any]:
-    from edgeadapt.deploy.gguf import check_dtype, check_lora_dtype, source_pre_tokenizer, write, write_lora
+    from edgeadapt.deploy.gguf import check_dtype, source_pre_tokenizer, write, write_lora
 
-    check_dtype(dtype)
-    if adapter:
-        check_lora_dtype(dtype)
+    check_dtype(dtype, adapter)
     info = read_info(folder)
     base_dir = models.resolve(info["base_model"])
     with checked_adapter(folder, info, base_dir) as adapter_dir:  # checked before the base model loads

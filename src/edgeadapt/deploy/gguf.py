@@ -91,6 +91,9 @@ def tokenizer_fields(tokenizer, pre: str) -> dict[str, Any]:
 
 
 DTYPES = ("f16", "f32", "q8_0", "q4_0")
+LORA_DTYPES = {"f16": np.float16, "f32": np.float32}
+"""A GGUF LoRA's types: f16 (the default, as llama.cpp's own converter writes them) halves the bytes sent
+over the air; llama.cpp's quantized types need rows of 32 values, which a rank-8 B matrix does not have."""
 QUANTIZED = {"q8_0": "Q8_0", "q4_0": "Q4_0"}
 UNAVAILABLE = {
     "q4_k_m": "q4_k_m needs llama.cpp's llama-quantize, which neither the gguf package nor the xllamacpp wheel "
@@ -109,11 +112,14 @@ def file_type(dtype: str):
     }[dtype]
 
 
-def check_dtype(dtype: str) -> None:
+def check_dtype(dtype: str, adapter: bool = False) -> None:
+    """A GGUF type this writes: for a model any of DTYPES, for an adapter (a GGUF LoRA) f16 or f32."""
     if dtype in UNAVAILABLE:
         raise UserError(UNAVAILABLE[dtype])
     if dtype not in DTYPES:
         raise UserError(f"--dtype for GGUF must be one of {', '.join(DTYPES)}, got '{dtype}'")
+    if adapter and dtype not in LORA_DTYPES:
+        raise UserError(f"a GGUF LoRA is written f16 or f32, not {dtype}: give --dtype f16 or f32")
 
 
 def add_tensor(writer, name: str, array: np.ndarray, dtype: str) -> None:
@@ -239,21 +245,11 @@ def lora_tensors(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
-LORA_DTYPES = {"f16": np.float16, "f32": np.float32}
-"""A GGUF LoRA's types: f16 (the default, as llama.cpp's own converter writes them) halves the bytes sent
-over the air; llama.cpp's quantized types need rows of 32 values, which a rank-8 B matrix does not have."""
-
-
-def check_lora_dtype(dtype: str) -> None:
-    if dtype not in LORA_DTYPES:
-        raise UserError(f"a GGUF LoRA is written f16 or f32, not {dtype}: give --dtype f16 or f32")
-
-
 def write_lora(model: torch.nn.Module, out: Path, name: str = "", dtype: str = "f16") -> Path:
     """A LoRA adapter as a GGUF file llama.cpp applies at run time to the base it holds (`--lora`)."""
     import gguf
 
-    check_lora_dtype(dtype)
+    check_dtype(dtype, adapter=True)
     check_supported(model.get_base_model())
     if any(getattr(cfg, "use_dora", False) for cfg in model.peft_config.values()):
         raise UserError(
@@ -300,9 +296,7 @@ def export_run(
 ) -> dict[str, Any]:
     """`edgeadapt export gguf`: the variant's update merged into the base as one GGUF model, or with
     `adapter` the update alone as a GGUF LoRA that llama.cpp applies to the base it already holds."""
-    check_dtype(dtype)
-    if adapter:
-        check_lora_dtype(dtype)
+    check_dtype(dtype, adapter)
     run, results = reopen(run_dir, [], "export")
     check_variants(run, results, [variant], allow_base=not adapter)
     if variant != "base":
