@@ -8,6 +8,15 @@ pooled, a task's score is its mean over the seeds, as bench/loragen_seeds.py poo
 are ratios of means (the study's way); gaps are paired over tasks, in points, with their standard error.
 Families are the tasks' sources in the study's results file (`task_info`): the list functions, where only the
 description says what to do, apart from the rest.
+
+`--against` sets the same per-task LoRAs beside another study's generator and multi-task LoRA, one results
+file per per-task file (same seed, in the same order), e.g. the generator trained for more steps:
+
+    python bench/loragen_per_task_seeds.py docs/results/loragen-pool-seed1-seen48-per-task48.json \
+        --against docs/results/loragen-pool-3h-seed1-steps1600.json \
+        --out docs/results/loragen-pool-3h-seed1-steps1600-per-task48.json
+
+The results file must score every one of those tasks as seen tasks, with the per-task files' generator row.
 """
 
 from __future__ import annotations
@@ -22,9 +31,12 @@ from edgeadapt.studies.loragen_summary import paired_gap
 LIST_FUNCTIONS = "bigbench:list_functions"
 
 
-def read(paths: list[Path]) -> tuple[str, list[dict[str, dict[str, float]]], dict[str, str]]:
+def read(
+    paths: list[Path], against: list[Path] | None = None
+) -> tuple[str, list[dict[str, dict[str, float]]], dict[str, str]]:
     """The generator's row, each file's scores per task and each task's source; files must be complete and
-    score the same tasks with the same row."""
+    score the same tasks with the same row. With `against` (one results file per file) the generator's and
+    the multi-task LoRA's scores are those results' instead."""
     files = [json.loads(p.read_text()) for p in paths]
     for path, f in zip(paths, files):
         if not f.get("complete", True):
@@ -32,9 +44,30 @@ def read(paths: list[Path]) -> tuple[str, list[dict[str, dict[str, float]]], dic
     rows, tasks = {f["row"] for f in files}, {frozenset(f["per_task_scores"]) for f in files}
     if len(rows) > 1 or len(tasks) > 1:
         raise ValueError("the files score different tasks or generator rows: give one seed's file each")
-    info = json.loads(Path(files[0]["results"]).read_text())["task_info"]
+    row, scores = rows.pop(), [f["per_task_scores"] for f in files]
+    if against is not None:
+        if len(against) != len(paths):
+            raise ValueError(f"--against gives {len(against)} results files for {len(paths)} per-task files")
+        scores = [rows_from(p, row, s) for p, s in zip(against, scores)]
+    info = json.loads(Path(against[0] if against else files[0]["results"]).read_text())["task_info"]
     sources = {name: info[name]["source"] for name in files[0]["per_task_scores"]}
-    return rows.pop(), [f["per_task_scores"] for f in files], sources
+    return row, scores, sources
+
+
+def rows_from(path: Path, row: str, scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """`scores`' per-task LoRA beside the generator's and the multi-task LoRA's scores in the study `path`."""
+    results = json.loads(path.read_text())
+    missing = set(scores) - set(results["groups"]["seen"])
+    if missing:
+        raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")
+    spec = row[len("generated[") : -1]
+    if spec not in results["generated"]:
+        raise ValueError(f"{path} has no {row} row; give the study that trained that generator")
+    generated, multitask = results["generated"][spec]["tasks"], results["lora"]["multitask"]
+    return {
+        n: {"per-task": s["per-task"], row: generated[n]["score"], "multitask": multitask[n]["score"]}
+        for n, s in scores.items()
+    }
 
 
 def figures(scores: dict[str, dict[str, float]], row: str, names: list[str]) -> dict:
@@ -70,22 +103,31 @@ def pooled(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path, help="bench/loragen_per_task.py's files, one per seed")
+    parser.add_argument(
+        "--against",
+        nargs="+",
+        type=Path,
+        help="studies' loragen.json whose generator and multi-task rows to "
+        "set beside the per-task LoRAs, one per file",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
-        row, per_seed, sources = read(args.files)
+        row, per_seed, sources = read(args.files, args.against)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     report = {
         "files": [str(p) for p in args.files],
+        "against": [str(p) for p in args.against or []],
         "row": row,
         "seeds": [families(s, row, sources) for s in per_seed],
         "pooled": families(pooled(per_seed), row, sources),
     }
     args.out.write_text(json.dumps(report, indent=1))
     for label, f in report["pooled"].items():
-        print(f"{label} ({f['tasks']} tasks, {len(per_seed)} seeds pooled): {line(f, row)}")
+        seeds = f"{len(per_seed)} seeds pooled" if len(per_seed) > 1 else "one seed"
+        print(f"{label} ({f['tasks']} tasks, {seeds}): {line(f, row)}")
     return 0
 
 

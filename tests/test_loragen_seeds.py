@@ -355,3 +355,51 @@ def test_per_task_shares_pool_seeds_task_by_task_and_split_the_list_functions(tm
     for other, says in (("u.json", "is not complete"), ("o.json", "score different tasks")):
         refused = bench(files[0], tmp_path / other)
         assert refused.returncode == 2 and refused.stderr.startswith("error: ") and says in refused.stderr
+
+
+def test_per_task_shares_against_another_studys_generator(tmp_path):
+    """`--against`: the per-task files' per-task LoRA column beside another study's generator and multi-task
+    rows (a longer-trained generator, say), one results file per per-task file; a study without the row or
+    without one of the tasks as seen is one error line and exit 2."""
+    row = f"generated[{SPEC}]"
+    info = {"task_info": {"l1": {"source": "bigbench:list_functions"}, "a": {"source": "x"}}}
+    (tmp_path / "study.json").write_text(json.dumps(info))
+    per_task = {"l1": (1.0, 0.2, 0.0), "a": (0.6, 0.5, 0.4)}  # (per-task LoRA, generated, multi-task)
+    scores = {t: dict(zip(("per-task", row, "multitask"), s)) for t, s in per_task.items()}
+    record = {
+        "results": str(tmp_path / "study.json"),
+        "row": row,
+        "complete": True,
+        "per_task_scores": scores,
+    }
+    (tmp_path / "s1.json").write_text(json.dumps(record))
+
+    def longer(seen: list[str], spec: str) -> Path:  # the other study: generated .8 and .6, multi-task .1, .3
+        scored = {"l1": (0.8, 0.1), "a": (0.6, 0.3)}
+        study = {
+            **info,
+            "groups": {"seen": seen},
+            "generated": {spec: {"tasks": {n: {"score": g} for n, (g, _) in scored.items()}}},
+            "lora": {"multitask": {n: {"score": m} for n, (_, m) in scored.items()}},
+        }
+        path = tmp_path / f"longer-{len(seen)}-{spec}.json"
+        path.write_text(json.dumps(study))
+        return path
+
+    def bench(against: Path) -> subprocess.CompletedProcess:
+        script = str(ROOT / "bench" / "loragen_per_task_seeds.py")
+        args = [str(tmp_path / "s1.json"), "--against", str(against), "--out", str(tmp_path / "p.json")]
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    done = bench(longer(["l1", "a", "b"], SPEC))
+    assert done.returncode == 0, done.stderr
+    pooled = json.loads((tmp_path / "p.json").read_text())["pooled"]
+    assert pooled["all"]["means"] == pytest.approx({"per-task": 80.0, row: 70.0, "multitask": 20.0})
+    assert pooled["all"]["generated_share"] == pytest.approx(0.7 / 0.8)
+    assert pooled["list functions"]["generated_vs_per_task"]["gap_points"] == pytest.approx(-20.0)
+    for study, says in (
+        (longer(["a"], SPEC), "does not score l1"),
+        (longer(["l1", "a"], "other"), "no " + row),
+    ):
+        refused = bench(study)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: ") and says in refused.stderr
