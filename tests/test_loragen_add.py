@@ -65,8 +65,13 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
     other = copy.deepcopy(without)
     seen = other["groups"]["seen"][0]
     other["prompting"]["zero-shot"][seen]["samples"][0] += " (another base model)"
-    with pytest.raises(UserError, match=f"differ from the file's on {seen}"):
+    with pytest.raises(UserError, match=f"differ from the file's on {seen}.*another base model;"):
         add_generator(cfg, spec, other, "study.json", resume=True, log=quiet)
+    other["answer_precision"] = "bf16"  # bf16 answers can also differ on another kind of CPU
+    with pytest.raises(UserError, match=f"differ from the file's on {seen}.*another kind of CPU"):
+        add_generator(
+            cfg_with("loragen.answer_precision=bf16"), spec, other, "s.json", resume=True, log=quiet
+        )
     other = copy.deepcopy(without)
     other["groups"]["seen"] = other["groups"]["seen"][1:]
     with pytest.raises(UserError, match="other tasks than this config chooses"):

@@ -154,7 +154,14 @@ def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str
         if (again["score"], again["samples"]) != (kept[task.name]["score"], kept[task.name]["samples"]):
             differing.append(task.name)
     if differing:
+        # bf16 greedy answers follow the CPU's bf16 kernels (AMX, AVX512-BF16 or none): a study answered in
+        # bf16 on another machine differed on an Intel Xeon with AMX on 28 of 48 seen tasks, fp32's on none
+        cause = (
+            "another base model, or, answered in bf16, on another kind of CPU (add to an fp32 study instead)"
+            if answered == "bf16"
+            else "another base model"
+        )
         raise UserError(
             f"{source}: the base model's zero-shot answers differ from the file's on {', '.join(differing)}: "
-            "it was measured on other rows or another base model; its rows cannot stand beside new ones."
+            f"it was measured on other rows or {cause}; its rows cannot stand beside new ones."
         )
