@@ -13,8 +13,8 @@ description says what to do, apart from the rest.
 file per per-task file (same seed, in the same order), e.g. the generator trained for more steps:
 
     python bench/loragen_per_task_seeds.py docs/results/loragen-pool-seed1-seen48-per-task48.json \
-        --against docs/results/loragen-pool-3h-seed1-steps1600.json \
-        --out docs/results/loragen-pool-3h-seed1-steps1600-per-task48.json
+        --against docs/results/loragen-pool-seed1-seen48-steps1600-bf16.json \
+        --out docs/results/loragen-pool-seed1-seen48-steps1600-bf16-per-task48.json
 
 The results file must score every one of those tasks as seen tasks, with the per-task files' generator row.
 """
