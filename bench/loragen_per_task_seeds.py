@@ -57,6 +57,8 @@ def read(
 def rows_from(path: Path, row: str, scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """`scores`' per-task LoRA beside the generator's and the multi-task LoRA's scores in the study `path`."""
     results = json.loads(path.read_text())
+    if not isinstance(results, dict) or not {"groups", "generated", "lora"} <= set(results):
+        raise ValueError(f"{path} is not a LoRA-Gen study's loragen.json (no groups, generated or lora)")
     missing = set(scores) - set(results["groups"]["seen"])
     if missing:
         raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")

@@ -397,9 +397,11 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
     assert pooled["all"]["means"] == pytest.approx({"per-task": 80.0, row: 70.0, "multitask": 20.0})
     assert pooled["all"]["generated_share"] == pytest.approx(0.7 / 0.8)
     assert pooled["list functions"]["generated_vs_per_task"]["gap_points"] == pytest.approx(-20.0)
+    (tmp_path / "other.json").write_text(json.dumps({"pooled": {}}))  # another script's file
     for study, says in (
         (longer(["a"], SPEC), "does not score l1"),
         (longer(["l1", "a"], "other"), "no " + row),
+        (tmp_path / "other.json", "not a LoRA-Gen study's loragen.json"),
     ):
         refused = bench(study)
         assert refused.returncode == 2 and refused.stderr.startswith("error: ") and says in refused.stderr
