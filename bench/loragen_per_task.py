@@ -34,7 +34,7 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.loragen.merge import read_adapter
 from edgeadapt.studies.loragen import sub_run, train_lora, trained_per_task
 from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
-from edgeadapt.studies.loragen_summary import paired_gap
+from edgeadapt.studies.loragen_summary import paired_gap, row_tables
 
 
 def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, save, log=print) -> dict:
@@ -90,9 +90,9 @@ def kept_scores(out: Path, results: Path, overrides: list[str]) -> tuple[dict[st
 
 def shares(results: dict, row: str, per_task: dict[str, float]) -> dict:
     """The row's and the multi-task LoRA's share of the per-task LoRAs and paired gaps to them, in points."""
-    spec = row[len("generated[") : -1]
-    generated = {n: results["generated"][spec]["tasks"][n]["score"] for n in per_task}
-    multitask = {n: results["lora"]["multitask"][n]["score"] for n in per_task}
+    tables = row_tables(results)
+    generated = {n: tables[row][n]["score"] for n in per_task}
+    multitask = {n: tables["multitask"][n]["score"] for n in per_task}
     mean = sum(per_task.values()) / len(per_task)
     return {
         "tasks": len(per_task),

@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgeadapt.studies.loragen_summary import paired_gap
+from edgeadapt.studies.loragen_summary import paired_gap, row_tables
 
 LIST_FUNCTIONS = "bigbench:list_functions"
 
@@ -45,29 +45,39 @@ def read(
     if len(rows) > 1 or len(tasks) > 1:
         raise ValueError("the files score different tasks or generator rows: give one seed's file each")
     row, scores = rows.pop(), [f["per_task_scores"] for f in files]
-    if against is not None:
+    if against is None:
+        info = json.loads(Path(files[0]["results"]).read_text())["task_info"]
+    else:
         if len(against) != len(paths):
             raise ValueError(f"--against gives {len(against)} results files for {len(paths)} per-task files")
-        scores = [rows_from(p, row, s) for p, s in zip(against, scores)]
-    info = json.loads(Path(against[0] if against else files[0]["results"]).read_text())["task_info"]
+        studies = [json.loads(p.read_text()) for p in against]
+        scores = [rows_from(st, p, row, s) for st, p, s in zip(studies, against, scores)]
+        info = studies[0]["task_info"]
     sources = {name: info[name]["source"] for name in files[0]["per_task_scores"]}
     return row, scores, sources
 
 
-def rows_from(path: Path, row: str, scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """`scores`' per-task LoRA beside the generator's and the multi-task LoRA's scores in the study `path`."""
-    results = json.loads(path.read_text())
-    if not isinstance(results, dict) or not {"groups", "generated", "lora"} <= set(results):
-        raise ValueError(f"{path} is not a LoRA-Gen study's loragen.json (no groups, generated or lora)")
+def rows_from(
+    results: dict, path: Path, row: str, scores: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """`scores`' per-task LoRA beside the generator's and the multi-task LoRA's scores in the study `results`
+    (read from `path`)."""
+    if not isinstance(results, dict) or not {"groups", "prompting", "generated", "lora"} <= set(results):
+        raise ValueError(
+            f"{path} is not a LoRA-Gen study's loragen.json (no groups, prompting, generated or lora)"
+        )
     missing = set(scores) - set(results["groups"]["seen"])
     if missing:
         raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")
-    spec = row[len("generated[") : -1]
-    if spec not in results["generated"]:
+    tables = row_tables(results)
+    if row not in tables:
         raise ValueError(f"{path} has no {row} row; give the study that trained that generator")
-    generated, multitask = results["generated"][spec]["tasks"], results["lora"]["multitask"]
     return {
-        n: {"per-task": s["per-task"], row: generated[n]["score"], "multitask": multitask[n]["score"]}
+        n: {
+            "per-task": s["per-task"],
+            row: tables[row][n]["score"],
+            "multitask": tables["multitask"][n]["score"],
+        }
         for n, s in scores.items()
     }
 

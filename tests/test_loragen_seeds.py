@@ -379,8 +379,9 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
         study = {
             **info,
             "groups": {"seen": seen},
+            "prompting": {},
             "generated": {spec: {"tasks": {n: {"score": g} for n, (g, _) in scored.items()}}},
-            "lora": {"multitask": {n: {"score": m} for n, (_, m) in scored.items()}},
+            "lora": {"multitask": {n: {"score": m} for n, (_, m) in scored.items()}, "per-task": {}},
         }
         path = tmp_path / f"longer-{len(seen)}-{spec}.json"
         path.write_text(json.dumps(study))
