@@ -58,9 +58,11 @@ def main() -> int:
         cfg = config.load(args.config, args.overrides)
         results = schema.read(Path(args.to), schema.LoragenResults).to_json()
         if args.spec == MULTITASK:
-            added = add_multitask(cfg, results, args.to, args.resume)
+            added = add_multitask(cfg, results, args.to, args.resume, overrides=args.overrides)
         else:
-            added = add_generator(cfg, args.spec, results, args.to, args.resume, replace=args.replace)
+            added = add_generator(
+                cfg, args.spec, results, args.to, args.resume, replace=args.replace, overrides=args.overrides
+            )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

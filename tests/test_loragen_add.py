@@ -121,9 +121,11 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
     cfg = cfg_with("loragen.steps=3")
     weights = lora_update_dir(cfg, "multitask") / ADAPTER_WEIGHTS
     before = digest(weights)
-    fewer = add_multitask(cfg, evaluated, "study.json", resume=True, log=quiet)
+    fewer = add_multitask(cfg, evaluated, "study.json", resume=True, log=quiet, overrides=["loragen.steps=3"])
     assert TrainResult.load(weights.parents[1]).steps == 3 and digest(weights) != before
     assert fewer["lora"]["multitask_added"]["budget"]["steps"] == 3
+    assert fewer["lora"]["multitask_added"]["overrides"] == ["loragen.steps=3"]  # how it was made
+    assert same["lora"]["multitask_added"]["overrides"] == []
     # the summary tells a LoRA trained on another budget than the generators' from one on theirs
     assert {g["same_budget_as_multitask"] for g in same["summary"]["goals"].values()} == {True}
     assert {g["same_budget_as_multitask"] for g in fewer["summary"]["goals"].values()} == {False}

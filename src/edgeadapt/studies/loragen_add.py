@@ -15,7 +15,7 @@ config's, and the base model's zero-shot answers on the seen tasks, measured aga
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,10 +51,13 @@ def add_generator(
     resume: bool = False,
     log: Callable[[str], None] = print,
     replace: bool = False,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`results` (the loragen.json read from `source`) with the generator of `spec` trained, measured and
     added, and the summary made again. `replace`: a generator the file scores already is measured again and
-    its rows replaced (after the study's controls changed, or the generator was trained again)."""
+    its rows replaced (after the study's controls changed, or the generator was trained again). `overrides`:
+    the config overrides `cfg` was loaded with, recorded (a generator of another shape than the study's, its
+    targets or experts, is told apart by them: the budget records steps, batch and lr only)."""
     from edgeadapt.studies.loragen_summary import summarize
 
     if spec in results["generated"] and not replace:
@@ -72,7 +75,8 @@ def add_generator(
     out = copy.deepcopy(results)
     out["generated"][spec] = rows
     budget = generator_budget(cfg)
-    out["generated"][spec]["added"] = added_record(source, spec in results["generated"], seconds, budget)
+    replaced = spec in results["generated"]
+    out["generated"][spec]["added"] = added_record(source, replaced, seconds, budget, overrides)
     out["forgetting"][f"generated[{spec}]"] = forgetting
     out["summary"] = summarize(out)
     return out
@@ -84,6 +88,7 @@ def add_multitask(
     source: str,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`results` with the multi-task LoRA trained again under `cfg`'s `loragen.steps` and `batch_size` (its lr:
     its method's, as in the study; with `resume`, reused or resumed), its rows on every task and its forgetting measured as `loragen eval`
@@ -115,21 +120,25 @@ def add_multitask(
         "precision": trained.precision,
         "group_by_length": trained.group_by_length,
     }
-    out["lora"]["multitask_added"] = added_record(source, True, seconds, budget)
+    out["lora"]["multitask_added"] = added_record(source, True, seconds, budget, overrides)
     out["forgetting"]["multitask"] = forgetting
     out["summary"] = summarize(out)
     return out
 
 
-def added_record(source: str, replaced: bool, seconds: list[float], budget: dict[str, Any]) -> dict[str, Any]:
-    """What an addition to `source` records: when, how long its measuring took, and its training `budget`
-    (steps, batch, lr: a generator or baseline added under other steps than the file's is not on its budget)."""
+def added_record(
+    source: str, replaced: bool, seconds: list[float], budget: dict[str, Any], overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What an addition to `source` records: when, how long its measuring took, its training `budget` (steps,
+    batch, lr: a generator or baseline added under other steps than the file's is not on its budget) and the
+    config `overrides` it was made with."""
     return {
         "to": source,
         "replaced": replaced,
         "date": str(datetime.now(timezone.utc).date()),
         "seconds": round(sum(seconds), 1),
         "budget": budget,
+        "overrides": list(overrides),
     }
 
 
