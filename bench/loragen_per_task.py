@@ -34,7 +34,7 @@ from edgeadapt.core.errors import UserError
 from edgeadapt.loragen.merge import read_adapter
 from edgeadapt.studies.loragen import sub_run, train_lora, trained_per_task
 from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
-from edgeadapt.studies.loragen_summary import paired_gap, row_tables
+from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures
 
 
 def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, save, log=print) -> dict:
@@ -90,20 +90,14 @@ def kept_scores(out: Path, results: Path, overrides: list[str]) -> tuple[dict[st
 
 def shares(results: dict, row: str, per_task: dict[str, float]) -> dict:
     """The row's and the multi-task LoRA's share of the per-task LoRAs and paired gaps to them, in points."""
-    tables = row_tables(results)
-    generated = {n: tables[row][n]["score"] for n in per_task}
-    multitask = {n: tables["multitask"][n]["score"] for n in per_task}
-    mean = sum(per_task.values()) / len(per_task)
+    scores = beside_per_task(results, row, per_task)
+    figures = per_task_figures(scores, row, list(per_task))
+    kept = ("generated_share", "multitask_share", "generated_vs_per_task", "multitask_vs_per_task")
     return {
-        "tasks": len(per_task),
-        "per_task_mean": 100 * mean,
-        "generated_share": sum(generated.values()) / len(generated) / mean if mean else None,
-        "multitask_share": sum(multitask.values()) / len(multitask) / mean if mean else None,
-        "generated_vs_per_task": paired_gap(generated, per_task),
-        "multitask_vs_per_task": paired_gap(multitask, per_task),
-        "per_task_scores": {
-            n: {"per-task": s, row: generated[n], "multitask": multitask[n]} for n, s in per_task.items()
-        },
+        "tasks": figures["tasks"],
+        "per_task_mean": figures["means"]["per-task"],
+        **{key: figures[key] for key in kept},
+        "per_task_scores": scores,
     }
 
 

@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgeadapt.studies.loragen_summary import paired_gap, row_tables
+from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures, row_tables
 
 LIST_FUNCTIONS = "bigbench:list_functions"
 
@@ -69,32 +69,9 @@ def rows_from(
     missing = set(scores) - set(results["groups"]["seen"])
     if missing:
         raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")
-    tables = row_tables(results)
-    if row not in tables:
+    if row not in row_tables(results):
         raise ValueError(f"{path} has no {row} row; give the study that trained that generator")
-    return {
-        n: {
-            "per-task": s["per-task"],
-            row: tables[row][n]["score"],
-            "multitask": tables["multitask"][n]["score"],
-        }
-        for n, s in scores.items()
-    }
-
-
-def figures(scores: dict[str, dict[str, float]], row: str, names: list[str]) -> dict:
-    """Means, shares of the per-task LoRA and paired gaps over `names`."""
-    column = {k: {n: scores[n][k] for n in names} for k in ("per-task", row, "multitask")}
-    mean = {k: 100 * sum(v.values()) / len(v) for k, v in column.items()}
-    return {
-        "tasks": len(names),
-        "means": mean,
-        "generated_share": mean[row] / mean["per-task"] if mean["per-task"] else None,
-        "multitask_share": mean["multitask"] / mean["per-task"] if mean["per-task"] else None,
-        "generated_vs_per_task": paired_gap(column[row], column["per-task"]),
-        "multitask_vs_per_task": paired_gap(column["multitask"], column["per-task"]),
-        "generated_vs_multitask": paired_gap(column[row], column["multitask"]),
-    }
+    return beside_per_task(results, row, {n: s["per-task"] for n, s in scores.items()})
 
 
 def families(scores: dict[str, dict[str, float]], row: str, sources: dict[str, str]) -> dict:
@@ -102,7 +79,7 @@ def families(scores: dict[str, dict[str, float]], row: str, sources: dict[str, s
     lists = [n for n in names if sources[n] == LIST_FUNCTIONS]
     rest = sorted(set(names) - set(lists))
     groups = {"all": names, "list functions": lists, "all but the list functions": rest}
-    return {label: figures(scores, row, group) for label, group in groups.items() if group}
+    return {label: per_task_figures(scores, row, group) for label, group in groups.items() if group}
 
 
 def pooled(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -83,6 +83,34 @@ def paired_gap(better: dict[str, float], worse: dict[str, float]) -> dict[str, A
     }
 
 
+def beside_per_task(
+    results: dict[str, Any], row: str, per_task: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Per task of `per_task` (its per-task LoRA's score, bench/loragen_per_task.py's), that score beside
+    `row`'s and the multi-task LoRA's in the study `results`."""
+    tables = row_tables(results)
+    return {
+        n: {"per-task": s, row: tables[row][n]["score"], "multitask": tables["multitask"][n]["score"]}
+        for n, s in per_task.items()
+    }
+
+
+def per_task_figures(scores: dict[str, dict[str, float]], row: str, names: list[str]) -> dict[str, Any]:
+    """Over `names` of `scores` (`beside_per_task`'s): each column's mean in points, `row`'s and the multi-task
+    LoRA's share of the per-task LoRAs' mean (None when that is 0) and the paired gaps between the three."""
+    column = {k: {n: scores[n][k] for n in names} for k in ("per-task", row, "multitask")}
+    mean = {k: 100 * sum(v.values()) / len(v) for k, v in column.items()}
+    return {
+        "tasks": len(names),
+        "means": mean,
+        "generated_share": mean[row] / mean["per-task"] if mean["per-task"] else None,
+        "multitask_share": mean["multitask"] / mean["per-task"] if mean["per-task"] else None,
+        "generated_vs_per_task": paired_gap(column[row], column["per-task"]),
+        "multitask_vs_per_task": paired_gap(column["multitask"], column["per-task"]),
+        "generated_vs_multitask": paired_gap(column[row], column["multitask"]),
+    }
+
+
 def equal_length_parts(
     context: dict[str, dict], generated: dict[str, dict], names: list[str]
 ) -> list[tuple[float, float, float, float]]:
