@@ -57,7 +57,7 @@ def add_generator(
     added, and the summary made again. `replace`: a generator the file scores already is measured again and
     its rows replaced (after the study's controls changed, or the generator was trained again). `overrides`:
     the config overrides `cfg` was loaded with, recorded (a generator of another shape than the study's, its
-    targets or experts, is told apart by them: the budget records steps, batch and lr only)."""
+    targets or experts, is told apart by them: the budget records how it trained, not its shape)."""
     from edgeadapt.studies.loragen_summary import summarize
 
     if spec in results["generated"] and not replace:
