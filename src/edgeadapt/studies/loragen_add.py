@@ -130,8 +130,8 @@ def added_record(
     source: str, replaced: bool, seconds: list[float], budget: dict[str, Any], overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     """What an addition to `source` records: when, how long its measuring took, its training `budget` (steps,
-    batch, lr: a generator or baseline added under other steps than the file's is not on its budget) and the
-    config `overrides` it was made with."""
+    batch, lr, precision, batching: a generator or baseline added under other steps than the file's is not on
+    its budget) and the config `overrides` it was made with (its shape: targets, experts)."""
     return {
         "to": source,
         "replaced": replaced,
