@@ -337,7 +337,8 @@ def apply_process(package_file: Path, dev: Path, crash: str | None = None):
     import subprocess
     import sys
 
-    env = {**os.environ, **({build.CRASH_ENV: crash} if crash else {})}
+    # TMPDIR beside the device: a SIGKILL runs no cleanup, and the package's private copy would stay in /tmp.
+    env = {**os.environ, "TMPDIR": str(dev.parent), **({build.CRASH_ENV: crash} if crash else {})}
     cmd = [
         sys.executable,
         "-m",

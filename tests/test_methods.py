@@ -79,6 +79,20 @@ def test_saved_update_reloads_to_the_same_output(name, make_tiny, tmp_path):
     torch.testing.assert_close(reloaded(batch()).logits, expected)
 
 
+def test_pissa_initial_adapter_folder_goes_with_the_model(make_tiny, tmp_path):
+    import gc
+    from pathlib import Path
+
+    model = prepared("pissa", make_tiny())
+    one_step(model)
+    updates.get("pissa").save_update(model, tmp_path)
+    initial = Path(model.edgeadapt_pissa_initial)
+    assert (initial / "adapter_model.safetensors").is_file()
+    del model
+    gc.collect()
+    assert not initial.exists()
+
+
 def test_lora_trainable_count_matches_the_formula(make_tiny):
     model = make_tiny()
     shapes = {

@@ -312,7 +312,9 @@ def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, pa
         "--pubkey",
         str(keys[1]),
     ]
-    killed = subprocess.run(cmd, env={**os.environ, build.CRASH_ENV: point}, capture_output=True, text=True)
+    # TMPDIR beside the device: a SIGKILL runs no cleanup, and the package's private copy would stay in /tmp.
+    env = {**os.environ, build.CRASH_ENV: point, "TMPDIR": str(device_dir.parent)}
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
     state = device.status(device_dir)  # re-hashes the active and previous updates
     switched = point == "switched"

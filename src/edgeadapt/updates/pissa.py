@@ -6,7 +6,9 @@ that applies to the unchanged base model, so every device and tool takes it as a
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +32,10 @@ def prepare(model: nn.Module, cfg: Config, calibration: list[dict] | None = None
     peft_cfg.init_lora_weights = "pissa"
     model = get_peft_model(model, peft_cfg)
     # The adapter as initialized, to convert the trained one against (the residual base stays in memory).
+    # The folder lives as long as the model: removed when the model is collected or the process exits
+    # (a bare mkdtemp left one in /tmp for every model prepared; a TemporaryDirectory warns as it cleans up).
     initial = tempfile.mkdtemp(prefix="edgeadapt-pissa-")
+    weakref.finalize(model, shutil.rmtree, initial, ignore_errors=True)
     model.peft_config["default"].init_lora_weights = True
     model.save_pretrained(initial, safe_serialization=True)
     model.peft_config["default"].init_lora_weights = "pissa"
