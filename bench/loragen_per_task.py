@@ -30,11 +30,11 @@ from datetime import date
 from pathlib import Path
 
 from edgeadapt.core import config
-from edgeadapt.core.errors import UserError
+from edgeadapt.core.errors import UserError, unknown
 from edgeadapt.loragen.merge import read_adapter
 from edgeadapt.studies.loragen import sub_run, train_lora, trained_per_task
 from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
-from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures
+from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures, row_tables
 
 
 def per_task_scores(cfg, results: dict, count: int, resume: bool, done: dict, save, log=print) -> dict:
@@ -116,8 +116,8 @@ def main() -> None:
     try:
         cfg = config.load(args.config, args.overrides)
         results = json.loads(args.results.read_text())
-        if args.row[len("generated[") : -1] not in results["generated"]:
-            raise UserError(f"row {args.row!r} is not in {args.results}")
+        if args.row not in row_tables(results):  # a row's label, not a slice of it: any row of the study
+            raise unknown(f"row of {args.results}", args.row, row_tables(results))
         done, seconds = kept_scores(args.out, args.results, args.overrides) if args.resume else ({}, 0.0)
 
         def save(scores: dict[str, float], complete: bool) -> dict:  # seconds summed over the runs

@@ -176,9 +176,11 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     (tmp_path / "study.json").write_text(json.dumps(evaluated))
     spec = next(iter(evaluated["generated"]))
 
-    def per_task(results: str, *extra: str, count: int = 2) -> subprocess.CompletedProcess:
+    def per_task(
+        results: str, *extra: str, count: int = 2, row: str = f"generated[{spec}]"
+    ) -> subprocess.CompletedProcess:
         args = [str(SMOKE), f"out_dir={tmp_path}", *extra, "--results", str(tmp_path / results)]
-        args += ["--row", f"generated[{spec}]", "--count", str(count), "--out", str(tmp_path / "p.json")]
+        args += ["--row", row, "--count", str(count), "--out", str(tmp_path / "p.json")]
         script = str(ROOT / "bench" / "loragen_per_task.py")
         return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
@@ -218,6 +220,11 @@ def test_per_task_loras_for_more_seen_tasks_beside_the_generator(
     assert "Traceback" not in foreign.stderr
     moved = per_task("study.json", "train.seed=5", "--resume")
     assert moved.returncode == 2 and moved.stderr.startswith("error: ") and "another --out" in moved.stderr
+
+    before_misspelt = (tmp_path / "p.json").read_bytes()
+    misspelt = per_task("study.json", row=f"generated[{spec}x]")
+    assert misspelt.returncode == 2 and f"Did you mean 'generated[{spec}]'?" in misspelt.stderr
+    assert (tmp_path / "p.json").read_bytes() == before_misspelt
 
     other = dict(evaluated, groups={**evaluated["groups"], "seen": ["reverse"]})
     (tmp_path / "other.json").write_text(json.dumps(other))
