@@ -2,12 +2,12 @@
 with batches grouped by length (`train.group_by_length`): what grouping saves where rows differ in length.
 
     python bench/loragen_steps.py configs/loragen-pool.yaml pool:minilm train.seed=1 [--steps 50] \
-        [--precision fp32 bf16] [--out FILE]
+        [--precision fp32 bf16] [--batches random grouped] [--out FILE]
 
-Trains the generator `--steps` steps each way (in each `--precision`, as `train.precision`) in a scratch
-folder (nothing of the study's is touched), one after the other in one process, and reports the mean and
-median step time after the first two, with each way's share of padding over an epoch of its training batches
-(drawn as training draws them). Grouped batches come in random order (`edgeadapt.data.batches`), so a few
+Trains the generator `--steps` steps each way (`--batches`: both by default; in each `--precision`, as
+`train.precision`) in a scratch folder (nothing of the study's is touched), one after the other in one
+process, and reports the mean and median step time after the first two, with each way's share of padding over
+an epoch of its training batches (drawn as training draws them). Grouped batches come in random order (`edgeadapt.data.batches`), so a few
 steps already sample every length; more steps keep the mean steadier. Time it on an idle machine: anything
 else on the CPU changes every column.
 """
@@ -96,7 +96,14 @@ def main() -> int:
         choices=["fp32", "bf16"],
         help="train.precision, each in turn",
     )
-    parser.add_argument("--out", help="write the two rows as JSON here")
+    parser.add_argument(
+        "--batches",
+        nargs="+",
+        default=["random", "grouped"],
+        choices=["random", "grouped"],
+        help="random or length-grouped batches, each in turn (one way alone: half the time)",
+    )
+    parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args()
     if args.steps < 3:
         parser.error(f"--steps: at least 3 (the first two are not timed), got {args.steps}")
@@ -105,16 +112,17 @@ def main() -> int:
         rows = [
             time_steps(cfg, args.spec, grouped, precision, args.steps, Path(scratch))
             for precision in args.precision
-            for grouped in (False, True)
+            for grouped in [way == "grouped" for way in dict.fromkeys(args.batches)]
         ]
     for row in rows:
         print(
             f"{row['batches']:>8} {row['precision']}: {row['mean_s']:.2f} s a step (median "
             f"{row['median_s']:.2f}), {100 * row['padding_share']:.0f}% padding"
         )
-    for random_row, grouped in zip(rows[::2], rows[1::2]):
-        ratio = grouped["mean_s"] / random_row["mean_s"]
-        print(f"grouped / random in {grouped['precision']}: {ratio:.2f} of the time a step")
+    by_way = {(row["precision"], row["batches"]): row for row in rows}
+    for precision in args.precision if {"random", "grouped"} <= set(args.batches) else []:
+        ratio = by_way[precision, "grouped"]["mean_s"] / by_way[precision, "random"]["mean_s"]
+        print(f"grouped / random in {precision}: {ratio:.2f} of the time a step")
     if args.out:
         from datetime import date
 

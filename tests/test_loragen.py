@@ -536,7 +536,7 @@ def test_the_precision_probe_scores_seen_tasks_both_ways(trained, evaluated, tmp
 
 def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
     """bench/loragen_steps.py: the generator's step time with random and with length-grouped batches, and each
-    way's padding; grouping pads less."""
+    way's padding; grouping pads less; `--batches random` times that way alone."""
     import subprocess
     import sys
 
@@ -553,3 +553,9 @@ def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
     assert random_rows["steps"] == grouped["steps"] == 4 and grouped["mean_s"] > 0
     assert grouped["padding_share"] < random_rows["padding_share"]
     assert "grouped / random in fp32" in done.stdout
+    alone = subprocess.run(
+        [sys.executable, script, *args, "--batches", "random"], capture_output=True, text=True
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert [row["batches"] for row in json.loads(out.read_text())["rows"]] == ["random"]
+    assert "grouped / random" not in alone.stdout
