@@ -116,8 +116,9 @@ def main() -> None:
     try:
         cfg = config.load(args.config, args.overrides)
         results = json.loads(args.results.read_text())
-        if args.row not in row_tables(results):  # a row's label, not a slice of it: any row of the study
-            raise unknown(f"row of {args.results}", args.row, row_tables(results))
+        rows = row_tables(results)
+        if args.row not in rows:  # a row's label, not a slice of it: any row of the study
+            raise unknown(f"row of {args.results}", args.row, rows)
         done, seconds = kept_scores(args.out, args.results, args.overrides) if args.resume else ({}, 0.0)
 
         def save(scores: dict[str, float], complete: bool) -> dict:  # seconds summed over the runs

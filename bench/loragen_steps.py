@@ -7,8 +7,8 @@ with batches grouped by length (`train.group_by_length`): what grouping saves wh
 Trains the generator `--steps` steps each way (`--batches`: both by default; in each `--precision`, as
 `train.precision`) in a scratch folder (nothing of the study's is touched), one after the other in one
 process, and reports the mean and median step time after the first two, with each way's share of padding over
-an epoch of its training batches (drawn as training draws them). Grouped batches come in random order (`edgeadapt.data.batches`), so a few
-steps already sample every length; more steps keep the mean steadier. Time it on an idle machine: anything
+an epoch of its training batches (drawn as training draws them). Grouped batches come in random order
+(`edgeadapt.data.batches`), so a few steps already sample every length; more steps keep the mean steadier. Time it on an idle machine: anything
 else on the CPU changes every column.
 """
 
@@ -120,9 +120,10 @@ def main() -> int:
             f"{row['median_s']:.2f}), {100 * row['padding_share']:.0f}% padding"
         )
     by_way = {(row["precision"], row["batches"]): row for row in rows}
-    for precision in args.precision if {"random", "grouped"} <= set(args.batches) else []:
-        ratio = by_way[precision, "grouped"]["mean_s"] / by_way[precision, "random"]["mean_s"]
-        print(f"grouped / random in {precision}: {ratio:.2f} of the time a step")
+    if {"random", "grouped"} <= set(args.batches):  # the ratio needs both ways
+        for precision in args.precision:
+            ratio = by_way[precision, "grouped"]["mean_s"] / by_way[precision, "random"]["mean_s"]
+            print(f"grouped / random in {precision}: {ratio:.2f} of the time a step")
     if args.out:
         from datetime import date
 
