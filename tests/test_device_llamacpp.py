@@ -337,7 +337,7 @@ def apply_process(package_file: Path, dev: Path, crash: str | None = None):
     import subprocess
     import sys
 
-    # TMPDIR beside the device: a SIGKILL runs no cleanup, and the package's private copy would stay in /tmp.
+    # TMPDIR beside the device: a SIGKILL runs no cleanup, and what it leaves is looked for there.
     env = {**os.environ, "TMPDIR": str(dev.parent), **({build.CRASH_ENV: crash} if crash else {})}
     cmd = [
         sys.executable,
@@ -364,6 +364,7 @@ def test_a_killed_llamacpp_apply_leaves_the_old_or_the_new_update_complete(opene
     assert state["active"]["variant"] == ("sft" if point == "switched" else "lora")
     if point != "switched":
         assert apply_process(v2, dev).wait(timeout=600) == 0
+        assert sorted(p.name for p in dev.parent.glob("edgeadapt-*")) == []  # the retry removed the kill's
     assert device.status(dev)["active"]["variant"] == "sft" and device.status(dev)["incomplete_staging"] == []
 
 

@@ -298,7 +298,9 @@ def test_status_notices_a_damaged_active_update(device_dir, packages, keys):
 
 
 @pytest.mark.parametrize("point", device.CRASH_POINTS)
-def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, packages, keys, point):
+def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(
+    device_dir, packages, keys, point, monkeypatch
+):
     device.apply(packages["lora"], device_dir, keys[1])
     cmd = [
         sys.executable,
@@ -312,7 +314,7 @@ def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, pa
         "--pubkey",
         str(keys[1]),
     ]
-    # TMPDIR beside the device: a SIGKILL runs no cleanup, and the package's private copy would stay in /tmp.
+    # TMPDIR beside the device: a SIGKILL runs no cleanup, and what it leaves is looked for there.
     env = {**os.environ, build.CRASH_ENV: point, "TMPDIR": str(device_dir.parent)}
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -321,7 +323,8 @@ def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, pa
     assert state["active"]["variant"] == ("sft" if switched else "lora")
     assert (state["previous"] or {}).get("variant") == ("lora" if switched else None)
     # The retry runs in this process: the CLI's own exit codes are the CLI tests' business, and a second
-    # child per point (torch imported again) cost half this test's time.
+    # child per point (torch imported again) cost half this test's time. It removes what the kill left.
+    monkeypatch.setattr("tempfile.tempdir", str(device_dir.parent))
     if switched:  # the kill came after the switch: the same package again is a replay, and refused
         with pytest.raises(PackageError, match="replay"):
             device.apply(packages["sft"], device_dir, keys[1])
@@ -329,6 +332,7 @@ def test_a_killed_apply_leaves_the_old_or_the_new_update_complete(device_dir, pa
         device.apply(packages["sft"], device_dir, keys[1])
     state = device.status(device_dir)
     assert state["active"]["variant"] == "sft" and state["incomplete_staging"] == []
+    assert sorted(p.name for p in device_dir.parent.glob("edgeadapt-*")) == []
 
 
 def mutations(package: Path, keys, rng: random.Random):

@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from edgeadapt.core import scratch
 from edgeadapt.core.errors import UserError
 from edgeadapt.core.files import atomic_write
 from edgeadapt.core.paths import ROUTER_FILE
@@ -108,7 +108,7 @@ def _zstd_writer(out: BinaryIO):
 class Opened:
     path: Path  # the plain tar (the package itself, or its decompressed copy in a temporary folder)
     compressed: bool
-    tmpdir: tempfile.TemporaryDirectory | None = None
+    tmpdir: scratch.Claimed | None = None
 
     def close(self) -> None:
         if self.tmpdir is not None:
@@ -161,7 +161,8 @@ def open_package(path: Path, max_bytes: int, head_check: HeadCheck | None = None
         raise PackageError(f"{path}: no such package file") from None
     except IsADirectoryError:
         raise PackageError(f"{path} is a folder, not a package file") from None
-    tmpdir = tempfile.TemporaryDirectory(prefix="edgeadapt-pkg-")  # mode 0700: this process's alone
+    # This process's alone (mode 0700); one that a killed verification left is removed here.
+    tmpdir = scratch.claimed("edgeadapt-pkg-")
     plain = Path(tmpdir.name) / "package.tar"
     try:
         with src, open(plain, "wb") as dst:

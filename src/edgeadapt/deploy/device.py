@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from edgeadapt.core import scratch
 from edgeadapt.core.files import fsync_dir, tree_sha256, write_json_atomic
 from edgeadapt.deploy import build
 from edgeadapt.deploy.archive import PackageError
@@ -138,7 +139,7 @@ def apply(
             scale = check_scale(verified.manifest if scale is None else {"scale": scale}, str(package))
             manifest = verified.manifest
             update_id = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-            with tempfile.TemporaryDirectory(prefix="edgeadapt-check-") as tmp:
+            with scratch.claimed("edgeadapt-check-") as tmp:  # one a killed apply left goes first
                 checked = Path(tmp) / "update"
                 hashes = check(device_dir, verified, state, checked, scale)
                 state = make_room(device_dir, state, checked)  # only for an update that passed every check
