@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ from edgeadapt.core import scratch
 HOLDER = (
     "import sys, time\n"
     "from edgeadapt.core import scratch\n"
-    "print(scratch.Claimed('t-pkg-').name, flush=True)\n"
+    "held = scratch.Claimed('t-pkg-')\n"
+    "print(held.name, flush=True)\n"
     "time.sleep(120)\n"
 )
 
@@ -41,11 +43,18 @@ def test_claimed_sweeps_its_prefix_only_and_cleans_up_after_itself(tmp_path, mon
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     left = scratch.Claimed("t-pkg-")
     other = scratch.Claimed("t-other-")
-    os.close(left._lock)  # as a killed process's lock goes (the folder stays)
-    os.close(other._lock)
+    for folder in (left, other):  # as a killed process's lock goes: the lock closed, the folder stays
+        os.close(folder._finalizer.detach()[2][1])
     with scratch.claimed("t-pkg-") as name:
         assert os.path.isdir(name) and not os.path.exists(left.name)
         assert os.path.isdir(other.name)  # another prefix: not this claim's to remove
+    assert not os.path.exists(name)
+
+
+def test_a_claimed_folder_nobody_cleaned_up_goes_with_its_object(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    name = scratch.Claimed("t-pkg-").name  # the object is dropped at once
+    gc.collect()
     assert not os.path.exists(name)
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+import weakref
 from pathlib import Path
 
 LOCK = ".in-use"
@@ -26,20 +27,25 @@ class Claimed:
 
     def __init__(self, prefix: str):
         self.name = tempfile.mkdtemp(prefix=prefix)  # mode 0700: this user's alone
-        self._lock = os.open(Path(self.name) / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        lock = os.open(Path(self.name) / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # As a TemporaryDirectory does: removed when the object is collected or the process exits, if no
+        # one called cleanup first (a verified package that nothing closed).
+        self._finalizer = weakref.finalize(self, _remove, self.name, lock)
 
     def cleanup(self) -> None:
-        if self._lock is not None:
-            shutil.rmtree(self.name, ignore_errors=True)  # removed before the lock goes: no sweep races it
-            os.close(self._lock)
-            self._lock = None
+        self._finalizer()  # runs once
 
     def __enter__(self) -> str:
         return self.name
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+def _remove(name: str, lock: int) -> None:
+    shutil.rmtree(name, ignore_errors=True)  # removed before the lock goes: no sweep races it
+    os.close(lock)
 
 
 def claimed(prefix: str) -> Claimed:
