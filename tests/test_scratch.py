@@ -11,7 +11,7 @@ import sys
 from edgeadapt.core import scratch
 
 HOLDER = (
-    "import sys, time\n"
+    "import time\n"
     "from edgeadapt.core import scratch\n"
     "held = scratch.Claimed('t-pkg-')\n"
     "print(held.name, flush=True)\n"
