@@ -289,6 +289,32 @@ def test_controls_are_made_from_the_text_the_right_row_reads(trained):
     assert controls(read, task, tasks, seed=3) == made  # seeded: every generator meets the same controls
 
 
+def test_control_similarity_embeds_the_studys_own_controls_and_refuses_a_bad_key(tmp_path):
+    """bench/loragen_control_similarity.py: each seen task's controls against the text the generator reads,
+    in MiniLM's embedding. The shuffled control holds the read text's words, the random one none of them."""
+    import subprocess
+    import sys
+
+    def bench(*overrides: str, out: Path):
+        script = str(ROOT / "bench" / "loragen_control_similarity.py")
+        cmd = [sys.executable, script, str(SMOKE), f"out_dir={tmp_path}", *overrides, "--out", str(out)]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    done = bench(out=tmp_path / "sim.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    per_task = json.loads((tmp_path / "sim.json").read_text())["per_task"]
+    cfg = config.load(SMOKE, [f"out_dir={tmp_path}"])
+    from edgeadapt.studies.loragen import collection_of
+
+    k = cfg.loragen.train_paraphrases
+    assert set(per_task) == {t.name for t in collection_of(cfg).by_role("train") if t.paraphrases[k:]}
+    for cosines in per_task.values():
+        assert -1 <= cosines["random"] < cosines["shuffled"] <= 1 + 1e-5
+    bad = bench("loragen.seen_task=3", out=tmp_path / "bad.json")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "seen_tasks" in bad.stderr
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_each_measurement_logs_a_line_of_progress(trained):
     from edgeadapt.evaluation.task_scores import Prompting
     from edgeadapt.studies import loragen_eval
