@@ -27,14 +27,15 @@ def similarities(cfg) -> dict[str, dict[str, float]]:
     from edgeadapt.studies.loragen_eval import controls, seen_sample
 
     g = cfg.loragen
-    seen = seen_sample(collection_of(cfg, lambda _: None).by_role("train"), g.seen_tasks, g.per_task)
-    seen = [t for t in seen if t.paraphrases[g.train_paraphrases :]]
+    group = seen_sample(collection_of(cfg, lambda _: None).by_role("train"), g.seen_tasks, g.per_task)
+    # as the study: a task with no untrained paraphrase is not scored, yet stays another task's "other"
+    seen = [t for t in group if t.paraphrases[g.train_paraphrases :]]
     reads = [t.paraphrases[g.train_paraphrases] for t in seen]
     encode = MiniLMEncoder()
     right = encode(reads)  # L2-normalized: a dot product is the cosine
     out = {}
     for i, task in enumerate(seen):
-        made = controls(reads[i], task, seen, cfg.train.seed)
+        made = controls(reads[i], task, group, cfg.train.seed)
         embedded = encode([made[k] for k in KINDS])
         cos = (embedded @ right[i]).tolist()
         others = [float(right[j] @ right[i]) for j in range(len(seen)) if j != i]
