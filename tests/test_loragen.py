@@ -40,7 +40,8 @@ def generator(trained):
 
 
 def tiny_base():
-    return models.load(models.resolve("tiny-random"))[0].eval()
+    # on the CPU where a GPU is visible too: the tests feed it CPU tensors
+    return models.load(models.resolve("tiny-random"), device=torch.device("cpu"))[0].eval()
 
 
 def cfg_of(trained):
@@ -384,12 +385,15 @@ def test_a_part_measured_before_a_setting_existed_holds_its_default():
     ]
 
 
-def test_a_generator_trained_before_precision_was_recorded_was_trained_in_fp32():
+def test_a_generator_trained_before_precision_was_recorded_was_trained_in_fp32(monkeypatch):
     """A generator folder's trained_under.json from before train.precision was read lacks it: that counts as
     the default (auto: fp32 on the CPU, as every such generator was trained), so it is resumed, not retrained;
     under bf16 it is trained again. The study's budget says which precision it trained in."""
+    from edgeadapt.studies import loragen as study
     from edgeadapt.studies.loragen import GENERATOR_READS, generator_budget
     from edgeadapt.studies.parts import comparable, differences
+
+    monkeypatch.setattr(study, "pick_device", lambda: torch.device("cpu"))  # auto is bf16 on a GPU
 
     cfg = config.load(SMOKE)
     saved = comparable(cfg, GENERATOR_READS)

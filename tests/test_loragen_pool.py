@@ -28,7 +28,8 @@ DESCRIPTIONS = ["Reverse the list.", "Give the first element of the list, please
 
 
 def tiny_base():
-    return models.load(models.resolve("tiny-random"))[0].eval()
+    # on the CPU where a GPU is visible too: the tests feed it CPU tensors
+    return models.load(models.resolve("tiny-random"), device=torch.device("cpu"))[0].eval()
 
 
 @pytest.fixture(scope="module")

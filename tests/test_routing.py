@@ -39,7 +39,8 @@ def evaluated(built):
 
 
 def tiny_base():
-    return models.load(models.resolve("tiny-random"))[0].eval()
+    # on the CPU where a GPU is visible too: the tests feed it CPU tensors
+    return models.load(models.resolve("tiny-random"), device=torch.device("cpu"))[0].eval()
 
 
 def test_the_library_holds_one_plain_adapter_per_domain_and_a_router(built):

@@ -304,7 +304,7 @@ def build(setup: GeneratorSetup) -> PoolLoRA:
         model.register_buffer("descriptions", reader(texts).float()[:, None], persistent=False)
         return model
     with torch.no_grad():  # meta tokens start at the scale of the reader's own input embeddings
-        ids = reader.tokenizer(texts[0], return_tensors="pt")["input_ids"]
+        ids = reader.tokenizer(texts[0], return_tensors="pt")["input_ids"].to(reader.model.device)
         scale = float(reader.model.get_input_embeddings()(ids).std())
     set_seed(setup.seed)
     model = PoolLoRA(cfg, reader, meta_std=scale)
