@@ -23,14 +23,14 @@ KINDS = ("random", "other", "shuffled")
 def similarities(cfg) -> dict[str, dict[str, float]]:
     """Per seen task: each control's cosine to the read text, and the nearest other task's read text."""
     from edgeadapt.loragen.encoders import MiniLMEncoder
-    from edgeadapt.studies.loragen import collection_of
+    from edgeadapt.studies.loragen import asked_texts, collection_of
     from edgeadapt.studies.loragen_eval import controls, seen_sample
 
     g = cfg.loragen
     group = seen_sample(collection_of(cfg, lambda _: None).by_role("train"), g.seen_tasks, g.per_task)
     # as the study: a task with no untrained paraphrase is not scored, yet stays another task's "other"
-    seen = [t for t in group if t.paraphrases[g.train_paraphrases :]]
-    reads = [t.paraphrases[g.train_paraphrases] for t in seen]
+    seen = [t for t in group if asked_texts(t, "seen", g.train_paraphrases)]
+    reads = [asked_texts(t, "seen", g.train_paraphrases)[0] for t in seen]
     encode = MiniLMEncoder()
     right = encode(reads)  # L2-normalized: a dot product is the cosine
     out = {}

@@ -30,13 +30,13 @@ def make_adapters(ev, spec: str, tasks: list, folder: Path) -> tuple[list[Path],
     """One GGUF LoRA per task, from the description the study generates it from."""
     from edgeadapt.deploy.adapter_folders import export_gguf
     from edgeadapt.loragen.make import Generator
-    from edgeadapt.studies.loragen import generator_dir
+    from edgeadapt.studies.loragen import asked_texts, generator_dir
 
     generator = Generator.open(generator_dir(ev.cfg, spec), ev.cfg.base_dir)
     k, seen = ev.cfg.loragen.train_paraphrases, {t.name for t in ev.groups["seen"]}
     paths, texts = [], {}
     for task in tasks:
-        text = task.paraphrases[k] if task.name in seen else task.description
+        text = asked_texts(task, "seen" if task.name in seen else "heldout", k)[0]
         generator.make(text, folder / task.name, log=lambda line: None)
         export_gguf(folder / task.name, folder / f"{task.name}.gguf", "f32", adapter=True)
         paths.append(folder / f"{task.name}.gguf")
@@ -146,6 +146,7 @@ def main() -> None:
     from edgeadapt.core import config
     from edgeadapt.deploy.gguf import source_pre_tokenizer, write
     from edgeadapt.deploy.llamacpp import LlamaCpp
+    from edgeadapt.studies.loragen import asked_texts
     from edgeadapt.studies.loragen_eval import Evaluation
 
     torch.set_num_threads(args.threads)
@@ -153,7 +154,7 @@ def main() -> None:
     ev = Evaluation(cfg)
     names = {g: [t.name for t in ev.groups[g]] for g in ("seen", "heldout")}
     k = cfg.loragen.train_paraphrases  # a seen task is asked from a paraphrase it never trained on
-    names["seen"] = [t.name for t in ev.groups["seen"] if len(t.paraphrases) > k]
+    names["seen"] = [t.name for t in ev.groups["seen"] if asked_texts(t, "seen", k)]
     tasks = [t for g in ("seen", "heldout") for t in ev.groups[g] if t.name in names[g]]
     with tempfile.TemporaryDirectory(prefix="edgeadapt-loragen-gguf-") as tmp:
         base = write(

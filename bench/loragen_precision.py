@@ -24,10 +24,12 @@ from pathlib import Path
 def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
     """The seen tasks' scores as the study measures them (`Evaluation.with_adapter`: merged in fp32, then
     answered by its predictor), its predictor set to answer as `loragen.answer_precision` would."""
+    from edgeadapt.studies.loragen import asked_texts
+
     evaluation.predictor.bf16 = bf16
     k, out = evaluation.cfg.loragen.train_paraphrases, {}
     for task in evaluation.groups["seen"]:
-        text = task.paraphrases[k]  # the study's seen-task text: the first paraphrase not trained on
+        text = asked_texts(task, "seen", k)[0]  # the study's seen-task text
         rows = evaluation.with_adapter(
             generator.generate(text)[0], generator.cfg.scaling, [task], f"{spec} bf16={bf16}", timed=False
         )

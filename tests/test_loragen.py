@@ -276,6 +276,19 @@ def test_another_seed_reuses_the_base_models_rows_and_measures_the_rest_again(
     assert sorted(set(measured)) == ["generated_rows", "lora_rows"]
 
 
+def test_a_seen_task_is_asked_only_from_paraphrases_it_never_trained_on():
+    """`asked_texts` is the study's (and every loragen bench's) rule: the first text is the headline's."""
+    from edgeadapt.studies.loragen import asked_texts, training_texts
+
+    paraphrases = ["Spell it backwards.", "Write it in reverse.", "Mirror it."]
+    task = Task("t", "src", "generate", "Reverse", "Reverse the word.", paraphrases)
+    trained_on, _ = training_texts([task], 1)
+    assert asked_texts(task, "seen", 1) == ["Write it in reverse.", "Mirror it."]
+    assert not set(asked_texts(task, "seen", 1)) & set(trained_on)
+    assert asked_texts(task, "seen", 3) == []  # every paraphrase trained on: the task is not scored
+    assert asked_texts(task, "heldout", 1) == ["Reverse the word.", *task.paraphrases]
+
+
 def test_controls_are_made_from_the_text_the_right_row_reads(trained):
     from edgeadapt.studies.loragen import collection_of
     from edgeadapt.studies.loragen_eval import controls

@@ -87,6 +87,12 @@ def training_texts(tasks: list[Task], paraphrases: int) -> tuple[list[str], list
     return texts, task_of
 
 
+def asked_texts(task: Task, group: str, paraphrases: int) -> list[str]:
+    """The texts the study asks a task from, its headline text first: a seen task from each paraphrase it never
+    trained on (after the first `paraphrases`), any other task from its description, then each paraphrase."""
+    return task.paraphrases[paraphrases:] if group == "seen" else [task.description, *task.paraphrases]
+
+
 def generator_rows(
     collection: Collection, tasks: list[Task], task_of: list[int], tokenizer, max_length: int, seed: int
 ) -> tuple[list[dict], list[dict]]:

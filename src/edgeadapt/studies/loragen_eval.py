@@ -34,6 +34,7 @@ from edgeadapt.runs import schema
 from edgeadapt.studies.loragen import (
     ADAPTER_WEIGHTS,
     adapter_bytes,
+    asked_texts,
     base_run,
     collection_of,
     encoders_of,
@@ -231,8 +232,7 @@ class Evaluation:
         }
         for group, tasks in self.groups.items():
             for task in tasks:
-                texts = [task.description, *task.paraphrases] if group != "seen" else task.paraphrases[k:]
-                if not texts:
+                if not (texts := asked_texts(task, group, k)):  # a seen task with no untrained paraphrase
                     continue
                 scores = []
                 for n, text in enumerate(texts):
