@@ -115,6 +115,7 @@ def main() -> None:
     record = {"date": date.today().isoformat(), "results": str(args.results), "overrides": args.overrides}
     try:
         cfg = config.load(args.config, args.overrides)
+        record["seed"] = cfg.train.seed  # per-task LoRAs of one seed stand beside that seed's generator
         results = json.loads(args.results.read_text())
         rows = row_tables(results)
         if args.row not in rows:  # a row's label, not a slice of it: any row of the study

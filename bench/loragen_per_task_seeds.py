@@ -16,7 +16,8 @@ file per per-task file (same seed, in the same order), e.g. the generator traine
         --against docs/results/loragen-pool-seed1-seen48-steps1600-bf16.json \
         --out docs/results/loragen-pool-seed1-seen48-steps1600-bf16-per-task48.json
 
-The results file must score every one of those tasks as seen tasks, with the per-task files' generator row.
+The results file must score every one of those tasks as seen tasks, with the per-task files' generator row,
+and train on their seed where both record one (files written from 2026-12-06 on).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures, row_tables
+from edgeadapt.studies.loragen_summary import beside_per_task, budgets, per_task_figures, row_tables
 
 LIST_FUNCTIONS = "bigbench:list_functions"
 
@@ -51,17 +52,18 @@ def read(
         if len(against) != len(paths):
             raise ValueError(f"--against gives {len(against)} results files for {len(paths)} per-task files")
         studies = [json.loads(p.read_text()) for p in against]
-        scores = [rows_from(st, p, row, s) for st, p, s in zip(studies, against, scores)]
+        seeds = [f.get("seed") for f in files]
+        scores = [rows_from(st, p, row, s, n) for st, p, s, n in zip(studies, against, scores, seeds)]
         info = studies[0]["task_info"]
     sources = {name: info[name]["source"] for name in files[0]["per_task_scores"]}
     return row, scores, sources
 
 
 def rows_from(
-    results: dict, path: Path, row: str, scores: dict[str, dict[str, float]]
+    results: dict, path: Path, row: str, scores: dict[str, dict[str, float]], seed: int | None = None
 ) -> dict[str, dict[str, float]]:
-    """`scores`' per-task LoRA beside the generator's and the multi-task LoRA's scores in the study `results`
-    (read from `path`)."""
+    """`scores`' per-task LoRA (trained on `seed`) beside the generator's and the multi-task LoRA's scores in
+    the study `results` (read from `path`). A seed is checked where both files record it (from 2026-12-06)."""
     if not isinstance(results, dict) or not {"groups", "prompting", "generated", "lora"} <= set(results):
         raise ValueError(
             f"{path} is not a LoRA-Gen study's loragen.json (no groups, prompting, generated or lora)"
@@ -71,7 +73,21 @@ def rows_from(
         raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")
     if row not in row_tables(results):
         raise ValueError(f"{path} has no {row} row; give the study that trained that generator")
+    if row.startswith("generated["):
+        same_seed(results, path, row, seed)
     return beside_per_task(results, row, {n: s["per-task"] for n, s in scores.items()})
+
+
+def same_seed(results: dict, path: Path, row: str, seed: int | None) -> None:
+    """Refuses a study whose generator or multi-task LoRA trained on another seed than the per-task LoRAs
+    (`seed`), where both record theirs (budgets from 2026-12-06)."""
+    for label, budget in zip((row, "multitask"), budgets(results, row.removeprefix("generated[")[:-1])):
+        trained = (budget or {}).get("seed")
+        if None not in (seed, trained) and trained != seed:
+            raise ValueError(
+                f"{path}'s {label} trained on seed {trained}, the per-task LoRAs on seed {seed}: "
+                "give that seed's per-task file"
+            )
 
 
 def families(scores: dict[str, dict[str, float]], row: str, sources: dict[str, str]) -> dict:

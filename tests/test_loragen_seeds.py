@@ -374,16 +374,17 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
     }
     (tmp_path / "s1.json").write_text(json.dumps(record))
 
-    def longer(seen: list[str], spec: str) -> Path:  # the other study: generated .8 and .6, multi-task .1, .3
-        scored = {"l1": (0.8, 0.1), "a": (0.6, 0.3)}
+    def longer(seen: list[str], spec: str, seed: int | None = None) -> Path:
+        scored = {"l1": (0.8, 0.1), "a": (0.6, 0.3)}  # the other study: generated .8, .6; multi-task .1, .3
         study = {
             **info,
+            "budget": {"steps": 1600} if seed is None else {"steps": 1600, "seed": seed},
             "groups": {"seen": seen},
             "prompting": {},
             "generated": {spec: {"tasks": {n: {"score": g} for n, (g, _) in scored.items()}}},
             "lora": {"multitask": {n: {"score": m} for n, (_, m) in scored.items()}, "per-task": {}},
         }
-        path = tmp_path / f"longer-{len(seen)}-{spec}.json"
+        path = tmp_path / f"longer-{len(seen)}-{spec}-{seed}.json"
         path.write_text(json.dumps(study))
         return path
 
@@ -392,7 +393,9 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
         args = [str(tmp_path / "s1.json"), "--against", str(against), "--out", str(tmp_path / "p.json")]
         return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
-    done = bench(longer(["l1", "a", "b"], SPEC))
+    record["seed"] = 1  # the per-task LoRAs' seed, checked where the study records its own
+    (tmp_path / "s1.json").write_text(json.dumps(record))
+    done = bench(longer(["l1", "a", "b"], SPEC, seed=1))
     assert done.returncode == 0, done.stderr
     pooled = json.loads((tmp_path / "p.json").read_text())["pooled"]
     assert pooled["all"]["means"] == pytest.approx({"per-task": 80.0, row: 70.0, "multitask": 20.0})
@@ -403,6 +406,7 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
         (longer(["a"], SPEC), "does not score l1"),
         (longer(["l1", "a"], "other"), "no " + row),
         (tmp_path / "other.json", "not a LoRA-Gen study's loragen.json"),
+        (longer(["l1", "a"], SPEC, seed=0), "trained on seed 0, the per-task LoRAs on seed 1"),
     ):
         refused = bench(study)
         assert refused.returncode == 2 and refused.stderr.startswith("error: ") and says in refused.stderr

@@ -294,7 +294,7 @@ def study_budget(cfg: RunConfig) -> dict[str, Any]:
 
 
 def generator_budget(cfg: RunConfig) -> dict[str, Any]:
-    """The steps, batch, learning rate and precision a generator trains with."""
+    """The steps, batch, learning rate, precision and seed a generator trains with."""
     g = cfg.loragen
     precision = training_precision(cfg.train, pick_device(), cfg.model.dtype)
     grouped = cfg.train.group_by_length
@@ -304,6 +304,7 @@ def generator_budget(cfg: RunConfig) -> dict[str, Any]:
         "lr": g.lr,
         "precision": precision,
         "group_by_length": grouped,
+        "seed": cfg.train.seed,
     }
 
 
