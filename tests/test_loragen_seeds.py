@@ -207,6 +207,22 @@ def test_a_part_added_later_keeps_each_seeds_record_beside_their_budget():
     assert isinstance(pooled["budget"]["steps"], int)
 
 
+def test_pooled_budgets_list_each_seed_and_one_seed_twice_is_refused():
+    """A budget records its seed (from 2026-12-06): pooled, the seeds are listed, never averaged (0.5 is no
+    seed); two runs of one seed would read as two seeds agreeing, so they are refused."""
+    runs = {}
+    for label, seed in (("s0.json", 0), ("s1.json", 1), ("again.json", 1)):
+        run = study({"a": 0.6, "b": 0.5, "c": 0.4, "h": 0.2}, dict.fromkeys("abch", 0.3), 0.1, 100)
+        run["budget"] = {"steps": 800, "batch_size": 16, "lr": 1e-3, "seed": seed}
+        run["generated"][SPEC]["added"] = {"budget": {"steps": 800, "batch_size": 16, "seed": seed}}
+        runs[label] = run
+    pooled = pool_seeds({k: runs[k] for k in ("s0.json", "s1.json")})
+    assert pooled["budget"] == {"steps": 800, "batch_size": 16, "lr": 1e-3, "seeds": [0, 1]}
+    assert pooled["generated"][SPEC]["added"]["budget"] == {"steps": 800, "batch_size": 16, "seeds": [0, 1]}
+    with pytest.raises(UserError, match="s1.json and again.json both trained on seed 1"):
+        pool_seeds({k: runs[k] for k in ("s0.json", "s1.json", "again.json")})
+
+
 def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
     """bench/loragen_paired.py: the same generator trained twice (bf16 against fp32, say), paired over the
     tasks both scored, a control gap never measured printed as such; a row one file lacks is one error line and

@@ -52,7 +52,8 @@ def average(values: list[Any], where: str, left_out: list[str]) -> Any:
 
 def pooled_record(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Each seed's record of a part added later, beside the budget they share (`budgets` reads it)."""
-    return {"budget": records[0].get("budget"), "per_seed": records}
+    budgets = [r.get("budget") for r in records]
+    return {"budget": pooled_budget(budgets) if all(budgets) else budgets[0], "per_seed": records}
 
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +133,27 @@ def refuse_mixed_budgets(runs: dict[str, dict[str, Any]]) -> None:
                 )
 
 
+def refuse_repeated_seeds(runs: dict[str, dict[str, Any]]) -> None:
+    """Refuses two runs that trained on one seed (where their budgets record it: from 2026-12-06), which would
+    read as two seeds' agreement."""
+    seen: dict[int, str] = {}
+    for label, run in runs.items():
+        seed = (run.get("budget") or {}).get("seed")
+        if seed in seen:
+            raise UserError(
+                f"{seen[seed]} and {label} both trained on seed {seed}: pool runs of different seeds"
+            )
+        if seed is not None:
+            seen[seed] = label
+
+
+def pooled_budget(budgets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The budget the seeds share (refused otherwise), with each seed in place of a mean of them."""
+    shared = {k: v for k, v in budgets[0].items() if k != "seed"}
+    seeds = [b.get("seed") for b in budgets]
+    return shared if None in seeds else {**shared, "seeds": seeds}
+
+
 def budget_words(key: BudgetKey) -> str:
     """A budget as the refusal says it: "800 steps of 16 in fp32", grouped by length where it was."""
     words = f"{key.steps} steps of {key.batch_size} in {key.precision}"
@@ -154,12 +176,15 @@ def pool_seeds(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     refuse_mixed_answering(runs)
     refuse_mixed_controls(runs)
     refuse_mixed_budgets(runs)
+    refuse_repeated_seeds(runs)
     left_out: list[str] = []
     pooled = {
         key: average([r[key] for r in results], key, left_out)
         for key in results[0]
         if key not in NOT_AVERAGED and all(key in r for r in results)
     }
+    if all(r.get("budget") for r in results):
+        pooled["budget"] = pooled_budget([r["budget"] for r in results])
     pooled["seconds"] = sum(r.get("seconds") or 0 for r in results)
     pooled["summary"] = summarize(pooled)
     seeds = {label: headline(summarize(r)) for label, r in runs.items()}  # as this code summarizes
