@@ -58,6 +58,7 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
         "lr": 1e-3,
         "precision": "fp32",
         "group_by_length": False,
+        "seed": 0,
     }  # the smoke study's
     assert added["summary"]["controls"][spec] == evaluated["summary"]["controls"][spec]
     assert added["forgetting"][f"generated[{spec}]"] == evaluated["forgetting"][f"generated[{spec}]"]
@@ -107,6 +108,7 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
         "lr": 1e-3,
         "precision": "fp32",
         "group_by_length": False,
+        "seed": 0,
         "per_task_steps": 3,
     }  # the config's
     lora_lr = 2e-3  # the LoRA's own, not the generator's
@@ -116,6 +118,7 @@ def test_the_multitask_lora_trained_on_another_budget_replaces_its_rows_and_says
         "lr": lora_lr,
         "precision": "fp32",
         "group_by_length": False,
+        "seed": 0,
     }
     # on half the steps it trains again, measures again, and the generators' rows stay the file's
     cfg = cfg_with("loragen.steps=3")

@@ -119,6 +119,7 @@ def add_multitask(
         "lr": trained.lr,
         "precision": trained.precision,
         "group_by_length": trained.group_by_length,
+        "seed": cfg.train.seed,
     }
     out["lora"]["multitask_added"] = added_record(source, True, seconds, budget, overrides)
     out["forgetting"]["multitask"] = forgetting
