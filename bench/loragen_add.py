@@ -1,7 +1,8 @@
 """One more generator beside a finished LoRA-Gen study: trained, scored as `loragen eval` scores it, and added
 to a copy of the study's loragen.json with the summary made again (`edgeadapt.studies.loragen_add`). For a
 study whose run folder, and with it the trained baselines, is gone. The file must come from the same config,
-overrides and seed: its task groups and the base model's zero-shot answers on the seen tasks are checked.
+overrides and seed: its task groups, the base model's zero-shot answers on the seen tasks, and its seed
+(files written from 2026-12-06 record it) are checked.
 
     python bench/loragen_add.py configs/loragen-pool.yaml model:qwen2.5-coder-0.5b-instruct \\
         train.seed=1 name=loragen-pool-seed1 --to docs/results/loragen-pool-seed1.json \\

@@ -84,6 +84,8 @@ def test_a_generator_added_to_a_finished_study_scores_as_the_whole_study_did(lor
         add_generator(
             cfg_with("loragen.answer_precision=bf16"), spec, without, "s.json", resume=True, log=quiet
         )
+    with pytest.raises(UserError, match="LoRAs trained on seed 0, this config on seed 1: pass train.seed=0"):
+        add_generator(cfg_with("train.seed=1"), spec, without, "s.json", resume=True, log=quiet)
     # asked to, it measures a generator the file scores again and replaces its rows
     stale = copy.deepcopy(evaluated)
     stale["generated"][spec]["controls"] = {}

@@ -152,6 +152,12 @@ def check_same_rows(evaluation: Evaluation, results: dict[str, Any], source: str
             f"{source} was answered in {answered}, this config answers in "
             f"{evaluation.cfg.loragen.answer_precision}: pass loragen.answer_precision={answered}."
         )
+    seed = (results.get("budget") or {}).get("seed")  # recorded from 2026-12-06
+    if seed not in (None, evaluation.cfg.train.seed):
+        raise UserError(
+            f"{source}'s LoRAs trained on seed {seed}, this config on seed {evaluation.cfg.train.seed}: "
+            f"pass train.seed={seed}, or add to that seed's study."
+        )
     if results.get("groups") != evaluation.group_names():
         raise UserError(
             f"{source} was measured on other tasks than this config chooses: pass the config, overrides and "
