@@ -196,7 +196,7 @@ class LoragenResults(Record):
     summary: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     """What the study trained with (generator and multi-task steps and batch, the generator's lr, per-task
-    steps); empty in files measured before 2026-12-05."""
+    steps; the seed from 2026-12-06); empty in files measured before 2026-12-05."""
     answer_precision: str = "fp32"
     """The edge model's precision while answering (`loragen.answer_precision`); fp32 in files before it."""
 
