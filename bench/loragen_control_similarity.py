@@ -29,8 +29,9 @@ def similarities(cfg) -> dict[str, dict[str, float]]:
     g = cfg.loragen
     group = seen_sample(collection_of(cfg, lambda _: None).by_role("train"), g.seen_tasks, g.per_task)
     # as the study: a task with no untrained paraphrase is not scored, yet stays another task's "other"
-    seen = [t for t in group if asked_texts(t, "seen", g.train_paraphrases)]
-    reads = [asked_texts(t, "seen", g.train_paraphrases)[0] for t in seen]
+    asked = {t.name: asked_texts(t, "seen", g.train_paraphrases) for t in group}
+    seen = [t for t in group if asked[t.name]]
+    reads = [asked[t.name][0] for t in seen]
     encode = MiniLMEncoder()
     right = encode(reads)  # L2-normalized: a dot product is the cosine
     out = {}

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from edgeadapt.core.errors import UserError
-from edgeadapt.studies.loragen_summary import control_summary, paired_gap, row_tables
+from edgeadapt.studies.loragen_summary import control_summary, generator_of, paired_gap, row_tables
 
 FORGETTING = ("general_ppl", "on_topic_rate", "fact_recall")
 
@@ -36,8 +36,7 @@ def compare(first: dict, second: dict, row: str) -> dict:
             "means": [100 * sum(s.values()) / len(s) if s else None for s in scores],
             "paired": paired_gap(scores[1], scores[0]),
         }
-    if row.startswith("generated["):
-        spec = row[len("generated[") : -1]
+    if spec := generator_of(row):
         seen = first["groups"]["seen"]
         out["controls_seen"] = [control_summary(r["generated"][spec], seen) for r in (first, second)]
     out["forgetting"] = [r["forgetting"].get(row) for r in (first, second)]

@@ -27,7 +27,13 @@ import json
 import sys
 from pathlib import Path
 
-from edgeadapt.studies.loragen_summary import beside_per_task, budgets, per_task_figures, row_tables
+from edgeadapt.studies.loragen_summary import (
+    beside_per_task,
+    budgets,
+    generator_of,
+    per_task_figures,
+    row_tables,
+)
 
 LIST_FUNCTIONS = "bigbench:list_functions"
 
@@ -73,15 +79,15 @@ def rows_from(
         raise ValueError(f"{path} does not score {', '.join(sorted(missing)[:3])} as seen tasks")
     if row not in row_tables(results):
         raise ValueError(f"{path} has no {row} row; give the study that trained that generator")
-    if row.startswith("generated["):
-        same_seed(results, path, row, seed)
+    if spec := generator_of(row):
+        same_seed(results, path, row, spec, seed)
     return beside_per_task(results, row, {n: s["per-task"] for n, s in scores.items()})
 
 
-def same_seed(results: dict, path: Path, row: str, seed: int | None) -> None:
+def same_seed(results: dict, path: Path, row: str, spec: str, seed: int | None) -> None:
     """Refuses a study whose generator or multi-task LoRA trained on another seed than the per-task LoRAs
     (`seed`), where both record theirs (budgets from 2026-12-06)."""
-    for label, budget in zip((row, "multitask"), budgets(results, row.removeprefix("generated[")[:-1])):
+    for label, budget in zip((row, "multitask"), budgets(results, spec)):
         trained = (budget or {}).get("seed")
         if None not in (seed, trained) and trained != seed:
             raise ValueError(

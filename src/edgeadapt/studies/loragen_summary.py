@@ -17,6 +17,12 @@ def row_tables(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]
     return rows
 
 
+def generator_of(row: str) -> str | None:
+    """The generator spec of a `row_tables` label ("generated[pool:minilm]" -> "pool:minilm"); None for the
+    other rows."""
+    return row[len("generated[") : -1] if row.startswith("generated[") and row.endswith("]") else None
+
+
 def mean_of(table: dict[str, dict], names: list[str], key: str) -> float | None:
     values = [table[n][key] for n in names if n in table and isinstance(table[n].get(key), (int, float))]
     return sum(values) / len(values) if values else None
