@@ -23,8 +23,8 @@ KINDS = ("random", "other", "shuffled")
 def similarities(cfg) -> dict[str, dict[str, float]]:
     """Per seen task: each control's cosine to the read text, and the nearest other task's read text."""
     from edgeadapt.loragen.encoders import MiniLMEncoder
-    from edgeadapt.studies.loragen import asked_texts, collection_of
-    from edgeadapt.studies.loragen_eval import controls, seen_sample
+    from edgeadapt.studies.loragen import asked_texts, collection_of, seen_sample
+    from edgeadapt.studies.loragen_eval import controls
 
     g = cfg.loragen
     group = seen_sample(collection_of(cfg, lambda _: None).by_role("train"), g.seen_tasks, g.per_task)

@@ -32,8 +32,8 @@ from pathlib import Path
 from edgeadapt.core import config
 from edgeadapt.core.errors import UserError, unknown
 from edgeadapt.loragen.merge import read_adapter
-from edgeadapt.studies.loragen import sub_run, train_lora, trained_per_task
-from edgeadapt.studies.loragen_eval import Evaluation, seen_sample
+from edgeadapt.studies.loragen import seen_sample, sub_run, train_lora, trained_per_task
+from edgeadapt.studies.loragen_eval import Evaluation
 from edgeadapt.studies.loragen_summary import beside_per_task, per_task_figures, row_tables
 
 

@@ -289,6 +289,30 @@ def test_a_seen_task_is_asked_only_from_paraphrases_it_never_trained_on():
     assert asked_texts(task, "heldout", 1) == ["Reverse the word.", *task.paraphrases]
 
 
+def test_other_tasks_train_on_more_paraphrases_while_a_seen_task_keeps_its_unread():
+    """`loragen.other_paraphrases`: tasks outside the seen sample train on more phrasings; a seen task's
+    asked paraphrase stays out of training, and only then does the seen sample enter the recorded settings."""
+    from edgeadapt.loragen.registry import get_generator
+    from edgeadapt.studies.loragen import asked_texts, generator_settings, training_texts
+
+    def task(name: str) -> Task:
+        return Task(name, "src", "generate", name, f"Do {name}.", [f"{name} once.", f"{name} twice."])
+
+    seen, other = task("seen"), task("other")
+    texts, task_of = training_texts([seen, other], 1, 2, frozenset({"seen"}))
+    assert texts == ["Do seen.", "seen once.", "Do other.", "other once.", "other twice."]
+    assert task_of == [0, 0, 1, 1, 1]
+    assert not set(asked_texts(seen, "seen", 1)) & set(texts)
+    assert training_texts([seen, other], 1)[0] == ["Do seen.", "seen once.", "Do other.", "other once."]
+    kind = get_generator("pool", "loragen.kind")
+    before = generator_settings(config.load(SMOKE, ["loragen.seen_tasks=3"]), kind)
+    after = generator_settings(
+        config.load(SMOKE, ["loragen.seen_tasks=3", "loragen.other_paraphrases=2"]), kind
+    )
+    assert "loragen.seen_tasks" not in before and "loragen.other_paraphrases" not in before
+    assert after["loragen.seen_tasks"] == 3 and after["loragen.other_paraphrases"] == 2
+
+
 def test_controls_are_made_from_the_text_the_right_row_reads(trained):
     from edgeadapt.studies.loragen import collection_of
     from edgeadapt.studies.loragen_eval import controls

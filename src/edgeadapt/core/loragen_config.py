@@ -60,6 +60,10 @@ class LoraGenConfig:
     train_paraphrases: int = 1
     """How many of each training task's paraphrases the generator trains on (beside the description); the
     rest are the unseen paraphrases of the evaluation."""
+    other_paraphrases: int | None = None
+    """How many paraphrases a training task outside the evaluation's seen sample (`seen_tasks`) trains on;
+    None: `train_paraphrases`, like every task. Every paraphrase there shows the reader every phrasing of the
+    collection while the seen tasks' untrained paraphrases stay unread."""
     multitask: str = "lora"
     """The variant of `methods:` for the one-adapter-for-everything baseline (trained for `steps`) and the
     per-task upper bound."""
@@ -106,6 +110,8 @@ class LoraGenConfig:
             problems.append(f"{where}: meta_tokens and balance_weight must be >= 0")
         if not self.targets or not all(isinstance(t, str) for t in self.targets):
             problems.append(f"{where}.targets: a non-empty list of module names, got {self.targets!r}")
+        if (self.other_paraphrases or 0) < 0:
+            problems.append(f"{where}.other_paraphrases: >= 0, or null for train_paraphrases")
         if self.train_paraphrases < 0 or self.shots < 0 or self.forgetting_tasks < 0 or self.seen_tasks < 0:
             problems.append(
                 f"{where}: train_paraphrases, shots, forgetting_tasks and seen_tasks must be >= 0"

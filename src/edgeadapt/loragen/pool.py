@@ -141,10 +141,16 @@ class PoolLoRA(nn.Module):
     def token_ids(self, text: str) -> torch.Tensor:
         return self.reader.tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
 
+    @property
+    def reading_device(self) -> torch.device:
+        """Where the frozen reader runs: every tensor it reads goes there, and what it returns comes back to
+        the pool's own device (the trainer keeps both on one; a reader on another device still works)."""
+        return self.reader.model.device
+
     @torch.no_grad()
     def prefix(self, text: str) -> Prefix:
         ids = self.token_ids(text)
-        cache = self.reader.body(input_ids=ids.to(self.reader.model.device), use_cache=True).cache
+        cache = self.reader.body(input_ids=ids.to(self.reading_device), use_cache=True).cache
         return [(layer.keys, layer.values) for layer in cache.layers], ids.shape[1]
 
     def meta_states(self, prefixes: list[Prefix]) -> torch.Tensor:
@@ -152,31 +158,31 @@ class PoolLoRA(nn.Module):
         prefixes left-padded with zeros that the attention mask hides, positions continuing each prefix."""
         from transformers import DynamicCache
 
-        n, m = len(prefixes), self.cfg.meta_tokens
+        n, m, device = len(prefixes), self.cfg.meta_tokens, self.reading_device
         longest = max(length for _, length in prefixes)
         padded = []
         for layer in range(len(prefixes[0][0])):
             keys, values = [], []
             for kv, length in prefixes:
                 pad = (0, 0, longest - length, 0)
-                keys.append(F.pad(kv[layer][0].to(self.meta.device), pad))
-                values.append(F.pad(kv[layer][1].to(self.meta.device), pad))
+                keys.append(F.pad(kv[layer][0].to(device), pad))
+                values.append(F.pad(kv[layer][1].to(device), pad))
             padded.append((torch.cat(keys), torch.cat(values)))
-        lengths = torch.tensor([length for _, length in prefixes], device=self.meta.device)
-        mask = torch.ones(n, longest + m, dtype=torch.long, device=self.meta.device)
+        lengths = torch.tensor([length for _, length in prefixes], device=device)
+        mask = torch.ones(n, longest + m, dtype=torch.long, device=device)
         mask[:, :longest] = (
             torch.arange(longest, device=mask.device)[None] >= (longest - lengths)[:, None]
         ).long()
         positions = lengths[:, None] + torch.arange(m, device=mask.device)[None]
         out = self.reader.body(
-            inputs_embeds=self.meta[None].expand(n, -1, -1),
+            inputs_embeds=self.meta[None].expand(n, -1, -1).to(device),
             attention_mask=mask,
             position_ids=positions,
             cache=DynamicCache(ddp_cache_data=padded, config=self.reader.model.config),
             use_cache=True,
             output_hidden_states=True,
         )
-        return out.hidden_states[-1]
+        return out.hidden_states[-1].to(self.meta.device)
 
     @torch.no_grad()
     def read(self, texts: list[str]) -> torch.Tensor:
@@ -189,9 +195,10 @@ class PoolLoRA(nn.Module):
         states = []
         for text in texts:
             ids = self.token_ids(text)
-            embeds = torch.cat([embed(ids.to(self.meta.device)), self.meta[None]], dim=1)
+            device = self.reading_device
+            embeds = torch.cat([embed(ids.to(device)), self.meta[None].to(device)], dim=1)
             out = self.reader.body(inputs_embeds=embeds, output_hidden_states=True)
-            states.append(out.hidden_states[-1][:, ids.shape[1] :])
+            states.append(out.hidden_states[-1][:, ids.shape[1] :].to(self.meta.device))
         return torch.cat(states)
 
     def fingerprint(self, read: torch.Tensor) -> torch.Tensor:

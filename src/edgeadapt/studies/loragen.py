@@ -76,12 +76,33 @@ def generator_dir(cfg: RunConfig, encoder: str) -> Path:
     return cfg.run_dir() / "generators" / file_name(encoder)
 
 
-def training_texts(tasks: list[Task], paraphrases: int) -> tuple[list[str], list[int]]:
-    """Every training description (the description and the first `paraphrases` paraphrases of each task) and
-    the index of the task it describes."""
+def seen_sample(tasks: list[Task], count: int, keep: list[str]) -> list[Task]:
+    """`count` training tasks (all when 0): those in `keep`, then one source at a time in turn, so every
+    source is represented before any has two."""
+    if not count or count >= len(tasks):
+        return tasks
+    chosen = [t for t in tasks if t.name in keep]
+    by_source: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task not in chosen:
+            by_source.setdefault(task.source, []).append(task)
+    queues = list(by_source.values())
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return [t for t in tasks if t in chosen]
+
+
+def training_texts(
+    tasks: list[Task], paraphrases: int, others: int | None = None, seen: frozenset[str] = frozenset()
+) -> tuple[list[str], list[int]]:
+    """Every training description (the description and the first `paraphrases` paraphrases of each task; of a
+    task not in `seen`, the first `others` where given) and the index of the task it describes."""
     texts, task_of = [], []
     for index, task in enumerate(tasks):
-        for text in [task.description, *task.paraphrases[:paraphrases]]:
+        count = paraphrases if others is None or task.name in seen else others
+        for text in [task.description, *task.paraphrases[:count]]:
             texts.append(text)
             task_of.append(index)
     return texts, task_of
@@ -156,7 +177,8 @@ def train_generator(
     tasks = collection.by_role("train")
     if len(tasks) < 2:
         raise UserError(f"{collection.folder}: the generator needs at least two training tasks.")
-    texts, task_of = training_texts(tasks, g.train_paraphrases)
+    seen = frozenset(t.name for t in seen_sample(tasks, g.seen_tasks, g.per_task))
+    texts, task_of = training_texts(tasks, g.train_paraphrases, g.other_paraphrases, seen)
     base = run.load_model(torch.float32)
     setup = GeneratorSetup(
         g,
@@ -210,7 +232,10 @@ def train_generator(
 def generator_settings(cfg: RunConfig, kind) -> dict:
     """The settings a generator of this design (a `GeneratorKind`) is trained under, as its folder's
     trained_under.json records them: what `--resume` compares before reusing it."""
-    settings = comparable(cfg, (*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)))
+    reads = [*GENERATOR_READS, *(f"loragen.{key}" for key in kind.reads)]
+    if cfg.loragen.other_paraphrases is not None:  # the seen sample then decides the training texts
+        reads += ["loragen.other_paraphrases", "loragen.seen_tasks", "loragen.per_task"]
+    settings = comparable(cfg, tuple(reads))
     if training_precision(cfg.train, pick_device(), cfg.model.dtype) == "bf16":
         # the generator's own products stay fp32 (`full_precision`); one trained in bf16 before is retrained
         settings[GENERATOR_PRECISION] = "fp32"

@@ -41,6 +41,7 @@ from edgeadapt.studies.loragen import (
     generator_dir,
     lora_update_dir,
     per_task_names,
+    seen_sample,
     study_budget,
     trained_per_task,
 )
@@ -75,24 +76,6 @@ rows. A second seed's study reuses the first's when RUN/loragen-parts/prompting.
 
 def test_rows(collection: Collection, task: Task, cap: int) -> list[dict]:
     return collection.rows(task.name, "test")[:cap]
-
-
-def seen_sample(tasks: list[Task], count: int, keep: list[str]) -> list[Task]:
-    """`count` training tasks (all when 0): those in `keep`, then one source at a time in turn, so every
-    source is represented before any has two."""
-    if not count or count >= len(tasks):
-        return tasks
-    chosen = [t for t in tasks if t.name in keep]
-    by_source: dict[str, list[Task]] = {}
-    for task in tasks:
-        if task not in chosen:
-            by_source.setdefault(task.source, []).append(task)
-    queues = list(by_source.values())
-    while len(chosen) < count and any(queues):
-        for queue in queues:
-            if queue and len(chosen) < count:
-                chosen.append(queue.pop(0))
-    return [t for t in tasks if t in chosen]
 
 
 CONTROLS_OF = "the text read"
