@@ -311,6 +311,8 @@ def test_other_tasks_train_on_more_paraphrases_while_a_seen_task_keeps_its_unrea
     )
     assert "loragen.seen_tasks" not in before and "loragen.other_paraphrases" not in before
     assert after["loragen.seen_tasks"] == 3 and after["loragen.other_paraphrases"] == 2
+    with pytest.raises(UserError, match="loragen.other_paraphrases: >= 0"):
+        config.load(SMOKE, ["loragen.other_paraphrases=-1"])
 
 
 def test_controls_are_made_from_the_text_the_right_row_reads(trained):
