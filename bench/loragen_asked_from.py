@@ -4,10 +4,12 @@ paraphrase they never saw, per task family, beside the per-task LoRAs.
     python bench/loragen_asked_from.py configs/loragen-pool.yaml pool:minilm train.seed=1 \\
         name=loragen-pool-seed1-seen48-all7-steps1600 loragen.steps=1600 \\
         'loragen.targets=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]' loragen.seen_tasks=48 \\
+        loragen.encoder=pool:minilm loragen.compare_encoders=[] train.precision=bf16 \\
         --per-task docs/results/loragen-pool-seed1-seen48-per-task48.json \\
         --out docs/results/loragen-pool-seed1-seen48-all7-steps1600-asked-from.json
 
-The overrides must name the run whose generator to read (RUN/generators/); nothing trains. The study scores a
+The overrides must be those the generator trained under (RUN/generators/SPEC/trained_under.json: another run,
+or other settings, is refused); nothing trains. The study scores a
 seen task from its untrained paraphrase only. If the adapter made from a text the task trained on (its
 description, its first `loragen.train_paraphrases` paraphrases) scores near the per-task LoRA while the
 untrained paraphrase does not, the generator learned the task and the reader does not carry the paraphrase to
@@ -32,17 +34,11 @@ TEXTS = ("trained", "untrained")
 def asked_scores(cfg, spec: str) -> dict[str, dict]:
     """Per seen task with an untrained paraphrase: its source and the scores of the adapters made from each
     trained text and each untrained one, in the study's order."""
-    from edgeadapt.loragen.make import Generator
-    from edgeadapt.studies.loragen import asked_texts, generator_dir
+    from edgeadapt.studies.loragen import asked_texts, open_trained
     from edgeadapt.studies.loragen_eval import Evaluation
 
+    generator = open_trained(cfg, spec)  # before the base model loads: a wrong run is refused at once
     evaluation = Evaluation(cfg)
-    folder = generator_dir(cfg, spec)
-    if not (folder / "generator.json").is_file():
-        raise FileNotFoundError(
-            f"{folder}: no trained generator; give the overrides of the run that trained it"
-        )
-    generator = Generator.open(folder, cfg.base_dir)
     k = cfg.loragen.train_paraphrases
     out = {}
     for task in evaluation.groups["seen"]:

@@ -40,12 +40,9 @@ def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
 def main() -> int:
     from edgeadapt.core import config
     from edgeadapt.core.errors import UserError
-    from edgeadapt.loragen.make import Generator
-    from edgeadapt.loragen.registry import get_generator, split_spec
-    from edgeadapt.studies.loragen import TRAINED_UNDER, generator_dir, generator_settings
+    from edgeadapt.studies.loragen import open_trained
     from edgeadapt.studies.loragen_eval import Evaluation
     from edgeadapt.studies.loragen_summary import paired_gap
-    from edgeadapt.studies.parts import differences
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -56,15 +53,8 @@ def main() -> int:
     try:
         cfg = config.load(args.config, args.overrides)
         cfg.loragen.answer_precision = "fp32"  # each pass sets its own; a bf16 one would make both bf16
-        folder = generator_dir(cfg, args.spec)
-        if not (folder / TRAINED_UNDER).is_file():
-            raise UserError(f"{folder}: no trained generator there; pass the overrides it was trained under")
-        kind = get_generator(split_spec(args.spec, cfg.loragen.kind)[0], "loragen.kind")
-        changed = differences(json.loads((folder / TRAINED_UNDER).read_text()), generator_settings(cfg, kind))
-        if changed:
-            raise UserError(f"{folder} was trained under other settings ({', '.join(changed)})")
+        generator = open_trained(cfg, args.spec)
         evaluation = Evaluation(cfg)
-        generator = Generator.open(folder, cfg.base_dir)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -603,6 +603,32 @@ def test_the_precision_probe_scores_seen_tasks_both_ways(trained, evaluated, tmp
     assert "Traceback" not in refused.stderr
 
 
+def test_asked_from_scores_trained_texts_beside_the_studys_untrained_paraphrase(trained, evaluated, tmp_path):
+    """bench/loragen_asked_from.py: each seen task from every text it trained on and from its untrained
+    paraphrases; the latter reproduce the study's row; another run's settings are one error line, exit 2."""
+    import subprocess
+    import sys
+
+    def ask(*more: str) -> subprocess.CompletedProcess:
+        script = str(ROOT / "bench" / "loragen_asked_from.py")
+        args = [str(SMOKE), "model:tiny-random", f"out_dir={trained.parent}", *more]
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+
+    done = ask("--out", str(tmp_path / "asked.json"))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "asked.json").read_text())
+    generated = evaluated["generated"]["model:tiny-random"]
+    cfg = config.load(SMOKE, [])
+    assert set(record["per_task"]) == set(evaluated["groups"]["seen"])
+    for name, scores in record["per_task"].items():
+        assert scores["untrained"] == generated["paraphrases"][name]
+        assert len(scores["trained"]) == 1 + cfg.loragen.train_paraphrases
+    assert record["families"]["all"]["tasks"] == len(record["per_task"]) and "trained texts" in done.stdout
+    refused = ask("loragen.rank=3", "--out", str(tmp_path / "no.json"))
+    assert refused.returncode == 2 and "trained under other settings (loragen.rank)" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "no.json").exists()
+
+
 def test_the_step_timer_times_random_and_grouped_batches(tmp_path):
     """bench/loragen_steps.py: the generator's step time with random and with length-grouped batches, and each
     way's padding; grouping pads less; `--batches random` times that way alone."""

@@ -32,7 +32,7 @@ from edgeadapt.data.format import encode, text_chunks
 from edgeadapt.data.tasks import Collection, Task, open_collection
 from edgeadapt.loragen.encoders import DescriptionEncoder
 from edgeadapt.loragen.generated import GeneratedLoRAModel
-from edgeadapt.loragen.make import DESCRIPTIONS, nearest_other_task
+from edgeadapt.loragen.make import DESCRIPTIONS, Generator, nearest_other_task
 from edgeadapt.loragen.registry import GeneratorSetup, get_generator, split_spec
 from edgeadapt.models.loading import pick_device
 from edgeadapt.runs.run import Run
@@ -240,6 +240,19 @@ def generator_settings(cfg: RunConfig, kind) -> dict:
         # the generator's own products stay fp32 (`full_precision`); one trained in bf16 before is retrained
         settings[GENERATOR_PRECISION] = "fp32"
     return settings
+
+
+def open_trained(cfg: RunConfig, spec: str) -> Generator:
+    """The generator `spec` trained in the run the config names, refused (a UserError naming what differs)
+    when it is missing or was trained under other settings: a bench then reads the generator it means."""
+    folder = generator_dir(cfg, spec)
+    if not (folder / TRAINED_UNDER).is_file():
+        raise UserError(f"{folder}: no trained generator there; pass the overrides it was trained under")
+    kind = get_generator(split_spec(spec, cfg.loragen.kind)[0], "loragen.kind")
+    changed = differences(json.loads((folder / TRAINED_UNDER).read_text()), generator_settings(cfg, kind))
+    if changed:
+        raise UserError(f"{folder} was trained under other settings ({', '.join(changed)})")
+    return Generator.open(folder, cfg.base_dir)
 
 
 def same_training(folder: Path, settings: dict, label: str, log: Callable[[str], None]) -> bool:
