@@ -25,16 +25,15 @@ import statistics
 import sys
 from pathlib import Path
 
-from edgeadapt.studies.loragen_summary import paired_gap
+from edgeadapt.studies.loragen_summary import paired_gap, task_families
 
-LIST_FUNCTIONS = "bigbench:list_functions"
 TEXTS = ("trained", "untrained")
 
 
 def asked_scores(cfg, spec: str) -> dict[str, dict]:
     """Per seen task with an untrained paraphrase: its source and the scores of the adapters made from each
     trained text and each untrained one, in the study's order."""
-    from edgeadapt.studies.loragen import asked_texts, open_trained
+    from edgeadapt.studies.loragen import asked_texts, open_trained, trained_texts
     from edgeadapt.studies.loragen_eval import Evaluation
 
     generator = open_trained(cfg, spec)  # before the base model loads: a wrong run is refused at once
@@ -45,7 +44,7 @@ def asked_scores(cfg, spec: str) -> dict[str, dict]:
         untrained = asked_texts(task, "seen", k)
         if not untrained:
             continue
-        texts = {"trained": [task.description, *task.paraphrases[:k]], "untrained": untrained}
+        texts = {"trained": trained_texts(task, k), "untrained": untrained}
         out[task.name] = {"source": task.source}
         for kind, group in texts.items():
             out[task.name][kind] = [
@@ -60,17 +59,8 @@ def asked_scores(cfg, spec: str) -> dict[str, dict]:
 def family_figures(scores: dict[str, dict], per_task: dict[str, float]) -> dict[str, dict]:
     """Per family: each text kind's mean in points, its share of the per-task LoRAs' mean (tasks with one) and
     the paired gap trained - untrained."""
-    names = sorted(scores)
-    lists = [n for n in names if scores[n]["source"] == LIST_FUNCTIONS]
-    families = {
-        "all": names,
-        "list functions": lists,
-        "all but the list functions": sorted(set(names) - set(lists)),
-    }
     out = {}
-    for label, group in families.items():
-        if not group:
-            continue
+    for label, group in task_families({n: s["source"] for n, s in scores.items()}).items():
         mean = {kind: {n: statistics.fmean(scores[n][kind]) for n in group} for kind in TEXTS}
         figures: dict = {
             "tasks": len(group),

@@ -33,9 +33,8 @@ from edgeadapt.studies.loragen_summary import (
     generator_of,
     per_task_figures,
     row_tables,
+    task_families,
 )
-
-LIST_FUNCTIONS = "bigbench:list_functions"
 
 
 def read(
@@ -97,11 +96,8 @@ def same_seed(results: dict, path: Path, row: str, spec: str, seed: int | None) 
 
 
 def families(scores: dict[str, dict[str, float]], row: str, sources: dict[str, str]) -> dict:
-    names = sorted(scores)
-    lists = [n for n in names if sources[n] == LIST_FUNCTIONS]
-    rest = sorted(set(names) - set(lists))
-    groups = {"all": names, "list functions": lists, "all but the list functions": rest}
-    return {label: per_task_figures(scores, row, group) for label, group in groups.items() if group}
+    groups = task_families({name: sources[name] for name in scores})
+    return {label: per_task_figures(scores, row, group) for label, group in groups.items()}
 
 
 def pooled(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

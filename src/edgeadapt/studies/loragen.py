@@ -102,10 +102,16 @@ def training_texts(
     texts, task_of = [], []
     for index, task in enumerate(tasks):
         count = paraphrases if others is None or task.name in seen else others
-        for text in [task.description, *task.paraphrases[:count]]:
+        for text in trained_texts(task, count):
             texts.append(text)
             task_of.append(index)
     return texts, task_of
+
+
+def trained_texts(task: Task, paraphrases: int) -> list[str]:
+    """The texts a task trains the generator on: its description, then its first `paraphrases` paraphrases
+    (`asked_texts` asks a seen task from the rest)."""
+    return [task.description, *task.paraphrases[:paraphrases]]
 
 
 def asked_texts(task: Task, group: str, paraphrases: int) -> list[str]:

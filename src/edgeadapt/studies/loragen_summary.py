@@ -101,6 +101,19 @@ def beside_per_task(
     }
 
 
+LIST_FUNCTIONS = "bigbench:list_functions"
+
+
+def task_families(sources: dict[str, str]) -> dict[str, list[str]]:
+    """The task families the per-task comparisons report, each sorted and non-empty: all tasks, the list
+    functions (where only the description says what to do) and the rest; `sources`: task -> its source."""
+    names = sorted(sources)
+    lists = [n for n in names if sources[n] == LIST_FUNCTIONS]
+    rest = [n for n in names if n not in lists]
+    groups = {"all": names, "list functions": lists, "all but the list functions": rest}
+    return {label: group for label, group in groups.items() if group}
+
+
 def per_task_figures(scores: dict[str, dict[str, float]], row: str, names: list[str]) -> dict[str, Any]:
     """Over `names` of `scores` (`beside_per_task`'s): each column's mean in points, `row`'s and the multi-task
     LoRA's share of the per-task LoRAs' mean (None when that is 0) and the paired gaps between the three."""
