@@ -34,8 +34,9 @@ class LoraGenConfig:
     """The generator's design (`loragen.registry`): `hypernet` (Text-to-LoRA's MLP from a sentence
     embedding) or `pool` (LoRA-Gen's reader, meta tokens and gated pool of LoRA experts)."""
     encoder: str = "minilm"
-    """Description encoder: `minilm` (all-MiniLM-L6-v2), or `model:NAME` (a model's mean hidden state; the
-    pool's reader). `KIND:ENCODER` (e.g. `pool:model:gemma3-270m`) names a design other than `kind`."""
+    """Description encoder: `minilm` (all-MiniLM-L6-v2), `minilm-tokens` (its token states, which the pool's
+    learned queries attend over), or `model:NAME` (a model's mean hidden state; the pool's reader).
+    `KIND:ENCODER` (e.g. `pool:model:gemma3-270m`) names a design other than `kind`."""
     compare_encoders: list[str] = field(default_factory=list)
     """`loragen eval` also trains and evaluates a generator with each of these (same forms as `encoder`)."""
     targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
@@ -119,16 +120,18 @@ class LoraGenConfig:
         problems += choice(f"{where}.answer_precision", self.answer_precision, ANSWER_PRECISIONS)
         for spec in [self.encoder, *self.compare_encoders]:
             if not encoder_spec_ok(spec):
-                problems.append(f"{where}.encoder: '{spec}' is not minilm, model:NAME or KIND:either")
+                problems.append(
+                    f"{where}.encoder: '{spec}' is not minilm, minilm-tokens, model:NAME or KIND:one"
+                )
         return problems
 
 
 def encoder_spec_ok(spec: object) -> bool:
-    """`minilm`, `model:NAME`, or either after a design's name (`pool:model:NAME`); the design's name itself
-    is checked against the generator registry when training starts."""
+    """`minilm`, `minilm-tokens`, `model:NAME`, or one after a design's name (`pool:model:NAME`); the design's
+    name is checked against the generator registry when training starts."""
     if not isinstance(spec, str):
         return False
-    if spec == "minilm" or (spec.startswith("model:") and len(spec) > len("model:")):
+    if spec in ("minilm", "minilm-tokens") or (spec.startswith("model:") and len(spec) > len("model:")):
         return True
     head, _, rest = spec.partition(":")
     return bool(head) and head != "model" and encoder_spec_ok(rest)

@@ -44,15 +44,15 @@ class Embedder:
     def __call__(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
         parts = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
-            )
-            states = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
+            states, mask = self.token_states(texts[start : start + batch_size])
+            mask = mask.unsqueeze(-1).float()
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1)
             parts.append(torch.nn.functional.normalize(pooled, dim=-1))
         return torch.cat(parts)
+
+    @torch.no_grad()
+    def token_states(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's state of every token, before pooling: (n, tokens, dim) right-padded, and the
+        attention mask (n, tokens) that says which are words."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        return self.model(**batch).last_hidden_state, batch["attention_mask"]

@@ -1,7 +1,8 @@
 """Description encoders: text -> one normalized vector the generator reads.
 
 - `minilm`: the frozen sentence embedder all-MiniLM-L6-v2 (22M parameters, what Text-to-LoRA's smallest
-  variant uses); reads at most 256 tokens.
+  variant uses); reads at most 256 tokens. `minilm-tokens`: the same model's token states before the mean,
+  for the pool generator's attending reader (a hypernetwork reads them as their mean, as `minilm`).
 - `model:NAME`: a causal LM's mean last hidden state over the description (LoRA-Gen reads a larger "cloud"
   model's states; here any model of the registry or a local folder, e.g. the edge model itself or
   Gemma-3-270M); reads at most 512 tokens.
@@ -54,6 +55,20 @@ class MiniLMEncoder(DescriptionEncoder):
         return self.embedder(texts)
 
 
+class MiniLMTokenEncoder(MiniLMEncoder):
+    """MiniLM's token states, not their mean (`minilm-tokens`): for a reader that learns which words to
+    attend to. Called like `minilm` it gives the same sentence embedding (what a hypernetwork would read)."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "minilm-tokens"
+
+    def tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, tokens, dim) states, right-padded, and the (n, tokens) mask of real tokens."""
+        states, mask = self.embedder.token_states(texts)
+        return states.float(), mask.bool()
+
+
 class ModelEncoder(DescriptionEncoder):
     """Mean of a causal LM's last hidden states over the description's tokens, L2-normalized."""
 
@@ -87,12 +102,14 @@ class ModelEncoder(DescriptionEncoder):
         return torch.cat(parts)
 
 
-ENCODERS = ("minilm", "model:NAME")
+ENCODERS = ("minilm", "minilm-tokens", "model:NAME")
 
 
 def open_encoder(spec: str, base_dir: str = "") -> DescriptionEncoder:
     if spec == "minilm":
         return MiniLMEncoder()
+    if spec == "minilm-tokens":
+        return MiniLMTokenEncoder()
     if spec.startswith("model:") and len(spec) > len("model:"):
         return ModelEncoder(spec[len("model:") :], base_dir)
     raise UserError(f"loragen.encoder: '{spec}' is not one of {', '.join(ENCODERS)}.")
