@@ -3,6 +3,9 @@ trained twice under one change (bf16 against fp32, another reader...) and measur
 
     python bench/loragen_paired.py docs/results/loragen-pool-seed1-800.json \
         docs/results/loragen-pool-seed1-bf16.json --row "generated[pool:minilm]" [--row multitask]
+    python bench/loragen_paired.py F.json F.json --row "generated[pool:minilm] vs generated[pool:minilm-tokens]"
+
+A row "A vs B" pairs row A of the first file with row B of the second: two generators of one file, say.
 
 Per task group: each file's mean score and the paired difference (second - first) in points with its standard
 error over tasks, wins and losses (a difference inside two standard errors is none); per generator row also its
@@ -23,23 +26,31 @@ FORGETTING = ("general_ppl", "on_topic_rate", "fact_recall")
 
 
 def compare(first: dict, second: dict, row: str) -> dict:
-    """The row's scores in both files per task group, paired; controls and forgetting beside them."""
+    """The row's scores in both files per task group, paired; controls and forgetting beside them. A row
+    "A vs B" is A's in the first file and B's in the second."""
     if first["groups"] != second["groups"]:
         raise UserError("the two files scored other tasks: pair only runs of one config, seed and collection")
     tables = [row_tables(results) for results in (first, second)]
-    if any(row not in table for table in tables):
-        raise UserError(f"row {row!r} is not in both files; rows: {', '.join(tables[0])}")
+    rows = row.split(" vs ") if " vs " in row else [row, row]
+    for which, (name, table) in enumerate(zip(rows, tables)):
+        if name not in table:
+            raise UserError(
+                f"row {name!r} is not in the {('first', 'second')[which]} file; rows: {', '.join(table)}"
+            )
     out: dict = {"groups": {}}
     for group, names in first["groups"].items():
-        scores = [{n: table[row][n]["score"] for n in names if n in table[row]} for table in tables]
+        scores = [{n: table[r][n]["score"] for n in names if n in table[r]} for r, table in zip(rows, tables)]
         out["groups"][group] = {
             "means": [100 * sum(s.values()) / len(s) if s else None for s in scores],
             "paired": paired_gap(scores[1], scores[0]),
         }
-    if spec := generator_of(row):
-        seen = first["groups"]["seen"]
-        out["controls_seen"] = [control_summary(r["generated"][spec], seen) for r in (first, second)]
-    out["forgetting"] = [r["forgetting"].get(row) for r in (first, second)]
+    seen = first["groups"]["seen"]
+    if all(generator_of(r) for r in rows):
+        out["controls_seen"] = [
+            control_summary(results["generated"][generator_of(r)], seen)
+            for r, results in zip(rows, (first, second))
+        ]
+    out["forgetting"] = [results["forgetting"].get(r) for r, results in zip(rows, (first, second))]
     return out
 
 
@@ -75,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
-    parser.add_argument("--row", action="append", required=True, help="generated[SPEC], multitask, ...")
+    parser.add_argument(
+        "--row", action="append", required=True, help='generated[SPEC], multitask, ...; "A vs B"'
+    )
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     try:

@@ -263,9 +263,20 @@ def test_one_row_of_two_runs_paired_task_by_task(tmp_path):
     assert "controls on seen, first: random not measured, other not measured" in done.stdout
     assert "controls on seen, second: random +30.0 ± 5.8, other +60.0 ± 5.8" in done.stdout
 
+    # two rows, one from each file: the first file's generator against the second's multi-task LoRA
+    done = paired(f"generated[{SPEC}] vs multitask")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads((tmp_path / "p.json").read_text())[f"generated[{SPEC}] vs multitask"]
+    assert figures["groups"]["seen"]["means"] == pytest.approx([50.0, 50.0])
+    assert figures["groups"]["seen"]["paired"]["wins_losses"] == [1, 1]
+    assert "controls_seen" not in figures
+    assert [f["general_ppl"] for f in figures["forgetting"]] == [45.0, 50.0]
+
     missing = paired("per-task", "nope")
-    assert missing.returncode == 2 and missing.stderr.startswith("error: row 'nope' is not in both files")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: row 'nope' is not in the first file")
     assert "Traceback" not in missing.stderr
+    missing = paired(f"multitask vs generated[{SPEC}x]")
+    assert missing.returncode == 2 and "is not in the second file" in missing.stderr
 
 
 def test_two_rows_compared_per_source_and_against_an_earlier_sample(tmp_path):
