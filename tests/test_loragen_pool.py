@@ -314,45 +314,6 @@ def test_a_pool_reads_with_a_causal_model_or_a_sentence_embedder(tmp_path):
     )
 
 
-def test_the_attending_reader_weighs_minilm_token_states_by_learned_queries(tmp_path):
-    cfg = config.load(SMOKE, POOL).loragen
-    pool = get_generator("pool").build(
-        GeneratorSetup(cfg, "minilm-tokens", DESCRIPTIONS, tiny_base(), "tiny-random")
-    )
-    layers = pool.cfg.layers
-    assert pool.meta.shape == (layers, pool.cfg.reader_dim)
-    assert pool.cfg.meta_of_layers() == list(range(layers))
-    states, mask = pool.reader.tokens(DESCRIPTIONS)
-    assert mask.sum(1).tolist() == [len(pool.token_ids(t)[0]) for t in DESCRIPTIONS] != [states.shape[1]] * 3
-    with torch.no_grad():
-        pool.meta.zero_()  # no preference: every query reads the plain mean of the description's tokens
-        read = pool.read(DESCRIPTIONS)
-        first = states[0, : int(mask[0].sum())].mean(0)
-        torch.testing.assert_close(read[0], first.expand(layers, -1))
-        # a query along one token's key reads that token; padding never takes weight (read alone = in a batch)
-        keys = torch.nn.functional.layer_norm(states, states.shape[-1:])
-        pool.meta[1] = 50 * keys[1, 2]
-        read = pool.read(DESCRIPTIONS)
-        torch.testing.assert_close(read[1, 1], states[1, 2], atol=1e-3, rtol=1e-3)
-        torch.testing.assert_close(pool.read([DESCRIPTIONS[0]])[0], read[0], atol=1e-5, rtol=1e-5)
-        for b in pool.lora_B.values():
-            b.normal_(std=0.1)
-    # training reads the kept token states exactly as making an adapter reads the text, and learns the queries
-    for (a, b), (a2, b2) in zip(
-        pool.for_descriptions(torch.tensor([2, 0])).values(), pool.weights(read[[2, 0]]).values()
-    ):
-        torch.testing.assert_close(a, a2)
-        torch.testing.assert_close(b, b2)
-    sum(b.sum() for _, b in pool.for_descriptions(torch.tensor([0, 1])).values()).backward()
-    assert pool.meta.grad is not None and pool.meta.grad.abs().sum() > 0
-    pool.save(tmp_path)
-    again = Generator.open(tmp_path)
-    torch.testing.assert_close(
-        again.generate(DESCRIPTIONS[1])[0],
-        Generator(tmp_path, pool.eval(), None).generate(DESCRIPTIONS[1])[0],
-    )
-
-
 def test_the_share_of_the_in_context_gain_counts_only_tasks_where_the_base_gains():
     from edgeadapt.studies.loragen_summary import in_context_gain, paired_gap
 

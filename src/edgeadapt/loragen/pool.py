@@ -219,13 +219,17 @@ class PoolLoRA(nn.Module):
             states.append(out.hidden_states[-1][:, ids.shape[1] :].to(self.meta.device))
         return torch.cat(states)
 
-    def attend(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(n, M, dim): each query's attention-weighted mean of the token states (n, tokens, dim) where the
-        mask (n, tokens) is true. Keys are the layer-normed states; the queries start small, so training
-        starts from about the plain mean, `minilm`'s reading."""
+    def attention(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, M, tokens): each query's weights over the token states (n, tokens, dim) where the mask (n,
+        tokens) is true. Keys are the layer-normed states; the queries start small, so training starts from
+        about the plain mean, `minilm`'s reading."""
         keys = F.layer_norm(states, states.shape[-1:])
-        scores = torch.einsum("ntd,md->nmt", keys, self.meta).masked_fill(~mask[:, None], float("-inf"))
-        return torch.einsum("nmt,ntd->nmd", scores.softmax(-1), states)
+        scores = torch.einsum("ntd,md->nmt", keys, self.meta)
+        return scores.masked_fill(~mask[:, None], float("-inf")).softmax(-1)
+
+    def attend(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, M, dim): each query's attention-weighted mean of the token states."""
+        return torch.einsum("nmt,ntd->nmd", self.attention(states, mask), states)
 
     def fingerprint(self, read: torch.Tensor) -> torch.Tensor:
         return F.normalize(read.mean(1), dim=-1)
