@@ -19,13 +19,15 @@ learned the task well. Scores as the study does (the same rows, greedy answers);
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
 from edgeadapt.studies.loragen_summary import paired_gap, task_families
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/ modules
+from generator_args import generator_parser  # noqa: E402
 
 TEXTS = ("trained", "untrained")
 
@@ -76,10 +78,7 @@ def family_figures(scores: dict[str, dict], per_task: dict[str, float]) -> dict[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("spec", help="the generator, [KIND:]ENCODER as the study names it")
-    parser.add_argument("overrides", nargs="*", help="the run's key=value overrides")
+    parser = generator_parser(__doc__)
     parser.add_argument("--per-task", type=Path, help="bench/loragen_per_task.py's file for the same seed")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

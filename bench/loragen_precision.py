@@ -14,11 +14,13 @@ difference paired over tasks (points ± s.e.).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/ modules
+from generator_args import generator_parser  # noqa: E402
 
 
 def scores(evaluation, generator, spec: str, bf16: bool) -> dict[str, float]:
@@ -44,10 +46,7 @@ def main() -> int:
     from edgeadapt.studies.loragen_eval import Evaluation
     from edgeadapt.studies.loragen_summary import paired_gap
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("spec", help="the generator, [KIND:]ENCODER")
-    parser.add_argument("overrides", nargs="*", help="the run's key=value overrides")
+    parser = generator_parser(__doc__)
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args()
     try:

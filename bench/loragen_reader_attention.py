@@ -17,7 +17,6 @@ nearest (what `pool:minilm` reads) is beside it. Nothing trains; seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -28,6 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from edgeadapt.studies.loragen_summary import task_families
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/ modules
+from generator_args import generator_parser  # noqa: E402
 
 FRAME_SHARE = 0.25
 
@@ -121,10 +123,7 @@ def family_figures(per_task: dict[str, dict]) -> dict[str, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
-    parser.add_argument("spec", help="the generator, [KIND:]ENCODER as the study names it")
-    parser.add_argument("overrides", nargs="*", help="the run's key=value overrides")
+    parser = generator_parser(__doc__)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     from edgeadapt.core.config import load
