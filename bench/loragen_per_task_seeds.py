@@ -16,8 +16,9 @@ file per per-task file (same seed, in the same order), e.g. the generator traine
         --against docs/results/loragen-pool-seed1-seen48-steps1600-bf16.json \
         --out docs/results/loragen-pool-seed1-seen48-steps1600-bf16-per-task48.json
 
-The results file must score every one of those tasks as seen tasks, with the per-task files' generator row,
-and train on their seed where both record one (files written from 2026-12-06 on).
+The results file must score every one of those tasks as seen tasks, with the per-task files' generator row
+(or the row `--row` names, another generator of that file: `--row "generated[pool:minilm-tokens]"`), and train
+on their seed where both record one (files written from 2026-12-06 on).
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from edgeadapt.studies.loragen_summary import (
 
 
 def read(
-    paths: list[Path], against: list[Path] | None = None
+    paths: list[Path], against: list[Path] | None = None, against_row: str | None = None
 ) -> tuple[str, list[dict[str, dict[str, float]]], dict[str, str]]:
     """The generator's row, each file's scores per task and each task's source; files must be complete and
     score the same tasks with the same row. With `against` (one results file per file) the generator's and
-    the multi-task LoRA's scores are those results' instead."""
+    the multi-task LoRA's scores are those results' instead, from their row `against_row` where given."""
     files = [json.loads(p.read_text()) for p in paths]
     for path, f in zip(paths, files):
         if not f.get("complete", True):
@@ -51,6 +52,9 @@ def read(
     if len(rows) > 1 or len(tasks) > 1:
         raise ValueError("the files score different tasks or generator rows: give one seed's file each")
     row, scores = rows.pop(), [f["per_task_scores"] for f in files]
+    if against_row and against is None:
+        raise ValueError("--row names a row of the --against files: give them")
+    row = against_row or row
     if against is None:
         info = json.loads(Path(files[0]["results"]).read_text())["task_info"]
     else:
@@ -117,10 +121,11 @@ def main() -> int:
         help="studies' loragen.json whose generator and multi-task rows to "
         "set beside the per-task LoRAs, one per file",
     )
+    parser.add_argument("--row", help="the --against files' generator row (default: the per-task files')")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
-        row, per_seed, sources = read(args.files, args.against)
+        row, per_seed, sources = read(args.files, args.against, args.row)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -415,9 +415,16 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
         path.write_text(json.dumps(study))
         return path
 
-    def bench(against: Path) -> subprocess.CompletedProcess:
+    def bench(against: Path, *more: str) -> subprocess.CompletedProcess:
         script = str(ROOT / "bench" / "loragen_per_task_seeds.py")
-        args = [str(tmp_path / "s1.json"), "--against", str(against), "--out", str(tmp_path / "p.json")]
+        args = [
+            str(tmp_path / "s1.json"),
+            "--against",
+            str(against),
+            "--out",
+            str(tmp_path / "p.json"),
+            *more,
+        ]
         return subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
 
     record["seed"] = 1  # the per-task LoRAs' seed, checked where the study records its own
@@ -428,6 +435,14 @@ def test_per_task_shares_against_another_studys_generator(tmp_path):
     assert pooled["all"]["means"] == pytest.approx({"per-task": 80.0, row: 70.0, "multitask": 20.0})
     assert pooled["all"]["generated_share"] == pytest.approx(0.7 / 0.8)
     assert pooled["list functions"]["generated_vs_per_task"]["gap_points"] == pytest.approx(-20.0)
+    # --row: another generator of the --against file, beside the same per-task LoRAs
+    done = bench(longer(["l1", "a"], "pool:other", seed=1), "--row", "generated[pool:other]")
+    assert done.returncode == 0, done.stderr
+    record_other = json.loads((tmp_path / "p.json").read_text())
+    assert record_other["row"] == "generated[pool:other]"
+    assert record_other["pooled"]["all"]["means"]["generated[pool:other]"] == pytest.approx(70.0)
+    refused = bench(longer(["l1", "a"], SPEC, seed=1), "--row", "generated[pool:other]")
+    assert refused.returncode == 2 and "no generated[pool:other]" in refused.stderr
     (tmp_path / "other.json").write_text(json.dumps({"pooled": {}}))  # another script's file
     for study, says in (
         (longer(["a"], SPEC), "does not score l1"),
