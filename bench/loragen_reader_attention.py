@@ -73,9 +73,9 @@ def measure(cfg, spec: str) -> dict[str, dict]:
     from edgeadapt.studies.loragen import (
         asked_texts,
         collection_of,
+        generator_texts,
         open_trained,
         seen_sample,
-        training_texts,
     )
 
     net = open_trained(cfg, spec).net
@@ -84,9 +84,7 @@ def measure(cfg, spec: str) -> dict[str, dict]:
     g = cfg.loragen
     tasks = collection_of(cfg, lambda _: None).by_role("train")
     seen = seen_sample(tasks, g.seen_tasks, g.per_task)
-    texts, index = training_texts(
-        tasks, g.train_paraphrases, g.other_paraphrases, frozenset(t.name for t in seen)
-    )
+    texts, index = generator_texts(cfg, tasks)
     frame = frame_tokens(net.reader.tokenizer, texts)
     asked = {t.name: a[0] for t in seen for a in [asked_texts(t, "seen", g.train_paraphrases)] if a}
     near = recognition(net, texts, [tasks[i].name for i in index], asked)

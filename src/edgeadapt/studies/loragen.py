@@ -108,6 +108,13 @@ def training_texts(
     return texts, task_of
 
 
+def generator_texts(cfg: RunConfig, tasks: list[Task]) -> tuple[list[str], list[int]]:
+    """`training_texts` under the study's settings: what its generator trains on (and a probe of it reads)."""
+    g = cfg.loragen
+    seen = frozenset(t.name for t in seen_sample(tasks, g.seen_tasks, g.per_task))
+    return training_texts(tasks, g.train_paraphrases, g.other_paraphrases, seen)
+
+
 def trained_texts(task: Task, paraphrases: int) -> list[str]:
     """The texts a task trains the generator on: its description, then its first `paraphrases` paraphrases
     (`asked_texts` asks a seen task from the rest)."""
@@ -183,19 +190,10 @@ def train_generator(
     tasks = collection.by_role("train")
     if len(tasks) < 2:
         raise UserError(f"{collection.folder}: the generator needs at least two training tasks.")
-    seen = frozenset(t.name for t in seen_sample(tasks, g.seen_tasks, g.per_task))
-    texts, task_of = training_texts(tasks, g.train_paraphrases, g.other_paraphrases, seen)
+    texts, task_of = generator_texts(cfg, tasks)
     base = run.load_model(torch.float32)
     setup = GeneratorSetup(
-        g,
-        encoder_name,
-        texts,
-        base,
-        cfg.model.name,
-        cfg.train.seed,
-        cfg.base_dir,
-        run.device,
-        encoder,
+        g, encoder_name, texts, base, cfg.model.name, cfg.train.seed, cfg.base_dir, run.device, encoder
     )
     generator = kind.build(setup)
     model = GeneratedLoRAModel(base, generator)
