@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from device_speed import cpu_name
+from machine import cpu_name
 from sections import write_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,6 +29,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from machine import cpu_name
+
 NEW_TOKENS = 32
 PROMPTS = [
     "ICD-10-CM category (code and title) of: Acute appendicitis with localized peritonitis",
@@ -80,17 +82,6 @@ def child(spec: dict) -> dict:
         "prompt_ms": prompt_ms,
         "peak_rss_bytes": peak_rss(),
     }
-
-
-def cpu_name() -> str:
-    """The CPU's model name and its widest vector extension: llama.cpp's kernels pick AVX-512 when the CPU has
-    it, and the same benchmark ran 2-3x faster in llama.cpp on one machine than on another of two cores."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = fields.get("flags", "").split()
-    vector = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no AVX")
-    return f"{fields.get('model name', 'unknown CPU')}, {vector}"
 
 
 def peak_rss() -> int:

@@ -129,7 +129,7 @@ def main() -> int:
 
         import torch
 
-        from device_speed import cpu_name  # platform.processor() is empty on Linux
+        from machine import cpu_name  # platform.processor() is empty on Linux
 
         where = {"date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads()}
         record = {"config": cfg, "spec": args.spec, **where, "rows": rows}

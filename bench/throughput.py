@@ -47,6 +47,7 @@ from edgeadapt.core.resources import peak_rss
 from edgeadapt.training.loop import train, training_precision
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/ modules, also when imported from elsewhere
+from machine import cpu_name  # noqa: E402
 from sections import write_section  # noqa: E402
 from synthetic import ARCHS, SCORED, build, rows  # noqa: E402
 from throughput_eval import eval_speed  # noqa: E402
@@ -90,8 +91,8 @@ def flops_per_token(model, trainable: int, full: bool, seq: int, scored: float) 
     return per_weight * (n - head + head * scored) + (0 if full else 2 * trainable) + attention
 
 
-def peak_flops(device: torch.device, bf16: bool) -> float:
-    size = 8192 if device.type == "cuda" else 2048
+def peak_flops(device: torch.device, bf16: bool, size: int = 0) -> float:
+    size = size or (8192 if device.type == "cuda" else 2048)
     dtype = torch.bfloat16 if bf16 else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     best = 0.0
@@ -214,6 +215,12 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="auto", choices=PRECISIONS, help="training's matrix products (train.precision)"
     )
+    parser.add_argument(
+        "--peak-size",
+        type=int,
+        default=0,
+        help="the peak's square product (0: 2048 on the CPU, 8192 on CUDA); smaller where bf16 is emulated",
+    )
     parser.add_argument("--out", default="", help="also write the figures as JSON here")
     parser.add_argument("--section", action="store_true", help="write the table into docs/BENCHMARKS.md")
     parser.add_argument(
@@ -238,7 +245,7 @@ def main() -> None:
         tokenizer = models.tiny_tokenizer()
     precision = training_precision(TrainConfig(precision=args.precision), device)
     bf16 = precision == "bf16"
-    peak = peak_flops(device, bf16)
+    peak = peak_flops(device, bf16, args.peak_size)
     print(f"device {device}, peak {peak / 1e12:.2f} TFLOP/s measured", file=sys.stderr)
     runs = []
     batches = args.batch * len(args.seq) if len(args.batch) == 1 else args.batch
@@ -256,7 +263,7 @@ def main() -> None:
     evals = {} if args.train_only else {arch: eval_speed(arch, device, tokenizer) for arch in args.arch}
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "device_type": device.type,

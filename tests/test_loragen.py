@@ -549,16 +549,21 @@ def test_the_held_out_gain_goal_is_undecided_below_five_tasks_with_a_gain(evalua
 
 
 @pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
-def test_the_study_answers_and_times_in_the_precision_asked(trained, precision, dtype):
+def test_the_study_answers_and_times_in_the_precision_asked(trained, precision, dtype, monkeypatch):
     """loragen.answer_precision: every answer the study scores and times multiplies in that precision (the
     weights stay fp32); a part measured before the setting existed counts as fp32, and one measured in fp32
-    is measured again in bf16."""
+    is measured again in bf16. On a CPU that would emulate bf16, asking for it says so in one line."""
+    from edgeadapt.core import resources
     from edgeadapt.evaluation.task_scores import Prompting
     from edgeadapt.studies import loragen_eval
     from edgeadapt.studies.parts import comparable, differences
 
+    monkeypatch.setattr(resources, "native_bf16", lambda device_type: False)
     cfg = config.load(SMOKE, [f"out_dir={trained.parent}", f"loragen.answer_precision={precision}"])
-    evaluation = loragen_eval.Evaluation(cfg)
+    lines: list[str] = []
+    evaluation = loragen_eval.Evaluation(cfg, lines.append)
+    warned = [line for line in lines if line.startswith("warning: loragen.answer_precision: bf16 on a CPU")]
+    assert len(warned) == (precision == "bf16")
     linear = next(m for m in evaluation.model.modules() if isinstance(m, torch.nn.Linear))
     seen: list[torch.dtype] = []
     handle = linear.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))

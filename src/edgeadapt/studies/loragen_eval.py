@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from edgeadapt.core.config import RunConfig
+from edgeadapt.core.resources import bf16_warning
 from edgeadapt.data.tasks import Collection, Task
 from edgeadapt.evaluation.task_scores import Prompting, prompt_for, score_rows, user_ids
 from edgeadapt.inference.predictor import ModelPredictor, answering
@@ -112,6 +113,8 @@ class Evaluation:
         self.tokenizer = self.run.tokenizer
         self.model = self.run.load_model(torch.float32)
         bf16 = cfg.loragen.answer_precision == "bf16"
+        if bf16 and (warning := bf16_warning("loragen.answer_precision", self.run.device.type)):
+            log(warning)
         self.predictor = ModelPredictor(self.model, self.tokenizer, "loragen", bf16)
         g = cfg.loragen
         seen = seen_sample(self.collection.by_role("train"), g.seen_tasks, g.per_task)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from edgeadapt.core.config import TrainConfig
+from edgeadapt.core.resources import bf16_warning
 from edgeadapt.data.collate import collator
 from edgeadapt.models.loading import count_parameters
 from edgeadapt.models.scoring import accepts_logits_to_keep, labelled_loss
@@ -291,6 +292,8 @@ def train(
     `regularizers`: terms added to every step's loss (`training.regularizers`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    if bf16 and (warning := bf16_warning("train.precision", device.type)):
+        log(warning)
     sparse = accepts_logits_to_keep(model)
     trainer = regularized_trainer(tuple(regularizers))(
         model=model,
